@@ -1,0 +1,307 @@
+//! Compose stack files as `docker stack deploy` reads them.
+//!
+//! We never convert compose to Swarm specs ourselves (the Docker CLI is the reference
+//! conversion); we only read what policy needs: each service's image, replicas, published
+//! ports, secrets and configs. The document is kept as a YAML value so that a later render
+//! changes nothing but what it means to change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+/// A stack file that parsed and has a `services` mapping.
+#[derive(Debug, Clone)]
+pub struct StackFile {
+    path: PathBuf,
+    document: Value,
+    services: BTreeMap<String, StackService>,
+}
+
+/// What policy needs to know about one service of a stack file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackService {
+    pub name: String,
+    pub image: Option<String>,
+    /// `deploy.replicas`; `None` when unset (Swarm's default is 1) or for global services.
+    pub replicas: Option<u64>,
+    pub global: bool,
+    pub ports: Vec<PublishedPort>,
+    pub secrets: Vec<String>,
+    pub configs: Vec<String>,
+}
+
+/// A port published on the node, from the short (`"8080:80"`) or long syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub published: u16,
+    pub target: u16,
+    pub protocol: String,
+    /// `host` or `ingress`.
+    pub mode: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("cannot read stack file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stack file {path} is not valid YAML: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("stack file {path}: {message}")]
+    Shape { path: PathBuf, message: String },
+}
+
+impl StackFile {
+    pub fn load(path: &Path) -> Result<Self, StackError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StackError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, StackError> {
+        let document: Value = serde_yaml::from_str(text).map_err(|e| StackError::Yaml {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let shape = |message: String| StackError::Shape {
+            path: path.to_owned(),
+            message,
+        };
+        let Some(services) = document.get("services").and_then(Value::as_mapping) else {
+            return Err(shape("no `services` mapping".into()));
+        };
+        let mut parsed = BTreeMap::new();
+        for (name, body) in services {
+            let Some(name) = name.as_str() else {
+                return Err(shape("a service name is not a string".into()));
+            };
+            let service =
+                parse_service(name, body).map_err(|m| shape(format!("service `{name}`: {m}")))?;
+            parsed.insert(name.to_owned(), service);
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            document,
+            services: parsed,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn services(&self) -> &BTreeMap<String, StackService> {
+        &self.services
+    }
+
+    pub fn service(&self, name: &str) -> Option<&StackService> {
+        self.services.get(name)
+    }
+
+    /// The parsed document, for renderers that must preserve everything else.
+    pub fn document(&self) -> &Value {
+        &self.document
+    }
+}
+
+fn parse_service(name: &str, body: &Value) -> Result<StackService, String> {
+    let image = match body.get("image") {
+        None => None,
+        Some(v) => Some(v.as_str().ok_or("`image` is not a string")?.to_owned()),
+    };
+    let deploy = body.get("deploy");
+    let global = deploy
+        .and_then(|d| d.get("mode"))
+        .and_then(Value::as_str)
+        .is_some_and(|m| m == "global");
+    let replicas = match deploy.and_then(|d| d.get("replicas")) {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or("`deploy.replicas` is not a non-negative integer")?,
+        ),
+    };
+    let mut ports = Vec::new();
+    if let Some(list) = body.get("ports") {
+        let list = list.as_sequence().ok_or("`ports` is not a list")?;
+        for entry in list {
+            if let Some(port) = parse_port(entry)? {
+                ports.push(port);
+            }
+        }
+    }
+    Ok(StackService {
+        name: name.to_owned(),
+        image,
+        replicas,
+        global,
+        ports,
+        secrets: references(body, "secrets")?,
+        configs: references(body, "configs")?,
+    })
+}
+
+/// Parses one `ports` entry. Returns `None` for a port with no published side (the
+/// engine then picks one), which cannot collide.
+fn parse_port(entry: &Value) -> Result<Option<PublishedPort>, String> {
+    let number = |v: &Value, what: &str| -> Result<u16, String> {
+        let n = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        n.and_then(|n| u16::try_from(n).ok())
+            .ok_or_else(|| format!("`{what}` is not a port number: {v:?}"))
+    };
+    match entry {
+        Value::Mapping(_) => {
+            let target = entry.get("target").ok_or("a port has no `target`")?;
+            let Some(published) = entry.get("published") else {
+                return Ok(None);
+            };
+            Ok(Some(PublishedPort {
+                published: number(published, "published")?,
+                target: number(target, "target")?,
+                protocol: entry
+                    .get("protocol")
+                    .and_then(Value::as_str)
+                    .unwrap_or("tcp")
+                    .to_owned(),
+                mode: entry
+                    .get("mode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ingress")
+                    .to_owned(),
+            }))
+        }
+        Value::String(_) | Value::Number(_) => {
+            let text = match entry {
+                Value::String(s) => s.clone(),
+                other => format!("{}", other.as_u64().unwrap_or_default()),
+            };
+            let (spec, protocol) = text.split_once('/').unwrap_or((&text, "tcp"));
+            // Short syntax: [HOST_IP:]PUBLISHED:TARGET or TARGET alone.
+            let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+            match parts.as_slice() {
+                [_target] => Ok(None),
+                [target, published, ..] => Ok(Some(PublishedPort {
+                    published: published
+                        .parse()
+                        .map_err(|_| format!("bad published port in `{text}`"))?,
+                    target: target
+                        .parse()
+                        .map_err(|_| format!("bad target port in `{text}`"))?,
+                    protocol: protocol.to_owned(),
+                    mode: "ingress".to_owned(),
+                })),
+                [] => Err(format!("empty port `{text}`")),
+            }
+        }
+        other => Err(format!(
+            "a port entry is neither a string nor a mapping: {other:?}"
+        )),
+    }
+}
+
+/// Names of secrets or configs a service uses (short or long syntax).
+fn references(body: &Value, key: &str) -> Result<Vec<String>, String> {
+    let Some(list) = body.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_sequence()
+        .ok_or_else(|| format!("`{key}` is not a list"))?;
+    list.iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(s.clone()),
+            Value::Mapping(_) => item
+                .get("source")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("an entry of `{key}` has no `source`")),
+            _ => Err(format!(
+                "an entry of `{key}` is neither a string nor a mapping"
+            )),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STACK: &str = r#"
+version: "3.8"
+services:
+  api:
+    image: registry.example.com/hestino/api:1.0.0
+    deploy:
+      replicas: 2
+    secrets: [api_key]
+  web:
+    image: registry.example.com/hestino/web:1.0.0
+    ports:
+      - "127.0.0.1:8080:80"
+      - target: 9000
+        published: 9001
+        mode: host
+      - "7000"
+  cache:
+    image: redis@sha256:0000000000000000000000000000000000000000000000000000000000000000
+    deploy:
+      mode: global
+    configs:
+      - source: cache_conf
+        target: /etc/cache.conf
+"#;
+
+    #[test]
+    fn reads_images_replicas_ports_and_references() {
+        let stack = StackFile::parse(Path::new("stack.yml"), STACK).unwrap();
+        let api = stack.service("api").unwrap();
+        assert_eq!(api.replicas, Some(2));
+        assert_eq!(api.secrets, vec!["api_key"]);
+        let web = stack.service("web").unwrap();
+        assert_eq!(
+            web.ports,
+            vec![
+                PublishedPort {
+                    published: 8080,
+                    target: 80,
+                    protocol: "tcp".into(),
+                    mode: "ingress".into()
+                },
+                PublishedPort {
+                    published: 9001,
+                    target: 9000,
+                    protocol: "tcp".into(),
+                    mode: "host".into()
+                },
+            ]
+        );
+        let cache = stack.service("cache").unwrap();
+        assert!(cache.global);
+        assert_eq!(cache.configs, vec!["cache_conf"]);
+    }
+
+    #[test]
+    fn refuses_a_file_without_services() {
+        let err = StackFile::parse(Path::new("s.yml"), "version: '3'\n").unwrap_err();
+        assert_eq!(err.to_string(), "stack file s.yml: no `services` mapping");
+    }
+
+    #[test]
+    fn names_the_service_with_a_bad_port() {
+        let text = "services:\n  web:\n    ports: ['x:80']\n";
+        let err = StackFile::parse(Path::new("s.yml"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "stack file s.yml: service `web`: bad published port in `x:80`"
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! `release.toml`: loading, and validation that reports every problem at once.
+//!
+//! Loading runs three passes over one file, each adding diagnostics rather than stopping:
+//! TOML syntax (which does stop: nothing else can be read), unknown keys ([`schema`]),
+//! types per section (serde), then meaning ([`validate`]): names, registry host, `latest`,
+//! stack files, ports, secrets, durations.
+
+mod model;
+mod schema;
+pub(crate) mod source;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use model::{Check, Environment, Project, Registry, Service};
+
+use engine::StackFile;
+use serde::de::DeserializeOwned;
+use source::{Seg, Source, keypath};
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The directory relative paths in the file are resolved against.
+    pub dir: PathBuf,
+    pub project: Project,
+    pub registry: Registry,
+    pub services: BTreeMap<String, Service>,
+    pub environments: BTreeMap<String, Environment>,
+    /// Each environment's parsed stack file.
+    pub stacks: BTreeMap<String, StackFile>,
+}
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message)?,
+            None => write!(f, "{}: {}", self.file.display(), self.message)?,
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} in {}:\n{}", plural(diagnostics.len()), file.display(), render(diagnostics))]
+    Invalid {
+        file: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } => Some(
+                "pass --config FILE, set RELEASE_CONFIG, or run from the directory holding release.toml"
+                    .to_owned(),
+            ),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_owned()
+    } else {
+        format!("{n} problems")
+    }
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| format!("  {}", d.to_string().replace('\n', "\n  ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads and validates `path`. `registry_override` (from `--registry` or
+    /// `RELEASE_REGISTRY`) replaces the file's registry host, which is how the demo and the
+    /// tests point the example at the testbed registry.
+    pub fn load(path: &Path, registry_override: Option<&str>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, text, registry_override)
+    }
+
+    pub fn parse(
+        path: &Path,
+        text: String,
+        registry_override: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |diagnostics: Vec<Diagnostic>| ConfigError::Invalid {
+            file: path.to_owned(),
+            diagnostics,
+        };
+        let source = Source::parse(path, text).map_err(|d| invalid(vec![d]))?;
+        let mut diagnostics = schema::unknown_keys(&source);
+        let raw: toml::Table = match toml::from_str(source.text()) {
+            Ok(t) => t,
+            Err(e) => {
+                diagnostics.push(Diagnostic::new(path, None, format!("invalid TOML: {e}")));
+                return Err(invalid(diagnostics));
+            }
+        };
+        let mut typed = Typed {
+            source: &source,
+            diagnostics: &mut diagnostics,
+        };
+        let project = typed.section::<Project>(&raw, &keypath!["project"]);
+        let registry = typed.section::<Registry>(&raw, &keypath!["registry"]);
+        let services = typed.named::<Service>(&raw, "services");
+        let environments = typed.named::<Environment>(&raw, "environments");
+        let dir = path
+            .parent()
+            .map(Path::to_owned)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let (Some(project), Some(mut registry)) = (project, registry) else {
+            diagnostics.sort_by_key(|d| d.line);
+            return Err(invalid(diagnostics));
+        };
+        if let Some(host) = registry_override {
+            registry.host = host.to_owned();
+        }
+        let mut config = Config {
+            path: path.to_owned(),
+            dir,
+            project,
+            registry,
+            services,
+            environments,
+            stacks: BTreeMap::new(),
+        };
+        validate::validate(&mut config, &source, registry_override, &mut diagnostics);
+        if diagnostics.is_empty() {
+            Ok(config)
+        } else {
+            diagnostics.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            Err(invalid(diagnostics))
+        }
+    }
+
+    pub fn environment(&self, name: &str) -> Result<&Environment, crate::exit::Failure> {
+        self.environments.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+            crate::exit::Failure::usage(format!(
+                "unknown environment `{name}` in {}",
+                self.path.display()
+            ))
+            .with_hint(format!("environments defined: {}", known.join(", ")))
+        })
+    }
+
+    /// A path from the config file, resolved against the file's directory.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+}
+
+/// Parses a duration such as `"90s"` or `"5m"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e})"))
+}
+
+struct Typed<'a> {
+    source: &'a Source,
+    diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl Typed<'_> {
+    /// Deserializes one section on its own, so that a type error in one section does not
+    /// hide the problems of the others.
+    fn section<T: DeserializeOwned>(&mut self, raw: &toml::Table, path: &[Seg]) -> Option<T> {
+        let mut value = Some(toml::Value::Table(raw.clone()));
+        for seg in path {
+            value = match (seg, value) {
+                (Seg::Key(k), Some(toml::Value::Table(mut t))) => t.remove(k),
+                _ => None,
+            };
+        }
+        let name = dotted(path);
+        let Some(value) = value else {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    self.source.path(),
+                    None,
+                    format!("missing section [{name}]"),
+                )
+                .with_hint(format!(
+                    "add a [{name}] table; see examples/hestino/release.toml"
+                )),
+            );
+            return None;
+        };
+        match value.try_into::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let message = e.message().trim().to_owned();
+                let mut at = path.to_vec();
+                if let Some(field) = field_named(&message) {
+                    at.push(Seg::from(field.as_str()));
+                }
+                self.diagnostics
+                    .push(self.source.at(&at, format!("in [{name}]: {message}")));
+                None
+            }
+        }
+    }
+
+    /// Deserializes each entry of a table of named tables (`[services.NAME]`).
+    fn named<T: DeserializeOwned>(&mut self, raw: &toml::Table, key: &str) -> BTreeMap<String, T> {
+        let names: Vec<String> = match raw.get(key) {
+            Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            Some(_) => {
+                self.diagnostics.push(
+                    self.source
+                        .at(&keypath![key], format!("`{key}` must be a table")),
+                );
+                return BTreeMap::new();
+            }
+            None => return BTreeMap::new(),
+        };
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let value = self.section::<T>(raw, &keypath![key, name.as_str()])?;
+                Some((name, value))
+            })
+            .collect()
+    }
+}
+
+fn dotted(path: &[Seg]) -> String {
+    path.iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.clone(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The field a serde message names (``missing field `x` `` or ``unknown variant `x` ``).
+fn field_named(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(f, _)| f.to_owned())
+}

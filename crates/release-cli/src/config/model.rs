@@ -1,0 +1,162 @@
+//! The typed `release.toml`: what a project declares about its registry, services and
+//! environments. Field names are the file's keys; `schema` lists them for the unknown-key
+//! check, so a field added here must be added there too.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub name: String,
+    /// A regular expression every version must match in full (for example semver).
+    pub version_pattern: Option<String>,
+    /// Where the source lives; becomes the `org.opencontainers.image.source` label.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Registry {
+    /// `host[:port]`, no scheme and no path. Overridden by `--registry`/`RELEASE_REGISTRY`.
+    pub host: String,
+    /// Extra CA certificate (PEM) trusted for this registry, relative to the config file.
+    pub ca: Option<PathBuf>,
+    /// Plain HTTP; accepted only for loopback hosts.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    /// Repository path inside the registry, e.g. `hestino/api`.
+    pub repository: String,
+    /// Build context, relative to the config file.
+    pub context: PathBuf,
+    /// Dockerfile path inside the context.
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// The service's name in the stack files; defaults to the service's own name.
+    pub stack_service: Option<String>,
+    /// Upper bound on replicas any environment may run (the worker runs exactly 1).
+    pub max_replicas: Option<u64>,
+    /// An internal service publishes no port.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".to_owned()
+}
+
+impl Service {
+    pub fn stack_service_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.stack_service.as_deref().unwrap_or(name)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Environment {
+    /// `unix://…` or `tcp://…`; when absent, `DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+    /// The Swarm stack name.
+    pub stack: String,
+    /// The stack file, relative to the config file.
+    pub stack_file: PathBuf,
+    /// The environment whose tested digests this one may receive (through `promote`).
+    pub promote_from: Option<String>,
+    #[serde(default)]
+    pub approval_required: bool,
+    /// How long a deploy may take to converge, e.g. `"5m"`.
+    pub deploy_timeout: Option<String>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// One smoke or health check of an environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Check {
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+    Swarm(SwarmCheck),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Timing {
+    /// Per-attempt timeout, e.g. `"2s"`.
+    pub timeout: Option<String>,
+    /// Pause between attempts.
+    pub retry_interval: Option<String>,
+    /// Total time allowed, attempts included.
+    pub deadline: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpCheck {
+    pub name: String,
+    pub service: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    /// Header values; `env:NAME` reads the value from the environment and never echoes it.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    pub body_contains: Option<String>,
+    pub json_pointer: Option<String>,
+    pub json_equals: Option<toml::Value>,
+    pub max_latency: Option<String>,
+    pub ca: Option<PathBuf>,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TcpCheck {
+    pub name: String,
+    pub service: String,
+    /// `host:port`.
+    pub address: String,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SwarmCheck {
+    /// Services to check; all of the project's services when absent.
+    pub services: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
+impl Check {
+    /// The services a check concerns, for validation against the project's services.
+    pub fn services(&self) -> Vec<&str> {
+        match self {
+            Check::Http(c) => vec![c.service.as_str()],
+            Check::Tcp(c) => vec![c.service.as_str()],
+            Check::Swarm(c) => c.services.iter().flatten().map(String::as_str).collect(),
+        }
+    }
+
+    pub fn timing(&self) -> &Timing {
+        match self {
+            Check::Http(c) => &c.timing,
+            Check::Tcp(c) => &c.timing,
+            Check::Swarm(c) => &c.timing,
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! What a config means, checked: names that become paths, the registry host, `latest`,
+//! references between sections, stack files, published ports, secrets and durations.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use engine::StackFile;
+use regex::Regex;
+
+use super::source::{Seg, Source, keypath};
+use super::{Check, Config, Diagnostic, parse_duration};
+
+/// Names that end up in file paths (`envs/<env>.json`) and Swarm object names.
+static NAME: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[a-z0-9][a-z0-9_-]{0,62}$"));
+/// Docker's repository path grammar.
+static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
+    fixed(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+});
+static HOST: LazyLock<Regex> = LazyLock::new(|| {
+    fixed(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+});
+
+/// Compiles a pattern written in this file; the unit tests exercise each one.
+#[allow(clippy::expect_used)]
+fn fixed(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("patterns in this file are valid")
+}
+
+pub fn validate(
+    config: &mut Config,
+    source: &Source,
+    registry_override: Option<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut v = Validator { source, out };
+    v.project(config);
+    v.registry(config, registry_override);
+    v.no_latest();
+    v.services(config);
+    v.environments(config);
+    let stacks = v.stacks(config);
+    v.ports(config, &stacks);
+    v.secrets(config, &stacks);
+    config.stacks = stacks;
+}
+
+struct Validator<'a> {
+    source: &'a Source,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn push(&mut self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) {
+        let d = self.source.at(path, message).with_hint(hint);
+        self.out.push(d);
+    }
+
+    fn name(&mut self, path: &[Seg], what: &str, name: &str) {
+        if !NAME.is_match(name) {
+            self.push(
+                path,
+                format!("{what} `{name}` is not a safe name"),
+                "use lowercase letters, digits, `-` and `_` (it becomes part of file paths and Swarm names)",
+            );
+        }
+    }
+
+    fn duration(&mut self, path: &[Seg], value: Option<&str>) {
+        if let Some(text) = value
+            && let Err(e) = parse_duration(text)
+        {
+            self.push(
+                path,
+                e,
+                "write a duration such as \"500ms\", \"30s\" or \"5m\"",
+            );
+        }
+    }
+
+    fn project(&mut self, config: &Config) {
+        self.name(
+            &keypath!["project", "name"],
+            "project name",
+            &config.project.name,
+        );
+        if let Some(pattern) = &config.project.version_pattern
+            && let Err(e) = Regex::new(pattern)
+        {
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            self.push(
+                &keypath!["project", "version_pattern"],
+                format!("version_pattern is not a valid regular expression: {first}"),
+                "use Rust regex syntax; it must match the whole version",
+            );
+        }
+    }
+
+    fn registry(&mut self, config: &Config, registry_override: Option<&str>) {
+        let host = &config.registry.host;
+        if !HOST.is_match(host) || host.contains("://") {
+            let message = match registry_override {
+                Some(_) => format!(
+                    "registry host `{host}` (from --registry/RELEASE_REGISTRY) is not a host[:port]"
+                ),
+                None => format!("registry host `{host}` is not a host[:port]"),
+            };
+            self.push(
+                &keypath!["registry", "host"],
+                message,
+                "write only the host and optional port, e.g. registry.example.com or 127.0.0.1:5443 (no scheme, no path)",
+            );
+        }
+        if config.registry.insecure && !is_loopback(host) {
+            self.push(
+                &keypath!["registry", "insecure"],
+                format!("plain HTTP is refused for non-loopback registry `{host}`"),
+                "serve the registry over TLS and set `ca` if it uses a private CA",
+            );
+        }
+        if let Some(ca) = &config.registry.ca
+            && !config.resolve(ca).is_file()
+        {
+            self.push(
+                &keypath!["registry", "ca"],
+                format!(
+                    "registry CA file {} does not exist",
+                    config.resolve(ca).display()
+                ),
+                "paths are relative to the config file",
+            );
+        }
+    }
+
+    /// Deployments always name an explicit version: `latest` anywhere is refused.
+    fn no_latest(&mut self) {
+        for (line, value) in self.source.strings() {
+            if value == "latest" || value.ends_with(":latest") {
+                self.out.push(
+                    Diagnostic::new(
+                        self.source.path(),
+                        Some(line),
+                        format!("`{value}` uses the `latest` tag"),
+                    )
+                    .with_hint("deployments name an explicit version; `latest` is never allowed"),
+                );
+            }
+        }
+    }
+
+    fn services(&mut self, config: &Config) {
+        for (name, service) in &config.services {
+            self.name(&keypath!["services", name.as_str()], "service name", name);
+            if !REPOSITORY.is_match(&service.repository) {
+                self.push(
+                    &keypath!["services", name.as_str(), "repository"],
+                    format!("repository `{}` of service `{name}` is not a valid repository path", service.repository),
+                    "lowercase path components separated by `/`, e.g. hestino/api (no registry host, no tag)",
+                );
+            }
+            if !config.resolve(&service.context).is_dir() {
+                self.push(
+                    &keypath!["services", name.as_str(), "context"],
+                    format!(
+                        "build context {} of service `{name}` is not a directory",
+                        config.resolve(&service.context).display()
+                    ),
+                    "paths are relative to the config file",
+                );
+            }
+            if service.max_replicas == Some(0) {
+                self.push(
+                    &keypath!["services", name.as_str(), "max_replicas"],
+                    format!("max_replicas of service `{name}` is 0"),
+                    "remove the service or allow at least 1 replica",
+                );
+            }
+        }
+    }
+
+    fn environments(&mut self, config: &Config) {
+        for (env, e) in &config.environments {
+            let at = |key: &str| keypath!["environments", env.as_str(), key];
+            self.name(
+                &keypath!["environments", env.as_str()],
+                "environment name",
+                env,
+            );
+            self.name(&at("stack"), "stack name", &e.stack);
+            self.duration(&at("deploy_timeout"), e.deploy_timeout.as_deref());
+            if let Some(from) = &e.promote_from {
+                if from == env {
+                    self.push(
+                        &at("promote_from"),
+                        format!("environment `{env}` promotes from itself"),
+                        "name the environment whose tested digests it receives, e.g. \"dev\"",
+                    );
+                } else if !config.environments.contains_key(from) {
+                    self.push(
+                        &at("promote_from"),
+                        format!("environment `{env}` promotes from unknown environment `{from}`"),
+                        format!("environments defined: {}", keys(&config.environments)),
+                    );
+                }
+            }
+            if let Some(host) = &e.docker_host
+                && !(host.starts_with("unix://") || host.starts_with("tcp://"))
+            {
+                self.push(
+                    &at("docker_host"),
+                    format!("docker_host `{host}` is not a unix:// or tcp:// address"),
+                    "e.g. unix:///var/run/docker.sock; leave it out to use DOCKER_HOST",
+                );
+            }
+            for (i, check) in e.checks.iter().enumerate() {
+                let cpath = keypath!["environments", env.as_str(), "checks", i].to_vec();
+                for service in check.services() {
+                    if !config.services.contains_key(service) {
+                        self.push(
+                            &cpath,
+                            format!(
+                                "a check of environment `{env}` names unknown service `{service}`"
+                            ),
+                            format!("services defined: {}", keys(&config.services)),
+                        );
+                    }
+                }
+                let timing = check.timing();
+                for (key, value) in [
+                    ("timeout", &timing.timeout),
+                    ("retry_interval", &timing.retry_interval),
+                    ("deadline", &timing.deadline),
+                ] {
+                    let mut p = cpath.clone();
+                    p.push(Seg::from(key));
+                    self.duration(&p, value.as_deref());
+                }
+                if let Check::Http(http) = check {
+                    let mut p = cpath.clone();
+                    p.push(Seg::from("max_latency"));
+                    self.duration(&p, http.max_latency.as_deref());
+                    if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
+                        self.push(
+                            &cpath,
+                            format!(
+                                "check `{}` has URL `{}` that is not http:// or https://",
+                                http.name, http.url
+                            ),
+                            "write a full URL, e.g. http://127.0.0.1:18080/health",
+                        );
+                    }
+                    if http.json_equals.is_some() && http.json_pointer.is_none() {
+                        self.push(
+                            &cpath,
+                            format!("check `{}` has json_equals without json_pointer", http.name),
+                            "add json_pointer, e.g. \"/status\"",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses each environment's stack file and checks it against the services.
+    fn stacks(&mut self, config: &Config) -> BTreeMap<String, StackFile> {
+        let mut stacks = BTreeMap::new();
+        for (env, e) in &config.environments {
+            let at = keypath!["environments", env.as_str(), "stack_file"];
+            let file = config.resolve(&e.stack_file);
+            let stack = match StackFile::load(&file) {
+                Ok(s) => s,
+                Err(err) => {
+                    self.push(
+                        &at,
+                        format!("environment `{env}`: {err}"),
+                        "paths are relative to the config file",
+                    );
+                    continue;
+                }
+            };
+            for (name, service) in &config.services {
+                let stack_name = service.stack_service_name(name);
+                let Some(s) = stack.service(stack_name) else {
+                    self.push(&at, format!("service `{name}` is not in stack file {} of environment `{env}` (looked for `{stack_name}`)", file.display()), "add it to the stack file or set `stack_service` on the service");
+                    continue;
+                };
+                if let (Some(max), Some(replicas)) = (service.max_replicas, s.replicas)
+                    && replicas > max
+                {
+                    self.stack_problem(&stack, stack_name, "replicas:", format!("service `{stack_name}` runs {replicas} replicas in environment `{env}`; its limit is {max}"), "lower deploy.replicas or raise max_replicas in release.toml");
+                }
+                if service.internal && !s.ports.is_empty() {
+                    self.stack_problem(&stack, stack_name, "ports:", format!("internal service `{stack_name}` publishes port {} in environment `{env}`", s.ports[0].published), "internal services are reached over the stack network only; remove `ports`");
+                }
+            }
+            for (name, s) in stack.services() {
+                if let Some(image) = &s.image
+                    && (image.ends_with(":latest") || image == "latest")
+                {
+                    self.stack_problem(&stack, name, image, format!("service `{name}` uses image `{image}` tagged latest"), "pin an explicit version, or a digest for services the release does not build");
+                }
+            }
+            stacks.insert(env.clone(), stack);
+        }
+        stacks
+    }
+
+    /// A problem in a stack file, located at the first line after the service's key that
+    /// contains `needle`.
+    fn stack_problem(
+        &mut self,
+        stack: &StackFile,
+        service: &str,
+        needle: &str,
+        message: String,
+        hint: &str,
+    ) {
+        let text = std::fs::read_to_string(stack.path()).unwrap_or_default();
+        let line = find_line(&text, &format!("{service}:"), needle);
+        self.out
+            .push(Diagnostic::new(stack.path(), line, message).with_hint(hint));
+    }
+
+    /// Two services binding the same node port can never both run: within a stack, or
+    /// across environments deployed to the same Docker host.
+    fn ports(&mut self, config: &Config, stacks: &BTreeMap<String, StackFile>) {
+        let mut seen: BTreeMap<(String, u16, String), (String, String)> = BTreeMap::new();
+        for (env, stack) in stacks {
+            let host = config
+                .environments
+                .get(env)
+                .and_then(|e| e.docker_host.clone())
+                .unwrap_or_default();
+            for (name, s) in stack.services() {
+                for port in &s.ports {
+                    let key = (host.clone(), port.published, port.protocol.clone());
+                    match seen.get(&key) {
+                        Some((other_env, other)) => {
+                            let whom = if other_env == env {
+                                format!("service `{other}`")
+                            } else {
+                                format!("service `{other}` of environment `{other_env}`")
+                            };
+                            self.stack_problem(stack, name, &port.published.to_string(), format!("service `{name}` of environment `{env}` publishes port {}/{} already published by {whom}", port.published, port.protocol), "give each service and each environment on one Docker host its own published port");
+                        }
+                        None => {
+                            seen.insert(key, (env.clone(), name.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// DEV and PROD never share secrets or configs: an object name two environments
+    /// resolve to is refused.
+    fn secrets(&mut self, config: &Config, stacks: &BTreeMap<String, StackFile>) {
+        let mut owners: BTreeMap<String, String> = BTreeMap::new();
+        for (env, stack) in stacks {
+            let Some(e) = config.environments.get(env) else {
+                continue;
+            };
+            for kind in ["secrets", "configs"] {
+                for (key, name) in external_names(stack, kind, &e.stack) {
+                    if let Some(other) = owners.get(&name)
+                        && other != env
+                    {
+                        let text = std::fs::read_to_string(stack.path()).unwrap_or_default();
+                        let line = find_line(&text, &format!("{kind}:"), &format!("{key}:"));
+                        self.out.push(
+                            Diagnostic::new(stack.path(), line, format!("environment `{env}` uses {} `{name}`, which environment `{other}` also uses", &kind[..kind.len() - 1]))
+                                .with_hint("DEV and PROD never share secrets: give each environment its own"),
+                        );
+                    } else {
+                        owners.insert(name, env.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Swarm names of a stack's top-level secrets or configs: `name:` if set, the key for
+/// `external: true`, else `<stack>_<key>` as `docker stack deploy` names them.
+fn external_names(stack: &StackFile, kind: &str, stack_name: &str) -> Vec<(String, String)> {
+    let Some(map) = stack.document().get(kind).and_then(|v| v.as_mapping()) else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str()?.to_owned();
+            let explicit = v.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            let external = v.get("external").and_then(|x| x.as_bool()).unwrap_or(false);
+            let name = explicit.unwrap_or_else(|| {
+                if external {
+                    key.clone()
+                } else {
+                    format!("{stack_name}_{key}")
+                }
+            });
+            Some((key, name))
+        })
+        .collect()
+}
+
+/// The 1-based line of the first line containing `needle` after a line containing `anchor`.
+fn find_line(text: &str, anchor: &str, needle: &str) -> Option<usize> {
+    let start = text
+        .lines()
+        .position(|l| l.trim_start().starts_with(anchor))?;
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+}
+
+fn keys<V>(map: &BTreeMap<String, V>) -> String {
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    bare == "localhost" || bare.starts_with("127.") || bare == "[::1]"
+}

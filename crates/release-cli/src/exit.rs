@@ -1,0 +1,89 @@
+//! Exit codes and the one-line failures the CLI prints (see DESIGN.md, "Command contract").
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Success = 0,
+    /// A verdict was negative: checks failed, gate refused, drift, ledger broken.
+    Negative = 1,
+    /// Bad usage, config or input.
+    Usage = 2,
+    /// Registry, engine, network or timeout, after retries.
+    Infrastructure = 3,
+    /// A deploy failed and was rolled back.
+    RolledBack = 4,
+}
+
+impl From<Code> for ExitCode {
+    fn from(code: Code) -> Self {
+        ExitCode::from(code as u8)
+    }
+}
+
+/// Why a command stopped: the cause in one line, and a hint when there is an obvious next step.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Code::Usage, message)
+    }
+
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        Self::new(Code::Infrastructure, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        let hint = e.hint();
+        let failure = Failure::usage(e.to_string());
+        match hint {
+            Some(h) => failure.with_hint(h),
+            None => failure,
+        }
+    }
+}
+
+impl From<engine::EngineError> for Failure {
+    fn from(e: engine::EngineError) -> Self {
+        let failure = match &e {
+            engine::EngineError::NotSwarmManager { .. } => Failure::usage(e.to_string()),
+            _ => Failure::infrastructure(e.to_string()),
+        };
+        match e.hint() {
+            Some(h) => failure.with_hint(h),
+            None => failure,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `release`: the command-line front of the toolchain.
+
+use std::process::ExitCode;
+
+use release_cli::{cli, commands, exit};
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::Code::Infrastructure.into();
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code.into(),
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.code.into()
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+fn init_logging(global: &cli::Global) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,199 @@
+//! `release.toml` validation: every problem reported at once, each at `file:line` with a
+//! hint, exit code 2. Messages are pinned by snapshots so a change is a visible diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use release_cli::config::{Config, ConfigError};
+
+const STACK: &str = "services:\n  api:\n    image: r.example.com/hestino/api:1.0.0\n    deploy:\n      replicas: 2\n  worker:\n    image: r.example.com/hestino/worker:1.0.0\n";
+
+const VALID: &str = r#"[project]
+name = "hestino"
+
+[registry]
+host = "registry.dreamconsistency.com"
+
+[services.api]
+repository = "hestino/api"
+context = "ctx"
+
+[services.worker]
+repository = "hestino/worker"
+context = "ctx"
+max_replicas = 1
+
+[environments.dev]
+stack = "hestino-dev"
+stack_file = "stack.yml"
+"#;
+
+/// Writes `config` (and a valid stack file and build context) into a temp dir and loads it.
+fn load_with(config: &str, files: &[(&str, &str)]) -> Result<Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ctx")).unwrap();
+    std::fs::write(dir.path().join("stack.yml"), STACK).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().join("release.toml");
+    std::fs::write(&path, config).unwrap();
+    Config::load(&path, None).map_err(|e| render(&e, dir.path()))
+}
+
+fn render(e: &ConfigError, dir: &Path) -> String {
+    e.to_string().replace(&format!("{}/", dir.display()), "")
+}
+
+fn problems(config: &str) -> String {
+    load_with(config, &[]).expect_err("config should be refused")
+}
+
+#[test]
+fn the_valid_config_loads() {
+    let config = load_with(VALID, &[]).unwrap();
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(config.services["api"].dockerfile, "Dockerfile");
+    assert!(config.stacks.contains_key("dev"));
+}
+
+#[test]
+fn the_bundled_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hestino/release.toml");
+    let config = Config::load(&path, Some("127.0.0.1:5443")).unwrap();
+    assert_eq!(config.registry.host, "127.0.0.1:5443");
+    assert_eq!(config.environments["prod"].promote_from.as_deref(), Some("dev"));
+    assert_eq!(config.services.len(), 6);
+}
+
+#[test]
+fn toml_syntax_error_points_at_its_line() {
+    let text = VALID.replace("name = \"hestino\"", "name = \"hestino");
+    insta::assert_snapshot!(problems(&text));
+}
+
+#[test]
+fn unknown_keys_are_all_reported_with_suggestions() {
+    let text = VALID
+        .replace("context = \"ctx\"\n\n[services.worker]", "context = \"ctx\"\nreplicas = 3\n\n[services.worker]")
+        .replace("stack = \"hestino-dev\"", "stak = \"hestino-dev\"\nstack = \"hestino-dev\"")
+        .replace("[registry]", "[registry]\nhots = \"x\"");
+    insta::assert_snapshot!(problems(&text));
+}
+
+#[test]
+fn unknown_service_in_an_environment() {
+    let text = format!(
+        "{VALID}\n[[environments.dev.checks]]\nkind = \"tcp\"\nname = \"db\"\nservice = \"database\"\naddress = \"127.0.0.1:5432\"\n"
+    );
+    insta::assert_snapshot!(problems(&text));
+}
+
+#[test]
+fn bad_registry_hosts() {
+    let text = VALID.replace("registry.dreamconsistency.com", "https://registry.example.com/v2");
+    insta::assert_snapshot!(problems(&text));
+    let err = Config::parse(Path::new("release.toml"), VALID.to_owned(), Some("bad host!")).unwrap_err();
+    assert!(err.to_string().contains("(from --registry/RELEASE_REGISTRY)"), "{err}");
+}
+
+#[test]
+fn latest_is_refused_anywhere() {
+    let stack = STACK.replace("worker:1.0.0", "worker:latest");
+    let text = VALID.replace("context = \"ctx\"\n\n[services.worker]", "context = \"ctx\"\nbuild_args = { BASE = \"alpine:latest\" }\n\n[services.worker]");
+    insta::assert_snapshot!(load_with(&text, &[("stack.yml", &stack)]).unwrap_err());
+}
+
+#[test]
+fn duplicate_published_ports_within_and_across_environments() {
+    let dev = "services:\n  api:\n    image: a/api:1\n    ports:\n      - \"8080:80\"\n  worker:\n    image: a/worker:1\n    ports:\n      - target: 80\n        published: 8080\n        mode: host\n";
+    let prod = "services:\n  api:\n    image: a/api:1\n    ports:\n      - \"8080:80\"\n  worker:\n    image: a/worker:1\n";
+    let text = format!("{VALID}\n[environments.prod]\nstack = \"hestino-prod\"\nstack_file = \"prod.yml\"\npromote_from = \"dev\"\n");
+    insta::assert_snapshot!(load_with(&text, &[("stack.yml", dev), ("prod.yml", prod)]).unwrap_err());
+}
+
+#[test]
+fn names_that_could_escape_a_path() {
+    let text = VALID
+        .replace("[services.worker]", "[services.\"../worker\"]")
+        .replace("[environments.dev]", "[environments.\"dev/../../etc\"]")
+        .replace("stack = \"hestino-dev\"", "stack = \"../hestino\"");
+    insta::assert_snapshot!(problems(&text));
+}
+
+#[test]
+fn wrong_types_and_missing_fields_in_several_sections() {
+    let text = VALID
+        .replace("repository = \"hestino/api\"\n", "")
+        .replace("max_replicas = 1", "max_replicas = \"one\"");
+    insta::assert_snapshot!(problems(&text));
+}
+
+#[test]
+fn stack_and_policy_problems() {
+    let stack = "services:\n  api:\n    image: a/api:1\n    deploy:\n      replicas: 2\n  worker:\n    image: a/worker:1\n    deploy:\n      replicas: 3\n";
+    let text = VALID
+        .replace("stack_file = \"stack.yml\"", "stack_file = \"stack.yml\"\ndeploy_timeout = \"soon\"\npromote_from = \"staging\"")
+        .replace("[services.worker]", "[services.worker]\ninternal = true");
+    let stack = stack.replace("  worker:\n    image: a/worker:1\n", "  worker:\n    image: a/worker:1\n    ports: [\"6379:6379\"]\n");
+    insta::assert_snapshot!(load_with(&text, &[("stack.yml", &stack)]).unwrap_err());
+}
+
+#[test]
+fn environments_never_share_secrets() {
+    let dev = format!("{STACK}secrets:\n  api_key:\n    external: true\n");
+    let prod = format!("{STACK}secrets:\n  api_key:\n    external: true\n");
+    let text = format!("{VALID}\n[environments.prod]\nstack = \"hestino-prod\"\nstack_file = \"prod.yml\"\n");
+    insta::assert_snapshot!(load_with(&text, &[("stack.yml", &dev), ("prod.yml", &prod)]).unwrap_err());
+}
+
+#[test]
+fn many_kinds_of_problem_are_reported_together() {
+    let text = VALID
+        .replace("[registry]", "[registry]\nhots = \"x\"")
+        .replace("registry.dreamconsistency.com", "https://r.example.com")
+        .replace("hestino/worker", "Hestino/Worker:latest")
+        .replace("[environments.dev]", "[environments.\"Dev\"]")
+        .replace("stack_file = \"stack.yml\"", "stack_file = \"missing.yml\"");
+    let message = problems(&text);
+    insta::assert_snapshot!(message);
+    assert!(message.starts_with("6 problems in release.toml"), "{message}");
+}
+
+#[test]
+fn the_binary_exits_2_and_prints_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ctx")).unwrap();
+    std::fs::write(dir.path().join("stack.yml"), STACK).unwrap();
+    let text = VALID.replace("[registry]", "[registry]\nhots = \"x\"").replace("hestino-dev", "../x");
+    std::fs::write(dir.path().join("release.toml"), text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_release"))
+        .current_dir(dir.path())
+        .args(["status", "--env", "dev"])
+        .env_remove("RELEASE_CONFIG")
+        .env_remove("RELEASE_REGISTRY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: 2 problems in release.toml"), "{stderr}");
+    assert!(stderr.contains("release.toml:5: unknown key `hots`"), "{stderr}");
+    assert!(stderr.contains("stack name `../x` is not a safe name"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_missing_config_file_says_how_to_name_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_release"))
+        .current_dir(dir.path())
+        .args(["status", "--env", "dev"])
+        .env_remove("RELEASE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read config release.toml"), "{stderr}");
+    assert!(stderr.contains("hint: pass --config FILE"), "{stderr}");
+}

@@ -1,0 +1,315 @@
+//! The ledger: `ledger.jsonl`, an append-only, hash-chained log of everything the toolchain
+//! did (released, deployed, checked, gate-refused, promoted, rolled back).
+//!
+//! One JSON object per line:
+//! `{"seq":N,"time":"<RFC 3339 UTC>","actor":"…","kind":"…","payload":{…},"prev":"sha256:…"}`.
+//! `seq` starts at 1 and equals the line number; `prev` is the sha256 of the previous line's
+//! bytes (without the newline), [`GENESIS_PREV`] for the first. Editing, removing, inserting
+//! or reordering any entry but the newest breaks the chain; archive the head hash
+//! ([`VerifyReport::head`]) elsewhere to also catch changes at the end.
+//!
+//! Appends are serialized by the `ledger` lock and written as one `write(2)` of the whole
+//! line, then fsynced; an append reports success only after that fsync. A crash can still
+//! cut a write short (SIGKILL between page copies, power loss before the fsync), leaving a
+//! *torn* last line with no newline. That line was never acknowledged to anyone, but it is
+//! evidence, so nothing removes it silently: reads and appends refuse with
+//! [`LedgerError::Corrupt`], and an operator runs [`Ledger::recover_torn_tail`], which moves
+//! the torn bytes to a side file and truncates only them.
+
+mod chain;
+mod entry;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub use chain::{BreakProblem, ChainBreak, VerifyReport};
+pub use entry::{Entry, EntryKind, GENESIS_PREV};
+
+use crate::atomic::{WriteOnce, write_once};
+use crate::fs::{FsError, IoContext, fsync_dir, parent_dir};
+use crate::lock::{self, LockError};
+
+/// The name of the lock that serializes ledger access (`locks/ledger.lock`).
+pub const LEDGER_LOCK: &str = "ledger";
+
+/// Why a ledger operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(
+        "ledger {} is corrupt at line {line}: {reason}; hint: run `release audit verify`{}",
+        path.display(),
+        if reason.contains("torn") { ", then recover the torn tail" } else { "" }
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("refusing to append to ledger {}: {reason}", path.display())]
+    InvalidEntry { path: PathBuf, reason: String },
+    #[error(
+        "append to ledger {} failed ({error}) and the partial line could not be removed \
+         ({rollback}); hint: the ledger now ends with a torn line, recover it before appending",
+        path.display()
+    )]
+    RollbackFailed {
+        path: PathBuf,
+        error: io::Error,
+        rollback: io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+/// A torn last line moved aside by [`Ledger::recover_torn_tail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Line number the torn bytes occupied.
+    pub line: u64,
+    pub bytes: u64,
+    /// Where the torn bytes were preserved.
+    pub saved_to: PathBuf,
+}
+
+/// Handle on `ledger.jsonl`; cheap to create, holds no file open.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    path: PathBuf,
+    lock_dir: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl Ledger {
+    pub(crate) fn new(path: PathBuf, lock_dir: PathBuf, lock_timeout: Duration) -> Self {
+        Self {
+            path,
+            lock_dir,
+            lock_timeout,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry and returns it once it is durable.
+    ///
+    /// Reads only the tail of the file to find the previous entry, so the cost does not grow
+    /// with the ledger. Refuses with [`LedgerError::Corrupt`] if the current last line is
+    /// torn or malformed: chaining onto bytes we cannot trust would hide the damage.
+    pub fn append(
+        &self,
+        kind: EntryKind,
+        actor: &str,
+        payload: Value,
+    ) -> Result<Entry, LedgerError> {
+        let purpose = format!("append a {kind} entry to the ledger");
+        let _lock = self.lock(&purpose)?;
+        let existed = self.path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&self.path)
+            .fs("open", &self.path)?;
+        let len = file.metadata().fs("stat", &self.path)?.len();
+        let (seq, prev) = self.next_link(&file, len)?;
+        let entry = Entry::encode(seq, OffsetDateTime::now_utc(), actor, kind, payload, prev)
+            .map_err(|reason| LedgerError::InvalidEntry {
+                path: self.path.clone(),
+                reason,
+            })?;
+        let mut line = Vec::with_capacity(entry.raw().len() + 1);
+        line.extend_from_slice(entry.raw());
+        line.push(b'\n');
+        // One write(2) of the whole line: on a local filesystem it either lands whole or,
+        // if cut short, is rolled back here while we still hold the lock.
+        let written = match file.write(&line) {
+            Ok(n) if n == line.len() => file.sync_data(),
+            Ok(n) => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {n} of {} bytes", line.len()),
+            )),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = written {
+            return Err(match file.set_len(len).and_then(|()| file.sync_data()) {
+                Ok(()) => FsError {
+                    op: "append to",
+                    path: self.path.clone(),
+                    error,
+                }
+                .into(),
+                Err(rollback) => LedgerError::RollbackFailed {
+                    path: self.path.clone(),
+                    error,
+                    rollback,
+                },
+            });
+        }
+        if !existed {
+            fsync_dir(parent_dir(&self.path))?;
+        }
+        Ok(entry)
+    }
+
+    /// Every entry, in order. Strict: a torn or malformed line, or a broken link anywhere,
+    /// is an error rather than a partial answer, because an audit built on part of a
+    /// damaged ledger would be wrong without saying so. A missing ledger is empty.
+    pub fn read_all(&self) -> Result<Vec<Entry>, LedgerError> {
+        let _lock = self.lock("read the ledger")?;
+        let mut entries = Vec::new();
+        let report = self.walk(|e| entries.push(e))?;
+        match report.first_break {
+            Some(b) => Err(self.corrupt(b.line, b.to_string())),
+            None => Ok(entries),
+        }
+    }
+
+    /// Recomputes the whole chain. Damage is reported in the [`VerifyReport`], not as an
+    /// error; errors are only for not being able to read the ledger at all.
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        let _lock = self.lock("verify the ledger")?;
+        self.walk(|_| {})
+    }
+
+    /// Moves a torn last line (one without a newline, left by a crash mid-append) to
+    /// `ledger.jsonl.torn-<unix time>-<offset>` and truncates the ledger to the last
+    /// complete line. Complete lines are never touched, even malformed ones. Returns `None`
+    /// if the ledger does not end with a torn line.
+    pub fn recover_torn_tail(&self) -> Result<Option<TornTail>, LedgerError> {
+        let _lock = self.lock("recover a torn ledger tail")?;
+        let file = match OpenOptions::new().read(true).write(true).open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FsError::new("open", &self.path, e).into()),
+        };
+        let len = file.metadata().fs("stat", &self.path)?.len();
+        if len == 0 || last_byte(&file, len).fs("read", &self.path)? == b'\n' {
+            return Ok(None);
+        }
+        let start = line_start(&file, len).fs("read", &self.path)?;
+        let mut torn = vec![0; usize::try_from(len - start).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut torn, start)
+            .fs("read", &self.path)?;
+        let stamp = OffsetDateTime::now_utc().unix_timestamp();
+        let saved_to = self
+            .path
+            .with_file_name(format!("ledger.jsonl.torn-{stamp}-{start}"));
+        if write_once(&saved_to, &torn)? == WriteOnce::AlreadyPresent {
+            return Err(FsError::new(
+                "preserve torn bytes in",
+                &saved_to,
+                io::ErrorKind::AlreadyExists.into(),
+            )
+            .into());
+        }
+        file.set_len(start)
+            .and_then(|()| file.sync_data())
+            .fs("truncate torn tail of", &self.path)?;
+        let line = count_newlines(&self.path)? + 1;
+        tracing::warn!(
+            ledger = %self.path.display(), line, bytes = torn.len(), saved_to = %saved_to.display(),
+            "removed a torn ledger line left by an interrupted append"
+        );
+        Ok(Some(TornTail {
+            line,
+            bytes: torn.len() as u64,
+            saved_to,
+        }))
+    }
+
+    fn lock(&self, purpose: &str) -> Result<lock::LockGuard, LockError> {
+        lock::acquire(&self.lock_dir, LEDGER_LOCK, self.lock_timeout, purpose)
+    }
+
+    fn walk(&self, on_entry: impl FnMut(Entry)) -> Result<VerifyReport, LedgerError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return chain::walk(io::empty(), on_entry)
+                    .fs("read", &self.path)
+                    .map_err(Into::into);
+            }
+            Err(e) => return Err(FsError::new("open", &self.path, e).into()),
+        };
+        Ok(chain::walk(BufReader::new(file), on_entry).fs("read", &self.path)?)
+    }
+
+    /// The seq and prev for the entry after the one ending at `len`.
+    fn next_link(&self, file: &File, len: u64) -> Result<(u64, String), LedgerError> {
+        if len == 0 {
+            return Ok((1, GENESIS_PREV.to_owned()));
+        }
+        if last_byte(file, len).fs("read", &self.path)? != b'\n' {
+            let line = count_newlines(&self.path)? + 1;
+            return Err(self.corrupt(
+                line,
+                "torn last line (no newline): an earlier append was interrupted by a crash".into(),
+            ));
+        }
+        let start = line_start(file, len - 1).fs("read", &self.path)?;
+        let mut raw = vec![0; usize::try_from(len - 1 - start).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut raw, start).fs("read", &self.path)?;
+        let hash = crate::fs::sha256_prefixed(&raw);
+        match Entry::parse(raw) {
+            Ok(last) => Ok((last.seq + 1, hash)),
+            Err(reason) => Err(self.corrupt(count_newlines(&self.path)?, reason)),
+        }
+    }
+
+    fn corrupt(&self, line: u64, reason: String) -> LedgerError {
+        LedgerError::Corrupt {
+            path: self.path.clone(),
+            line,
+            reason,
+        }
+    }
+}
+
+fn last_byte(file: &File, len: u64) -> io::Result<u8> {
+    let mut b = [0];
+    file.read_exact_at(&mut b, len - 1)?;
+    Ok(b[0])
+}
+
+/// Offset where the line that ends at `end` (exclusive, newline not included) starts.
+/// Reads backwards in growing windows, so a long ledger costs one small read.
+fn line_start(file: &File, end: u64) -> io::Result<u64> {
+    let mut window: u64 = 4096;
+    loop {
+        let from = end.saturating_sub(window);
+        let mut buf = vec![0; usize::try_from(end - from).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut buf, from)?;
+        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+            return Ok(from + i as u64 + 1);
+        }
+        if from == 0 {
+            return Ok(0);
+        }
+        window = window.saturating_mul(2);
+    }
+}
+
+/// Only on error paths: the line number of a problem found by reading the tail.
+fn count_newlines(path: &Path) -> Result<u64, FsError> {
+    let mut file = File::open(path).fs("open", path)?;
+    let mut buf = vec![0; 64 * 1024];
+    let mut count = 0;
+    loop {
+        let n = file.read(&mut buf).fs("read", path)?;
+        if n == 0 {
+            return Ok(count);
+        }
+        count += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}

@@ -1,0 +1,30 @@
+//! The verifier: the records every stage trusts (release manifests, environment pointers,
+//! rendered stacks, the hash-chained ledger) and, later, checks, gates and audit.
+//!
+//! Records live in a [`StateDir`]. Every file is written atomically ([`atomic`]), every
+//! read-modify-write holds a file lock ([`lock`]), and every event is appended to the
+//! [`Ledger`], whose hash chain makes after-the-fact edits detectable.
+
+pub mod atomic;
+mod digest;
+mod env;
+mod fs;
+pub mod ledger;
+pub mod lock;
+mod manifest;
+mod name;
+mod release;
+mod state;
+
+pub use digest::{Digest, DigestError};
+pub use env::EnvPointer;
+pub use fs::FsError;
+pub use ledger::{
+    BreakProblem, ChainBreak, Entry, EntryKind, Ledger, LedgerError, TornTail, VerifyReport,
+};
+pub use lock::{LockError, LockGuard};
+pub use manifest::{
+    DigestChange, JenkinsBuild, RecordOutcome, RecordedRelease, ReleaseManifest, ServiceImage,
+};
+pub use name::{EnvName, NameError, Version, VersionPattern};
+pub use state::{DEFAULT_LOCK_TIMEOUT, RecordError, StateDir};

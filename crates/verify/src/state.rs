@@ -1,0 +1,188 @@
+//! The state directory: the one place that knows where each record lives.
+//!
+//! ```text
+//! <root>/releases/<version>.json     release manifest, written once
+//! <root>/stacks/<env>/<version>.yml  rendered, digest-pinned stack that was applied
+//! <root>/envs/<env>.json             what is live in an environment
+//! <root>/ledger.jsonl                hash-chained event log
+//! <root>/locks/<name>.lock           advisory locks (+ <name>.holder sidecars)
+//! ```
+//!
+//! Directories are created with mode 0700 and files with 0600: records are not secret, but
+//! nobody else should be able to rewrite history.
+
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::digest::Digest;
+use crate::fs::{FsError, IoContext};
+use crate::ledger::{Ledger, LedgerError};
+use crate::lock::{self, LockError, LockGuard};
+use crate::manifest::DigestChange;
+use crate::name::{EnvName, Version};
+
+/// How long record operations wait for a lock unless told otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why reading or writing a record failed. Every variant names the file or the object.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(
+        "record {} is malformed: {reason}; hint: records are written only by `release`: \
+         restore the file from a backup",
+        path.display()
+    )]
+    Malformed { path: PathBuf, reason: String },
+    #[error(
+        "release {version} is not recorded ({} does not exist); hint: run \
+         `release push --version {version}` first",
+        path.display()
+    )]
+    NotRecorded { version: Version, path: PathBuf },
+    #[error("invalid release manifest for {version}: {reason}")]
+    InvalidManifest { version: Version, reason: String },
+    #[error(
+        "release {version} is already recorded in {} with different digests: {}; hint: a \
+         version is immutable: push the new images under a new version",
+        path.display(),
+        changed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    ManifestConflict {
+        version: Version,
+        path: PathBuf,
+        changed: Vec<DigestChange>,
+    },
+    #[error(
+        "release manifest {} was changed after it was recorded: ledger entry seq {seq} \
+         recorded {recorded}, the file now hashes to {actual}; hint: restore it from a backup",
+        path.display()
+    )]
+    ManifestAltered {
+        path: PathBuf,
+        seq: u64,
+        recorded: String,
+        actual: Digest,
+    },
+    #[error(
+        "release {version} was recorded in the ledger (seq {seq}) but {} is missing; hint: \
+         restore it from a backup",
+        path.display()
+    )]
+    ManifestMissing {
+        version: Version,
+        path: PathBuf,
+        seq: u64,
+    },
+    #[error("invalid pointer for environment {env}: {reason}")]
+    InvalidEnvPointer { env: EnvName, reason: String },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+/// Handle on a state directory. Holds no files open; every operation takes the locks it
+/// needs, so any number of handles in any number of processes may be used at once.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl StateDir {
+    /// Opens `root`, creating it and its subdirectories (mode 0700) if missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, RecordError> {
+        let state = Self {
+            root: root.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        };
+        for dir in [
+            state.root.clone(),
+            state.releases_dir(),
+            state.root.join("stacks"),
+            state.root.join("envs"),
+            state.locks_dir(),
+        ] {
+            create_private_dir(&dir)?;
+        }
+        Ok(state)
+    }
+
+    /// How long record operations wait for a lock before failing with
+    /// [`LockError::Timeout`].
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
+    pub fn releases_dir(&self) -> PathBuf {
+        self.root.join("releases")
+    }
+
+    pub fn release_path(&self, version: &Version) -> PathBuf {
+        self.releases_dir().join(format!("{version}.json"))
+    }
+
+    pub fn stack_path(&self, env: &EnvName, version: &Version) -> PathBuf {
+        self.root
+            .join("stacks")
+            .join(env.as_str())
+            .join(format!("{version}.yml"))
+    }
+
+    pub fn env_path(&self, env: &EnvName) -> PathBuf {
+        self.root.join("envs").join(format!("{env}.json"))
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.root.join("ledger.jsonl")
+    }
+
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        Ledger::new(self.ledger_path(), self.locks_dir(), self.lock_timeout)
+    }
+
+    /// Takes the exclusive lock `locks/<name>.lock`, waiting at most `timeout`. `purpose`
+    /// is shown to whoever times out waiting for it. See [`crate::lock`] for lock order.
+    pub fn lock(
+        &self,
+        name: &str,
+        timeout: Duration,
+        purpose: &str,
+    ) -> Result<LockGuard, LockError> {
+        lock::acquire(&self.locks_dir(), name, timeout, purpose)
+    }
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), FsError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .fs("create directory", dir)
+}
+
+/// Reads a whole record; `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FsError::new("read", path, e)),
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end scenarios against the real testbed (Docker Engine, Swarm, TLS registry).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// `release status`: live Swarm state against the config, digest pinning flagged.
+mod status;
+// The testbed script itself: idempotent, leaves a running daemon alone.
+mod testbed;

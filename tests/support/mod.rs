@@ -1,0 +1,168 @@
+//! The end-to-end harness: a handle on the real testbed and a `release` command runner,
+//! so that each scenario reads as a story.
+//!
+//! ```no_run
+//! let bed = release_e2e::Testbed::up();
+//! let project = release_e2e::Project::new();
+//! bed.release(&project, ["status", "--env", "e2e"]).expect_code(1).stdout_has("NOT PINNED");
+//! ```
+//!
+//! Nothing here skips: without a testbed every test fails, saying how to start one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod project;
+mod run;
+
+pub use project::Project;
+pub use run::Run;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The real components every test talks to, as `scripts/testbed env` describes them.
+#[derive(Debug, Clone)]
+pub struct Testbed {
+    /// `host:port` of the TLS + basic-auth registry.
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+    /// The CA certificate the registry's certificate chains to.
+    pub ca: PathBuf,
+}
+
+impl Testbed {
+    /// The running testbed. Panics with the fix when it is not up.
+    pub fn up() -> Testbed {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: the end-to-end tests need the testbed. \
+                     Run `scripts/testbed up && eval \"$(scripts/testbed env)\"`, or `scripts/test`."
+                )
+            })
+        };
+        let bed = Testbed {
+            registry: var("RELEASE_TEST_REGISTRY"),
+            username: var("RELEASE_REGISTRY_USERNAME"),
+            password: var("RELEASE_REGISTRY_PASSWORD"),
+            ca: PathBuf::from(var("RELEASE_REGISTRY_CA")),
+        };
+        let info = docker(["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        assert_eq!(
+            info.trim(),
+            "active",
+            "the testbed's Docker Engine is not in an active Swarm"
+        );
+        bed
+    }
+
+    /// A name no other test (or earlier run) uses: lowercase, safe for stacks and repositories.
+    pub fn unique(&self, prefix: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos % 0xfffff)
+    }
+
+    /// Builds the demo image as `REGISTRY/<repository>:<tag>` and pushes it to the testbed
+    /// registry; returns the pinned reference `REGISTRY/<repository>:<tag>@sha256:…`.
+    pub fn push_demo_image(
+        &self,
+        repository: &str,
+        tag: &str,
+        build_args: &[(&str, &str)],
+    ) -> String {
+        let reference = format!("{}/{repository}:{tag}", self.registry);
+        let mut args = vec![
+            "build".to_owned(),
+            "-q".to_owned(),
+            "-t".to_owned(),
+            reference.clone(),
+        ];
+        for (k, v) in build_args {
+            args.push("--build-arg".to_owned());
+            args.push(format!("{k}={v}"));
+        }
+        args.push(example_dir().join("image").display().to_string());
+        docker(args);
+        docker(["push", "-q", reference.as_str()]);
+        let digest = docker([
+            "inspect",
+            "--format",
+            "{{range .RepoDigests}}{{println .}}{{end}}",
+            reference.as_str(),
+        ]);
+        let repo_digest = digest
+            .lines()
+            .find(|l| l.starts_with(&format!("{}/{repository}@", self.registry)))
+            .unwrap_or_else(|| panic!("no repo digest for {reference} after push: {digest}"));
+        let (_, digest) = repo_digest.split_once('@').unwrap();
+        format!("{reference}@{digest}")
+    }
+
+    /// Runs `release` in `project`'s directory with the testbed's environment.
+    pub fn release<I, S>(&self, project: &Project, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(release_binary());
+        cmd.current_dir(project.dir())
+            .env("RELEASE_CONFIG", project.config())
+            .env("RELEASE_STATE_DIR", project.state_dir())
+            .env("RELEASE_REGISTRY", &self.registry)
+            .env_remove("RELEASE_ENV")
+            .env("NO_COLOR", "1")
+            .args(args);
+        Run::new(cmd)
+    }
+}
+
+/// Runs the docker CLI, asserting success; returns stdout.
+pub fn docker<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn example_dir() -> PathBuf {
+    repo_root().join("examples/hestino")
+}
+
+/// The `release` binary of this build (cargo builds it for the workspace's tests).
+pub fn release_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/release
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("release");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build -p release-cli`; scripts/test does)",
+        bin.display()
+    );
+    bin
+}
