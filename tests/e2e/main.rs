@@ -1,6 +1,8 @@
 //! End-to-end scenarios against the real testbed (Docker Engine, Swarm, TLS registry).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// `release build` and `release push`: digests recorded exactly, versions immutable.
+mod build_push;
 // `release status`: live Swarm state against the config, digest pinning flagged.
 mod status;
 // The testbed script itself: idempotent, leaves a running daemon alone.

@@ -63,7 +63,10 @@ fn the_bundled_example_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hestino/release.toml");
     let config = Config::load(&path, Some("127.0.0.1:5443")).unwrap();
     assert_eq!(config.registry.host, "127.0.0.1:5443");
-    assert_eq!(config.environments["prod"].promote_from.as_deref(), Some("dev"));
+    assert_eq!(
+        config.environments["prod"].promote_from.as_deref(),
+        Some("dev")
+    );
     assert_eq!(config.services.len(), 6);
 }
 
@@ -76,8 +79,14 @@ fn toml_syntax_error_points_at_its_line() {
 #[test]
 fn unknown_keys_are_all_reported_with_suggestions() {
     let text = VALID
-        .replace("context = \"ctx\"\n\n[services.worker]", "context = \"ctx\"\nreplicas = 3\n\n[services.worker]")
-        .replace("stack = \"hestino-dev\"", "stak = \"hestino-dev\"\nstack = \"hestino-dev\"")
+        .replace(
+            "context = \"ctx\"\n\n[services.worker]",
+            "context = \"ctx\"\nreplicas = 3\n\n[services.worker]",
+        )
+        .replace(
+            "stack = \"hestino-dev\"",
+            "stak = \"hestino-dev\"\nstack = \"hestino-dev\"",
+        )
         .replace("[registry]", "[registry]\nhots = \"x\"");
     insta::assert_snapshot!(problems(&text));
 }
@@ -92,16 +101,31 @@ fn unknown_service_in_an_environment() {
 
 #[test]
 fn bad_registry_hosts() {
-    let text = VALID.replace("registry.dreamconsistency.com", "https://registry.example.com/v2");
+    let text = VALID.replace(
+        "registry.dreamconsistency.com",
+        "https://registry.example.com/v2",
+    );
     insta::assert_snapshot!(problems(&text));
-    let err = Config::parse(Path::new("release.toml"), VALID.to_owned(), Some("bad host!")).unwrap_err();
-    assert!(err.to_string().contains("(from --registry/RELEASE_REGISTRY)"), "{err}");
+    let err = Config::parse(
+        Path::new("release.toml"),
+        VALID.to_owned(),
+        Some("bad host!"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(from --registry/RELEASE_REGISTRY)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn latest_is_refused_anywhere() {
     let stack = STACK.replace("worker:1.0.0", "worker:latest");
-    let text = VALID.replace("context = \"ctx\"\n\n[services.worker]", "context = \"ctx\"\nbuild_args = { BASE = \"alpine:latest\" }\n\n[services.worker]");
+    let text = VALID.replace(
+        "context = \"ctx\"\n\n[services.worker]",
+        "context = \"ctx\"\nbuild_args = { BASE = \"alpine:latest\" }\n\n[services.worker]",
+    );
     insta::assert_snapshot!(load_with(&text, &[("stack.yml", &stack)]).unwrap_err());
 }
 
@@ -109,8 +133,12 @@ fn latest_is_refused_anywhere() {
 fn duplicate_published_ports_within_and_across_environments() {
     let dev = "services:\n  api:\n    image: a/api:1\n    ports:\n      - \"8080:80\"\n  worker:\n    image: a/worker:1\n    ports:\n      - target: 80\n        published: 8080\n        mode: host\n";
     let prod = "services:\n  api:\n    image: a/api:1\n    ports:\n      - \"8080:80\"\n  worker:\n    image: a/worker:1\n";
-    let text = format!("{VALID}\n[environments.prod]\nstack = \"hestino-prod\"\nstack_file = \"prod.yml\"\npromote_from = \"dev\"\n");
-    insta::assert_snapshot!(load_with(&text, &[("stack.yml", dev), ("prod.yml", prod)]).unwrap_err());
+    let text = format!(
+        "{VALID}\n[environments.prod]\nstack = \"hestino-prod\"\nstack_file = \"prod.yml\"\npromote_from = \"dev\"\n"
+    );
+    insta::assert_snapshot!(
+        load_with(&text, &[("stack.yml", dev), ("prod.yml", prod)]).unwrap_err()
+    );
 }
 
 #[test]
@@ -134,9 +162,15 @@ fn wrong_types_and_missing_fields_in_several_sections() {
 fn stack_and_policy_problems() {
     let stack = "services:\n  api:\n    image: a/api:1\n    deploy:\n      replicas: 2\n  worker:\n    image: a/worker:1\n    deploy:\n      replicas: 3\n";
     let text = VALID
-        .replace("stack_file = \"stack.yml\"", "stack_file = \"stack.yml\"\ndeploy_timeout = \"soon\"\npromote_from = \"staging\"")
+        .replace(
+            "stack_file = \"stack.yml\"",
+            "stack_file = \"stack.yml\"\ndeploy_timeout = \"soon\"\npromote_from = \"staging\"",
+        )
         .replace("[services.worker]", "[services.worker]\ninternal = true");
-    let stack = stack.replace("  worker:\n    image: a/worker:1\n", "  worker:\n    image: a/worker:1\n    ports: [\"6379:6379\"]\n");
+    let stack = stack.replace(
+        "  worker:\n    image: a/worker:1\n",
+        "  worker:\n    image: a/worker:1\n    ports: [\"6379:6379\"]\n",
+    );
     insta::assert_snapshot!(load_with(&text, &[("stack.yml", &stack)]).unwrap_err());
 }
 
@@ -144,8 +178,12 @@ fn stack_and_policy_problems() {
 fn environments_never_share_secrets() {
     let dev = format!("{STACK}secrets:\n  api_key:\n    external: true\n");
     let prod = format!("{STACK}secrets:\n  api_key:\n    external: true\n");
-    let text = format!("{VALID}\n[environments.prod]\nstack = \"hestino-prod\"\nstack_file = \"prod.yml\"\n");
-    insta::assert_snapshot!(load_with(&text, &[("stack.yml", &dev), ("prod.yml", &prod)]).unwrap_err());
+    let text = format!(
+        "{VALID}\n[environments.prod]\nstack = \"hestino-prod\"\nstack_file = \"prod.yml\"\n"
+    );
+    insta::assert_snapshot!(
+        load_with(&text, &[("stack.yml", &dev), ("prod.yml", &prod)]).unwrap_err()
+    );
 }
 
 #[test]
@@ -158,7 +196,10 @@ fn many_kinds_of_problem_are_reported_together() {
         .replace("stack_file = \"stack.yml\"", "stack_file = \"missing.yml\"");
     let message = problems(&text);
     insta::assert_snapshot!(message);
-    assert!(message.starts_with("6 problems in release.toml"), "{message}");
+    assert!(
+        message.starts_with("6 problems in release.toml"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -166,7 +207,9 @@ fn the_binary_exits_2_and_prints_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("ctx")).unwrap();
     std::fs::write(dir.path().join("stack.yml"), STACK).unwrap();
-    let text = VALID.replace("[registry]", "[registry]\nhots = \"x\"").replace("hestino-dev", "../x");
+    let text = VALID
+        .replace("[registry]", "[registry]\nhots = \"x\"")
+        .replace("hestino-dev", "../x");
     std::fs::write(dir.path().join("release.toml"), text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_release"))
         .current_dir(dir.path())
@@ -177,9 +220,18 @@ fn the_binary_exits_2_and_prints_every_problem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: 2 problems in release.toml"), "{stderr}");
-    assert!(stderr.contains("release.toml:5: unknown key `hots`"), "{stderr}");
-    assert!(stderr.contains("stack name `../x` is not a safe name"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: 2 problems in release.toml"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("release.toml:5: unknown key `hots`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stack name `../x` is not a safe name"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -194,6 +246,9 @@ fn a_missing_config_file_says_how_to_name_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot read config release.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config release.toml"),
+        "{stderr}"
+    );
     assert!(stderr.contains("hint: pass --config FILE"), "{stderr}");
 }

@@ -10,8 +10,10 @@
 //!
 //! Appends are serialized by the `ledger` lock and written as one `write(2)` of the whole
 //! line, then fsynced; an append reports success only after that fsync. A crash can still
-//! cut a write short (SIGKILL between page copies, power loss before the fsync), leaving a
-//! *torn* last line with no newline. That line was never acknowledged to anyone, but it is
+//! cut a write short, leaving a *torn* last line with no newline: Linux checks for SIGKILL
+//! between the page-cache chunks of one `write(2)` (seen on 6.18 with multi-megabyte
+//! lines; for lines of a few hundred bytes the window is a few nanoseconds), and power loss
+//! before the fsync can keep a prefix. That line was never acknowledged to anyone, but it is
 //! evidence, so nothing removes it silently: reads and appends refuse with
 //! [`LedgerError::Corrupt`], and an operator runs [`Ledger::recover_torn_tail`], which moves
 //! the torn bytes to a side file and truncates only them.
@@ -183,7 +185,7 @@ impl Ledger {
     }
 
     /// Moves a torn last line (one without a newline, left by a crash mid-append) to
-    /// `ledger.jsonl.torn-<unix time>-<offset>` and truncates the ledger to the last
+    /// `ledger.jsonl.torn-<offset>-<sha256 prefix>` and truncates the ledger to the last
     /// complete line. Complete lines are never touched, even malformed ones. Returns `None`
     /// if the ledger does not end with a torn line.
     pub fn recover_torn_tail(&self) -> Result<Option<TornTail>, LedgerError> {
@@ -201,15 +203,22 @@ impl Ledger {
         let mut torn = vec![0; usize::try_from(len - start).unwrap_or(usize::MAX)];
         file.read_exact_at(&mut torn, start)
             .fs("read", &self.path)?;
-        let stamp = OffsetDateTime::now_utc().unix_timestamp();
-        let saved_to = self
-            .path
-            .with_file_name(format!("ledger.jsonl.torn-{stamp}-{start}"));
-        if write_once(&saved_to, &torn)? == WriteOnce::AlreadyPresent {
+        // Named by offset and content, so a retried recovery finds its own copy.
+        let sha = crate::fs::sha256_prefixed(&torn);
+        let saved_to = self.path.with_file_name(format!(
+            "ledger.jsonl.torn-{start}-{}",
+            &sha["sha256:".len()..][..16]
+        ));
+        if write_once(&saved_to, &torn)? == WriteOnce::AlreadyPresent
+            && std::fs::read(&saved_to).fs("read", &saved_to)? != torn
+        {
             return Err(FsError::new(
                 "preserve torn bytes in",
                 &saved_to,
-                io::ErrorKind::AlreadyExists.into(),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a different file with this name exists",
+                ),
             )
             .into());
         }

@@ -40,7 +40,7 @@ pub enum LockError {
         path: PathBuf,
         waited: Duration,
         /// The holder as it described itself, if its sidecar could be read.
-        holder: Option<Holder>,
+        holder: Option<Box<Holder>>,
     },
     #[error("invalid lock name {name:?}: use letters, digits, '.', '-' and '_'")]
     BadName { name: String },
@@ -167,10 +167,11 @@ fn write_holder(path: &Path, purpose: &str) {
     }
 }
 
-fn read_holder(path: &Path) -> Option<Holder> {
+fn read_holder(path: &Path) -> Option<Box<Holder>> {
     fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .map(Box::new)
 }
 
 fn hostname() -> String {

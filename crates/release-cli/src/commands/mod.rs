@@ -1,5 +1,8 @@
 //! One module per subcommand; each turns parsed arguments into a result and an exit code.
 
+mod build;
+mod push;
+mod stage;
 mod status;
 
 use crate::cli::{Cli, Command};
@@ -8,6 +11,8 @@ use crate::exit::{Code, Failure};
 
 pub async fn run(cli: Cli) -> Result<Code, Failure> {
     match &cli.command {
+        Command::Build(args) => build::run(&cli.global, args).await,
+        Command::Push(args) => push::run(&cli.global, args).await,
         Command::Status(args) => status::run(&cli.global, args).await,
     }
 }

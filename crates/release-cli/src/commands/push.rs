@@ -1,0 +1,139 @@
+//! `release push --version V`: push each service's image, confirm its digest against the
+//! registry, and record the release manifest `releases/V.json` (immutable) in the ledger.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use verify::{Digest, RecordOutcome, ReleaseManifest, ServiceImage};
+
+use super::stage;
+use crate::cli::{Global, PushArgs};
+use crate::exit::{Code, Failure};
+
+#[derive(Debug, Serialize)]
+struct Pushed {
+    version: String,
+    manifest: String,
+    /// `recorded`, `unchanged` (same digests already recorded) or `ledger-completed`.
+    outcome: &'static str,
+    services: BTreeMap<String, String>,
+}
+
+pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
+    let config = super::load_config(global)?;
+    let version = stage::version(&config, &args.version)?;
+    let services = stage::services(&config, &args.service)?;
+    let state = stage::state_dir(global, &config)?;
+    let engine = engine::Engine::connect(None).await?;
+    let auth = push_auth(&config.registry.host);
+
+    let pushes = services.iter().map(|(name, service)| {
+        let repository = stage::repository(&config, service);
+        let engine = &engine;
+        let auth = auth.as_ref();
+        let tag = version.as_str();
+        let quiet = global.quiet;
+        async move {
+            if !quiet {
+                eprintln!("{name}: pushing {repository}:{tag}");
+            }
+            let digest = engine
+                .push(&repository, tag, auth, |line| {
+                    tracing::debug!("{name}: {line}")
+                })
+                .await
+                .map_err(|e| super::build::image_failure(name, e))?;
+            let digest = Digest::parse(&digest).map_err(|e| {
+                Failure::infrastructure(format!("service `{name}`: the engine reported {e}"))
+            })?;
+            let platform = engine.image_platform(&format!("{repository}:{tag}")).await;
+            if !quiet {
+                eprintln!("{name}: pushed {repository}:{tag}@{}", digest.as_str());
+            }
+            Ok::<_, Failure>((
+                (*name).clone(),
+                ServiceImage {
+                    repository,
+                    tag: tag.to_owned(),
+                    digest,
+                    platform,
+                },
+            ))
+        }
+    });
+    let images: BTreeMap<String, ServiceImage> = futures_util::future::join_all(pushes)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+
+    // The revision: the flag or GIT_COMMIT, else what `release build` stamped on the images.
+    let mut git_commit = stage::git_commit(args.git_commit.as_deref());
+    if git_commit.is_none()
+        && let Some(image) = images.values().next()
+    {
+        let reference = format!("{}:{}", image.repository, image.tag);
+        git_commit = engine
+            .image_label(&reference, "org.opencontainers.image.revision")
+            .await;
+    }
+    let manifest = ReleaseManifest {
+        project: config.project.name.clone(),
+        version: version.clone(),
+        created: OffsetDateTime::now_utc(),
+        git_commit,
+        jenkins: stage::jenkins_build(),
+        services: images,
+    };
+    let outcome = state
+        .record_release(&manifest, &stage::actor())
+        .map_err(stage::record_failure)?;
+    let outcome = match outcome {
+        RecordOutcome::Recorded { .. } => "recorded",
+        RecordOutcome::Unchanged { .. } => "unchanged",
+        RecordOutcome::LedgerCompleted { .. } => "ledger-completed",
+    };
+    let path = state.release_path(&version);
+    let report = Pushed {
+        version: version.as_str().to_owned(),
+        manifest: path.display().to_string(),
+        outcome,
+        services: manifest
+            .services
+            .iter()
+            .map(|(name, image)| (name.clone(), image.digest.as_str().to_owned()))
+            .collect(),
+    };
+    if global.json {
+        super::print_json(&report)?;
+    } else {
+        for (name, image) in &manifest.services {
+            println!(
+                "{name}  {}:{}@{}",
+                image.repository,
+                image.tag,
+                image.digest.as_str()
+            );
+        }
+        match outcome {
+            "unchanged" => println!(
+                "release {} already recorded with these digests: {}",
+                report.version, report.manifest
+            ),
+            _ => println!("release {} recorded: {}", report.version, report.manifest),
+        }
+    }
+    Ok(Code::Success)
+}
+
+/// Credentials for the engine's push: `RELEASE_REGISTRY_USERNAME`/`_PASSWORD` when set;
+/// otherwise none, and the engine's push fails with the registry's own 401 message.
+fn push_auth(server: &str) -> Option<engine::PushAuth> {
+    let username = std::env::var("RELEASE_REGISTRY_USERNAME").ok()?;
+    let password = std::env::var("RELEASE_REGISTRY_PASSWORD").ok()?;
+    Some(engine::PushAuth {
+        username,
+        password,
+        server: server.to_owned(),
+    })
+}

@@ -1,0 +1,128 @@
+//! What the pipeline stages share: the version, the selected services, image names, the
+//! state directory, and who is acting (a Jenkins build or a person).
+
+use std::path::Path;
+
+use verify::{JenkinsBuild, StateDir, Version, VersionPattern};
+
+use crate::cli::Global;
+use crate::config::{Config, Service};
+use crate::exit::{Code, Failure};
+
+/// Parses `--version` against the tag grammar and the project's `version_pattern`.
+pub fn version(config: &Config, text: &str) -> Result<Version, Failure> {
+    let version = Version::parse(text).map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(pattern) = &config.project.version_pattern {
+        let pattern = VersionPattern::new(pattern).map_err(|e| Failure::usage(e.to_string()))?;
+        version
+            .check_pattern(&pattern)
+            .map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    Ok(version)
+}
+
+/// The services named by `--service` (all when none is named), in config order.
+pub fn services<'c>(
+    config: &'c Config,
+    selected: &[String],
+) -> Result<Vec<(&'c String, &'c Service)>, Failure> {
+    let unknown: Vec<&str> = selected
+        .iter()
+        .filter(|s| !config.services.contains_key(*s))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
+        return Err(
+            Failure::usage(format!("unknown service `{}`", unknown.join("`, `"))).with_hint(
+                format!(
+                    "services in {}: {}",
+                    config.path.display(),
+                    known.join(", ")
+                ),
+            ),
+        );
+    }
+    Ok(config
+        .services
+        .iter()
+        .filter(|(name, _)| selected.is_empty() || selected.contains(name))
+        .collect())
+}
+
+/// `REGISTRY/REPOSITORY` of a service.
+pub fn repository(config: &Config, service: &Service) -> String {
+    format!("{}/{}", config.registry.host, service.repository)
+}
+
+/// The state directory: `--state-dir`/`RELEASE_STATE_DIR`, else `.release` next to the config.
+pub fn state_dir(global: &Global, config: &Config) -> Result<StateDir, Failure> {
+    let root = global
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config.dir.join(".release"));
+    StateDir::open(&root).map_err(|e| record_failure(e).with_root(&root))
+}
+
+/// Who is acting: `RELEASE_ACTOR`, else the Jenkins build, else `user@host`.
+pub fn actor() -> String {
+    if let Ok(actor) = std::env::var("RELEASE_ACTOR")
+        && !actor.trim().is_empty()
+    {
+        return actor;
+    }
+    if let Some(build) = jenkins_build() {
+        return format!("jenkins:{}#{}", build.job_name, build.build_number);
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{user}@{host}")
+}
+
+/// The Jenkins build running this command, from the variables Jenkins sets.
+pub fn jenkins_build() -> Option<JenkinsBuild> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Some(JenkinsBuild {
+        build_url: var("BUILD_URL")?,
+        build_number: var("BUILD_NUMBER")?.parse().ok()?,
+        job_name: var("JOB_NAME")?,
+    })
+}
+
+/// The commit being released: `--git-commit`, else `GIT_COMMIT` (set by Jenkins' git step).
+pub fn git_commit(flag: Option<&str>) -> Option<String> {
+    flag.map(str::to_owned)
+        .or_else(|| std::env::var("GIT_COMMIT").ok())
+        .filter(|c| !c.is_empty())
+}
+
+/// Maps a records error to the exit code contract.
+pub fn record_failure(e: verify::RecordError) -> Failure {
+    use verify::RecordError as E;
+    let code = match &e {
+        E::ManifestConflict { .. } | E::ManifestAltered { .. } | E::ManifestMissing { .. } => {
+            Code::Negative
+        }
+        E::Malformed { .. } | E::Ledger(_) => Code::Negative,
+        E::NotRecorded { .. } | E::InvalidManifest { .. } | E::InvalidEnvPointer { .. } => {
+            Code::Usage
+        }
+        E::Lock(_) | E::Fs(_) => Code::Infrastructure,
+    };
+    Failure::new(code, e.to_string())
+}
+
+trait WithRoot {
+    fn with_root(self, root: &Path) -> Self;
+}
+
+impl WithRoot for Failure {
+    fn with_root(mut self, root: &Path) -> Self {
+        if !self.message.contains(&root.display().to_string()) {
+            self.message = format!("state directory {}: {}", root.display(), self.message);
+        }
+        self
+    }
+}
