@@ -25,7 +25,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::fs::{FsError, IoContext};
 
 /// Longest sleep between two attempts: short enough that a waiter notices a release quickly.
-const MAX_POLL: Duration = Duration::from_millis(20);
+const MAX_POLL: Duration = Duration::from_millis(10);
 
 /// Why a lock was not acquired.
 #[derive(Debug, thiserror::Error)]

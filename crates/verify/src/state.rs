@@ -77,12 +77,25 @@ pub enum RecordError {
     },
     #[error("invalid pointer for environment {env}: {reason}")]
     InvalidEnvPointer { env: EnvName, reason: String },
+    /// The ledger is damaged or refused an entry. Lock and I/O failures while using the
+    /// ledger are reported as [`RecordError::Lock`] and [`RecordError::Fs`] instead, so
+    /// callers can tell a broken ledger from an unavailable one.
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Ledger(LedgerError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+impl From<LedgerError> for RecordError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Lock(e) => Self::Lock(e),
+            LedgerError::Fs(e) => Self::Fs(e),
+            e => Self::Ledger(e),
+        }
+    }
 }
 
 /// Handle on a state directory. Holds no files open; every operation takes the locks it

@@ -131,6 +131,11 @@ impl Entry {
     /// Parses one line (without its newline) strictly: every field present, no unknown
     /// field, well-formed values. `Err` says what is wrong with the line.
     pub(crate) fn parse(raw: Vec<u8>) -> Result<Self, String> {
+        // serde_json tolerates surrounding whitespace (a CRLF conversion, say); a ledger
+        // line is exactly one object and nothing else.
+        if raw.first() != Some(&b'{') || raw.last() != Some(&b'}') {
+            return Err("a line must be exactly one JSON object, without surrounding bytes".into());
+        }
         let line: LineIn =
             serde_json::from_slice(&raw).map_err(|e| format!("not a ledger entry: {e}"))?;
         if line.seq == 0 {

@@ -168,6 +168,18 @@ fn a_byte_edit_that_breaks_the_json_is_reported_on_its_own_line() {
 }
 
 #[test]
+fn a_line_with_surrounding_bytes_is_malformed() {
+    let (_tmp, ledger) = ledger_with(5);
+    let mut l = lines(&ledger);
+    let at = l[2].len() - 1;
+    l[2].insert(at, b'\r');
+    rewrite(&ledger, &l);
+    let b = first_break(&ledger.verify().unwrap()).clone();
+    assert_eq!((b.line, b.seq), (3, None));
+    assert!(matches!(b.problem, BreakProblem::Malformed { .. }), "{b}");
+}
+
+#[test]
 fn a_deleted_entry_is_reported_where_the_seq_jumps() {
     let (_tmp, ledger) = ledger_with(10);
     let mut l = lines(&ledger);

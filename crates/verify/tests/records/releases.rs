@@ -1,7 +1,10 @@
 use std::fs;
+use std::time::Duration;
 
 use time::OffsetDateTime;
-use verify::{Digest, EntryKind, EnvName, EnvPointer, RecordError, RecordOutcome, StateDir};
+use verify::{
+    Digest, EntryKind, EnvName, EnvPointer, LockError, RecordError, RecordOutcome, StateDir,
+};
 
 use crate::util::{digest, hestino, manifest, temp_state, version};
 
@@ -316,4 +319,21 @@ fn rendered_stacks_are_stored_per_env_and_version() {
         .unwrap();
     assert_eq!(path, state.root().join("stacks/dev/1.2.0.yml"));
     assert_eq!(fs::read(&path).unwrap(), b"services: {}\n");
+}
+
+#[test]
+fn a_busy_ledger_is_a_lock_timeout_not_a_broken_ledger() {
+    let (_tmp, state) = temp_state();
+    let impatient = state.clone().with_lock_timeout(Duration::from_millis(100));
+    let _held = state
+        .lock("ledger", Duration::from_secs(1), "audit verify")
+        .unwrap();
+    let err = impatient
+        .record_release(&hestino("1.2.0", "b1"), "jenkins")
+        .unwrap_err();
+    assert!(
+        matches!(err, RecordError::Lock(LockError::Timeout { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ledger.lock"), "{err}");
 }
