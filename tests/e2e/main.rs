@@ -3,6 +3,10 @@
 
 // `release build` and `release push`: digests recorded exactly, versions immutable.
 mod build_push;
+// `release deploy` and `release rollback` on the real Swarm: converge, roll back, records.
+mod deploy;
+// `release image digest|copy`: registry plumbing, digest-exact and resilient to faults.
+mod image;
 // `release status`: live Swarm state against the config, digest pinning flagged.
 mod status;
 // The testbed script itself: idempotent, leaves a running daemon alone.

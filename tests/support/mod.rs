@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod project;
+pub mod proxy;
 mod run;
 
 pub use project::Project;

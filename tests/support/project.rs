@@ -44,6 +44,12 @@ impl Project {
         path
     }
 
+    /// Removes Swarm stack `stack` when the project is dropped, for stacks the test deploys
+    /// through `release` rather than [`Project::docker_stack_deploy`].
+    pub fn remove_stack_on_drop(&mut self, stack: &str) {
+        self.stacks.push(stack.to_owned());
+    }
+
     /// Deploys `stack_file` as Swarm stack `stack` with the plain Docker CLI, images taken
     /// as written; the stack is removed when the project is dropped.
     pub fn docker_stack_deploy(&mut self, stack: &str, stack_file: &str) {

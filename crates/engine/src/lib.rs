@@ -1,16 +1,19 @@
 //! Docker Engine access for the release toolchain.
 //!
-//! Three concerns live here, all in Docker's own vocabulary:
-//! - [`stack`]: reading (and later rendering) compose stack files, the input of
+//! Four concerns live here, all in Docker's own vocabulary:
+//! - [`stack`]: reading and rendering compose stack files, the input of
 //!   `docker stack deploy`;
+//! - [`deploy`]: applying a rendered stack, watching it converge, rolling it back;
 //! - [`swarm`]: live Swarm state read through the Engine API (bollard), honouring
 //!   `DOCKER_HOST` and negotiating the API version with the daemon;
 //! - [`image`]: builds and pushes through the engine, with build output streamed.
 
+pub mod deploy;
 pub mod image;
 pub mod stack;
 pub mod swarm;
 
+pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
 pub use image::{BuildSpec, ImageError, PushAuth};
 pub use stack::{PublishedPort, StackError, StackFile, StackService};
 pub use swarm::{Engine, EngineError, ServiceState};

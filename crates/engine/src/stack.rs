@@ -107,6 +107,36 @@ impl StackFile {
     pub fn document(&self) -> &Value {
         &self.document
     }
+
+    /// Renders the stack `docker stack deploy` applies: each service named in `images`
+    /// gets that image (a digest-pinned `REPO:TAG@sha256:…`); everything else is kept.
+    ///
+    /// YAML merge keys (`<<: *update`) are applied first: serializing the parsed document
+    /// would otherwise write `<<` as an ordinary key holding a copy of the anchor, which is
+    /// only a merge by the convention of whoever reads it. The result stands alone, with no
+    /// anchors, and means the same to every YAML reader.
+    pub fn render(&self, images: &BTreeMap<String, String>) -> Result<String, StackError> {
+        let shape = |message: String| StackError::Shape {
+            path: self.path.clone(),
+            message,
+        };
+        let mut document = self.document.clone();
+        document
+            .apply_merge()
+            .map_err(|e| shape(format!("cannot apply merge keys: {e}")))?;
+        let services = document
+            .get_mut("services")
+            .and_then(Value::as_mapping_mut)
+            .ok_or_else(|| shape("no `services` mapping".into()))?;
+        for (name, image) in images {
+            let body = services
+                .get_mut(name.as_str())
+                .and_then(Value::as_mapping_mut)
+                .ok_or_else(|| shape(format!("no service `{name}` to render an image for")))?;
+            body.insert(Value::from("image"), Value::from(image.as_str()));
+        }
+        serde_yaml::to_string(&document).map_err(|e| shape(format!("cannot serialize: {e}")))
+    }
 }
 
 fn parse_service(name: &str, body: &Value) -> Result<StackService, String> {
@@ -287,6 +317,37 @@ services:
         let cache = stack.service("cache").unwrap();
         assert!(cache.global);
         assert_eq!(cache.configs, vec!["cache_conf"]);
+    }
+
+    #[test]
+    fn render_replaces_images_applies_merge_keys_and_keeps_the_rest() {
+        let text = "x-update: &update\n  update_config:\n    monitor: 2s\nservices:\n  api:\n    image: ${REG}/api:${VERSION}\n    init: true\n    deploy:\n      replicas: 2\n      <<: *update\n  cache:\n    image: redis@sha256:00\n";
+        let stack = StackFile::parse(Path::new("s.yml"), text).unwrap();
+        let pinned = format!("r.example.com/api:1.0.0@sha256:{}", "a".repeat(64));
+        let images = BTreeMap::from([("api".to_owned(), pinned.clone())]);
+        let rendered =
+            StackFile::parse(Path::new("r.yml"), &stack.render(&images).unwrap()).unwrap();
+        let api = rendered.document()["services"]["api"].clone();
+        assert_eq!(api["image"].as_str(), Some(pinned.as_str()));
+        assert_eq!(api["init"].as_bool(), Some(true));
+        assert_eq!(api["deploy"]["replicas"].as_u64(), Some(2));
+        assert_eq!(
+            api["deploy"]["update_config"]["monitor"].as_str(),
+            Some("2s")
+        );
+        assert!(api["deploy"].get("<<").is_none());
+        assert_eq!(
+            rendered.service("cache").unwrap().image.as_deref(),
+            Some("redis@sha256:00")
+        );
+        let unknown = BTreeMap::from([("web".to_owned(), pinned)]);
+        assert!(
+            stack
+                .render(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("no service `web`")
+        );
     }
 
     #[test]

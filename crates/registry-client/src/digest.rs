@@ -67,19 +67,6 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
-/// Incremental sha256, for checking streamed bytes.
-#[derive(Default)]
-pub(crate) struct Hasher(Sha256);
-
-impl Hasher {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-    pub(crate) fn finish(self) -> Digest {
-        Digest(format!("sha256:{}", hex::encode(self.0.finalize())))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,11 @@ pub enum Error {
     InvalidDigest(#[from] InvalidDigest),
 
     /// The manifest (tag or digest) does not exist. `what` is `tag` or `digest`.
-    #[error("{what} not found: {registry}/{repository}:{target} (registry {registry}, repository {repository}, {what} {target})")]
+    #[error(
+        "{what} not found: {reference} (registry {registry}, repository {repository}, {what} {target})"
+    )]
     NotFound {
+        reference: String,
         registry: String,
         repository: String,
         what: &'static str,
@@ -40,11 +43,18 @@ pub enum Error {
 
     /// 403: authenticated, but not allowed.
     #[error("access denied by registry {registry} to repository {repository}")]
-    Denied { registry: String, repository: String },
+    Denied {
+        registry: String,
+        repository: String,
+    },
 
     /// Credentials could not be read (docker config, credential helper, stdin).
     #[error("cannot read credentials for registry {registry}: {cause}")]
     Credentials { registry: String, cause: String },
+
+    /// The extra CA file cannot be read or holds no certificate.
+    #[error("cannot use CA file {path}: {cause}")]
+    CaFile { path: String, cause: String },
 
     /// TLS setup or handshake failed; retrying does not help.
     #[error("TLS error talking to {host}: {cause}")]
@@ -60,7 +70,9 @@ pub enum Error {
     },
 
     /// The registry asked us to wait longer than the retry budget allows.
-    #[error("registry {registry} asked to retry {what} after {after:?}, beyond the retry budget ({budget:?})")]
+    #[error(
+        "registry {registry} asked to retry {what} after {after:?}, beyond the retry budget ({budget:?})"
+    )]
     RetryAfterTooLong {
         registry: String,
         what: String,
@@ -110,7 +122,9 @@ impl Error {
             Error::Unauthorized { .. } | Error::Denied { .. } | Error::Credentials { .. } => {
                 ErrorKind::Auth
             }
-            Error::InvalidReference(_) | Error::InvalidDigest(_) => ErrorKind::Input,
+            Error::InvalidReference(_) | Error::InvalidDigest(_) | Error::CaFile { .. } => {
+                ErrorKind::Input
+            }
             Error::Tls { .. }
             | Error::Unreachable { .. }
             | Error::RetryAfterTooLong { .. }

@@ -1,1 +1,35 @@
-//! OCI distribution client (see the registry-client issue).
+//! Digest-exact access to OCI distribution registries: resolve tags to digests, fetch raw
+//! manifests, copy or retag images byte for byte.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), registry_client::Error> {
+//! use registry_client::{Client, ClientConfig, Reference};
+//! let client = Client::new(ClientConfig::default())?;
+//! let api = Reference::parse("hestino/api:1.2.0", Some("registry.example.com"))?;
+//! let resolved = client.resolve(&api, false).await?;
+//! println!("{api} {}", resolved.digest);
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod client;
+mod copy;
+mod digest;
+mod error;
+mod manifest;
+pub mod media;
+mod reference;
+mod resolve;
+mod retry;
+mod secret;
+
+pub use auth::{Challenge, Credentials, PASSWORD_ENV, Scope, USERNAME_ENV};
+pub use client::{Client, ClientConfig};
+pub use copy::CopyReport;
+pub use digest::{Digest, InvalidDigest};
+pub use error::{Error, ErrorKind};
+pub use manifest::{Descriptor, Platform, RawManifest};
+pub use reference::{DOCKER_HUB, InvalidReference, Reference};
+pub use resolve::Resolved;
+pub use retry::{ATTEMPTS_ENV, BASE_ENV, MAX_WAIT_ENV, RetryPolicy, parse_retry_after};
+pub use secret::Secret;

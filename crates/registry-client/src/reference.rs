@@ -29,7 +29,10 @@ pub struct InvalidReference {
 impl Reference {
     /// Parses `text`; a reference whose first path component does not look like a host
     /// (no `.`, no `:`, not `localhost`) lives on `default_registry` (Docker Hub if `None`).
-    pub fn parse(text: &str, default_registry: Option<&str>) -> Result<Reference, InvalidReference> {
+    pub fn parse(
+        text: &str,
+        default_registry: Option<&str>,
+    ) -> Result<Reference, InvalidReference> {
         let fail = |reason: &str| InvalidReference {
             input: text.to_owned(),
             reason: reason.to_owned(),
@@ -199,7 +202,10 @@ mod tests {
         assert_eq!(r.repository, "e2e/api");
         assert_eq!(r.tag.as_deref(), Some("1.2.0"));
         let r = parse("localhost:5000/api");
-        assert_eq!((r.registry.as_str(), r.tag.as_deref()), ("localhost:5000", Some("latest")));
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref()),
+            ("localhost:5000", Some("latest"))
+        );
     }
 
     #[test]
@@ -222,8 +228,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["", "UPPER/case", "a//b", "a/b:", "a/b:-x", "a/b@sha256:zz", "a/b@"] {
-            assert!(Reference::parse(bad, Some("r.example")).is_err(), "{bad:?} parsed");
+        for bad in [
+            "",
+            "UPPER/case",
+            "a//b",
+            "a/b:",
+            "a/b:-x",
+            "a/b@sha256:zz",
+            "a/b@",
+        ] {
+            assert!(
+                Reference::parse(bad, Some("r.example")).is_err(),
+                "{bad:?} parsed"
+            );
         }
     }
 
@@ -237,7 +254,9 @@ mod tests {
             "127\\.0\\.0\\.1:[0-9]{2,5}",
             "localhost(:[0-9]{2,5})?",
         ]
-        .prop_filter("Docker Hub names are normalised", |r: &String| r != DOCKER_HUB);
+        .prop_filter("Docker Hub names are normalised", |r: &String| {
+            r != DOCKER_HUB
+        });
         let repository = proptest::collection::vec(component(), 1..4).prop_map(|c| c.join("/"));
         let tag = proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}");
         let digest = proptest::option::of("[0-9a-f]{64}");

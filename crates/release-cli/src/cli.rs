@@ -56,11 +56,32 @@ pub enum Command {
         after_help = "A version is immutable: pushing it again with the same digests succeeds and changes nothing; different digests exit 1 naming each changed service.\n\nCredentials: RELEASE_REGISTRY_USERNAME and RELEASE_REGISTRY_PASSWORD.\n\nExamples:\n  release push --version 1.4.0\n  release --json push --version 1.4.0"
     )]
     Push(PushArgs),
+    /// Deploy a recorded release to an environment, digest-pinned; roll back on failure.
+    #[command(
+        after_help = "Renders the environment's stack file with every service's image pinned as REPO:TAG@sha256:… from releases/VERSION.json, checks policy, applies it with `docker stack deploy`, watches every changed service converge (running, healthy, for its update_config.monitor window), and rolls back every changed service if one fails.\n\nExit codes: 0 deployed, 2 bad config/version or a policy violation (nothing applied), 3 engine/registry failure or another deploy to the env holds the lock, 4 deploy failed and was rolled back.\n\nExamples:\n  release deploy --env dev --version 1.4.0\n  release deploy --env dev --version 1.4.0 --timeout 2m --junit deploy.xml"
+    )]
+    Deploy(DeployArgs),
+    /// Redeploy an earlier recorded release (default: the one live before the current one).
+    #[command(
+        after_help = "Goes through the same render, policy, apply and watch path as `release deploy`; exit codes are the same.\n\nExamples:\n  release rollback --env prod\n  release rollback --env prod --to-version 1.2.0"
+    )]
+    Rollback(RollbackArgs),
     /// Live state of an environment's stack: replicas, images, digest pinning.
     #[command(
         after_help = "Exit codes: 0 every service runs pinned and converged, 1 some service is flagged, 2 bad config, 3 engine unreachable.\n\nExamples:\n  release status --env dev\n  release --json status --env prod"
     )]
     Status(StatusArgs),
+    /// Registry plumbing: resolve tags to digests, copy or retag images preserving the digest.
+    #[command(
+        after_help = "References without a registry use the config's registry, else --registry/RELEASE_REGISTRY.\nCredentials: RELEASE_REGISTRY_USERNAME + RELEASE_REGISTRY_PASSWORD (or --password-stdin), else the Docker config.\nRetries: RELEASE_REGISTRY_RETRIES (attempts, default 5), RELEASE_REGISTRY_RETRY_BASE_MS (default 250), RELEASE_REGISTRY_MAX_WAIT (longest Retry-After honoured, seconds, default 60).\n\nExit codes: 0 done, 1 tag not found or digest mismatch, 2 bad reference or authentication failed, 3 registry unreachable after retries.\n\nExamples:\n  release image digest hestino/api:1.4.0 hestino/worker:1.4.0\n  release --json image digest --verify hestino/api:1.4.0\n  release image copy hestino/api:1.4.0 hestino/api:stable"
+    )]
+    Image(ImageArgs),
+    /// What was deployed where, when, by whom, on what evidence; drift; ledger integrity.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Exit codes: 0 answered (and, for --live, no drift; for verify, intact), 1 drift or a broken ledger/manifest, 2 bad input, 3 engine unreachable.\n\nExamples:\n  release audit --env prod\n  release audit --env prod --at 2026-11-23T19:40:00Z\n  release audit --live\n  release audit verify --expect-head sha256:…"
+    )]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +108,117 @@ pub struct PushArgs {
     /// The source revision recorded in the manifest [env: GIT_COMMIT].
     #[arg(long)]
     pub git_commit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The environment, as named in release.toml.
+    #[arg(long, env = "RELEASE_ENV")]
+    pub env: String,
+    /// The recorded release to deploy.
+    #[arg(long, env = "RELEASE_VERSION")]
+    pub version: String,
+    /// How long services may take to converge, e.g. `3m` [default: the env's deploy_timeout, else 5m].
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// How long to wait for another deploy to the same environment [default: 5m].
+    #[arg(long)]
+    pub lock_timeout: Option<String>,
+    /// Write a JUnit XML report here, one test case per service.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment, as named in release.toml.
+    #[arg(long, env = "RELEASE_ENV")]
+    pub env: String,
+    /// The recorded release to return to [default: the one live before the current one].
+    #[arg(long)]
+    pub to_version: Option<String>,
+    /// How long services may take to converge [default: the env's deploy_timeout, else 5m].
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// How long to wait for another deploy to the same environment [default: 5m].
+    #[arg(long)]
+    pub lock_timeout: Option<String>,
+    /// Write a JUnit XML report here, one test case per service.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+    /// Extra CA certificate (PEM) to trust for registries [default: the config's registry.ca].
+    #[arg(long, global = true, env = "RELEASE_REGISTRY_CA", value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+    /// Read the registry password from stdin (the username from --username/RELEASE_REGISTRY_USERNAME).
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+    /// Registry username for --password-stdin.
+    #[arg(long, global = true, env = "RELEASE_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Print `REF DIGEST` for each reference (the top-level manifest's digest).
+    Digest(ImageDigestArgs),
+    /// Copy or retag SRC to DST byte for byte; the destination gets the source's digest.
+    Copy(ImageCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageDigestArgs {
+    /// Image references, e.g. `hestino/api:1.4.0` or `REGISTRY/repo:tag`.
+    #[arg(required = true, value_name = "REF")]
+    pub references: Vec<String>,
+    /// Always fetch the manifest and check its bytes hash to the digest the registry reports.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageCopyArgs {
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    #[arg(value_name = "DST")]
+    pub destination: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: Option<AuditAction>,
+    /// Only this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only this service's digests.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// What was live at this moment (RFC 3339, or `now`).
+    #[arg(long, conflicts_with = "live")]
+    pub at: Option<String>,
+    /// Compare the live Swarm with the records; drift exits 1.
+    #[arg(long)]
+    pub live: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the ledger's hash chain and every release manifest's hash; print the head.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The head hash archived outside the state directory (e.g. by Jenkins); a different
+    /// head exits 1.
+    #[arg(long, value_name = "HASH")]
+    pub expect_head: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -87,3 +87,19 @@ impl From<engine::EngineError> for Failure {
         }
     }
 }
+
+impl From<registry_client::Error> for Failure {
+    fn from(e: registry_client::Error) -> Self {
+        use registry_client::ErrorKind;
+        let code = match e.kind() {
+            ErrorKind::NotFound => Code::Negative,
+            ErrorKind::Auth | ErrorKind::Input => Code::Usage,
+            ErrorKind::Infrastructure => Code::Infrastructure,
+        };
+        let failure = Failure::new(code, e.to_string());
+        match e.hint() {
+            Some(h) => failure.with_hint(h),
+            None => failure,
+        }
+    }
+}

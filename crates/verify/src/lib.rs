@@ -6,9 +6,11 @@
 //! [`Ledger`], whose hash chain makes after-the-fact edits detectable.
 
 pub mod atomic;
+pub mod audit;
 mod digest;
 mod env;
 mod fs;
+pub mod gate;
 pub mod ledger;
 pub mod lock;
 mod manifest;

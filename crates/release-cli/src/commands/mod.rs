@@ -1,7 +1,11 @@
 //! One module per subcommand; each turns parsed arguments into a result and an exit code.
 
+mod audit;
 mod build;
+mod deploy;
+mod image;
 mod push;
+mod rollback;
 mod stage;
 mod status;
 
@@ -13,7 +17,11 @@ pub async fn run(cli: Cli) -> Result<Code, Failure> {
     match &cli.command {
         Command::Build(args) => build::run(&cli.global, args).await,
         Command::Push(args) => push::run(&cli.global, args).await,
+        Command::Deploy(args) => deploy::run(&cli.global, args).await,
+        Command::Rollback(args) => rollback::run(&cli.global, args).await,
         Command::Status(args) => status::run(&cli.global, args).await,
+        Command::Image(args) => image::run(&cli.global, args).await,
+        Command::Audit(args) => audit::run(&cli.global, args).await,
     }
 }
 
@@ -32,4 +40,26 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     })?;
     println!("{text}");
     Ok(())
+}
+
+/// Aligns rows into columns separated by two spaces; the first row is the header.
+pub fn render_table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -1,0 +1,688 @@
+//! Applying a rendered stack and knowing, through the Engine API, whether it converged.
+//!
+//! The stack is applied by the Docker CLI (`docker stack deploy`), the reference
+//! compose-to-Swarm conversion. Everything after that is watched here:
+//! 1. [`Engine::snapshot`] before applying: each service's spec, version, update status
+//!    and task ids, so we can tell what the deploy changed and which tasks are new;
+//! 2. [`Engine::watch`] every changed service at once until its new tasks run (healthy,
+//!    since Swarm keeps a task with a health check in `starting` until it is) for the
+//!    service's `update_config.monitor` window, or until it fails or the deadline passes;
+//! 3. [`Engine::roll_back`] the changed services on failure, through Swarm's server-side
+//!    rollback (`rollback=previous`), and wait until the rollback converges.
+//!
+//! Server-side rollback rather than re-applying the previous stack file: Swarm restores
+//! exactly the spec it ran before, including the registry credentials it was given with
+//! `--with-registry-auth` (an inspected spec does not carry them), it honours each service's
+//! `rollback_config`, and it works on the first deploy of a version even when no earlier
+//! rendered stack is on record.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::models::{Service, ServiceSpec, ServiceUpdateStatusStateEnum, Task, TaskState};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
+};
+use futures_util::future::join_all;
+
+use crate::swarm::{Engine, EngineError, STACK_NAMESPACE_LABEL};
+
+/// Swarm's default `update_config.monitor` when a service sets none.
+const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
+/// How often service and task state is polled while watching.
+const POLL: Duration = Duration::from_millis(250);
+/// Bound on retries of a rollback request that lost a race with another writer.
+const ROLLBACK_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("cannot run `docker stack deploy` for stack {stack}: {source}")]
+    Spawn {
+        stack: String,
+        source: std::io::Error,
+    },
+    #[error("`docker stack deploy` of stack {stack} failed (exit {code}): {output}")]
+    Apply {
+        stack: String,
+        code: String,
+        output: String,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Runs `docker stack deploy --resolve-image never --with-registry-auth -c FILE STACK`
+/// against `docker_host` (else `DOCKER_HOST`), with the registry login the Docker CLI
+/// holds. No credential ever appears on the command line.
+pub async fn stack_deploy(
+    docker_host: Option<&str>,
+    stack: &str,
+    file: &Path,
+) -> Result<(), DeployError> {
+    let mut cmd = tokio::process::Command::new("docker");
+    cmd.args([
+        "stack",
+        "deploy",
+        "--resolve-image",
+        "never",
+        "--with-registry-auth",
+    ])
+    .arg("-c")
+    .arg(file)
+    .arg(stack)
+    .stdin(std::process::Stdio::null())
+    .kill_on_drop(true);
+    if let Some(host) = docker_host {
+        cmd.env("DOCKER_HOST", host);
+    }
+    let out = cmd.output().await.map_err(|source| DeployError::Spawn {
+        stack: stack.to_owned(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut output = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    if output.is_empty() {
+        output = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    }
+    Err(DeployError::Apply {
+        stack: stack.to_owned(),
+        code: out
+            .status
+            .code()
+            .map_or_else(|| "by signal".to_owned(), |c| c.to_string()),
+        output,
+    })
+}
+
+/// One service as it was before a deploy.
+#[derive(Debug, Clone)]
+pub struct ServiceBefore {
+    /// Full Swarm service name.
+    pub name: String,
+    pub image: String,
+    task_template: serde_json::Value,
+    update_status: Option<String>,
+    tasks: HashSet<String>,
+}
+
+/// A stack's services before a deploy, keyed by their name in the stack file.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub services: BTreeMap<String, ServiceBefore>,
+}
+
+/// A service the deploy created or whose task template it changed: what gets watched.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The name in the stack file.
+    pub service: String,
+    /// Full Swarm service name.
+    pub name: String,
+    /// The image the new spec runs.
+    pub image: String,
+    /// `None` when the deploy created the service.
+    pub before: Option<ServiceBefore>,
+}
+
+/// What a watched service did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// New tasks ran (and stayed healthy) for the monitor window.
+    Converged { after: Duration },
+    /// The update failed; `cause` says how (task error, exit code, health output).
+    Failed { cause: String },
+    /// Still not converged at the deadline; `last` is the last observed state.
+    TimedOut { last: String },
+}
+
+impl Outcome {
+    pub fn is_converged(&self) -> bool {
+        matches!(self, Outcome::Converged { .. })
+    }
+}
+
+/// A state change of one service while watching, for progress output.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub service: &'a str,
+    pub state: String,
+}
+
+impl Engine {
+    /// Every service of `stack` with its spec and current task ids.
+    pub async fn snapshot(&self, stack: &str) -> Result<Snapshot, EngineError> {
+        let mut snapshot = Snapshot::default();
+        for service in self.list_stack(stack).await? {
+            let Some(spec) = service.spec.as_ref() else {
+                continue;
+            };
+            let name = spec.name.clone().unwrap_or_default();
+            let tasks = self
+                .tasks(&name)
+                .await?
+                .into_iter()
+                .filter_map(|t| t.id)
+                .collect();
+            snapshot.services.insert(
+                stack_service_name(stack, &name),
+                ServiceBefore {
+                    image: spec_image(spec),
+                    task_template: serde_json::to_value(&spec.task_template).unwrap_or_default(),
+                    update_status: update_status_key(&service),
+                    tasks,
+                    name,
+                },
+            );
+        }
+        Ok(snapshot)
+    }
+
+    /// The services of `stack` that were created or whose task template changed since
+    /// `before` was taken.
+    pub async fn changes(
+        &self,
+        stack: &str,
+        before: &Snapshot,
+    ) -> Result<Vec<Change>, EngineError> {
+        let mut changes = Vec::new();
+        for service in self.list_stack(stack).await? {
+            let Some(spec) = service.spec.as_ref() else {
+                continue;
+            };
+            let name = spec.name.clone().unwrap_or_default();
+            let short = stack_service_name(stack, &name);
+            let previous = before.services.get(&short);
+            let template = serde_json::to_value(&spec.task_template).unwrap_or_default();
+            if previous.is_some_and(|p| p.task_template == template) {
+                continue;
+            }
+            changes.push(Change {
+                service: short,
+                image: spec_image(spec),
+                before: previous.cloned(),
+                name,
+            });
+        }
+        Ok(changes)
+    }
+
+    /// Watches every change at once until each converges, fails, or `deadline` passes.
+    /// `progress` is called on every state change of a service.
+    pub async fn watch(
+        &self,
+        changes: &[Change],
+        deadline: Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Vec<Outcome> {
+        join_all(
+            changes
+                .iter()
+                .map(|change| self.watch_one(change, deadline, progress)),
+        )
+        .await
+    }
+
+    async fn watch_one(
+        &self,
+        change: &Change,
+        deadline: Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Outcome {
+        let start = Instant::now();
+        let mut last = String::new();
+        let mut stable_since: Option<Instant> = None;
+        let empty = HashSet::new();
+        let old_tasks = change.before.as_ref().map_or(&empty, |b| &b.tasks);
+        let stale_status = change.before.as_ref().and_then(|b| b.update_status.clone());
+        loop {
+            let observed = self.observe(&change.name).await;
+            let (service, tasks) = match observed {
+                Ok(o) => o,
+                Err(e) => {
+                    // A transient API error is not a verdict; the deadline bounds retries.
+                    tracing::warn!(service = %change.service, error = %e, "engine request failed; retrying");
+                    if Instant::now() >= deadline {
+                        return Outcome::TimedOut {
+                            last: e.to_string(),
+                        };
+                    }
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
+            let monitor = service
+                .spec
+                .as_ref()
+                .and_then(|s| s.update_config.as_ref())
+                .and_then(|u| u.monitor)
+                .and_then(|ns| u64::try_from(ns).ok())
+                .map_or(DEFAULT_MONITOR, Duration::from_nanos);
+            // A status left over from an earlier update is not this deploy's.
+            let status = service
+                .update_status
+                .as_ref()
+                .filter(|_| update_status_key(&service) != stale_status)
+                .and_then(|u| u.state);
+            let desired = desired_tasks(&service, &tasks);
+            let new: Vec<&Task> = tasks
+                .iter()
+                .filter(|t| t.id.as_ref().is_some_and(|id| !old_tasks.contains(id)))
+                .collect();
+            let running_new = new.iter().filter(|t| is_running(t)).count() as u64;
+            let running_old = tasks
+                .iter()
+                .filter(|t| t.id.as_ref().is_some_and(|id| old_tasks.contains(id)))
+                .filter(|t| is_running(t))
+                .count();
+            let state = match status {
+                Some(s) => s.to_string(),
+                None => "starting".to_owned(),
+            };
+            let summary = format!("{state}, {running_new}/{desired} new tasks running");
+            if summary != last {
+                progress(Progress {
+                    service: &change.service,
+                    state: summary.clone(),
+                });
+                last = summary;
+            }
+            if matches!(
+                status,
+                Some(
+                    ServiceUpdateStatusStateEnum::PAUSED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
+                )
+            ) {
+                let message = service
+                    .update_status
+                    .as_ref()
+                    .and_then(|u| u.message.clone())
+                    .unwrap_or_default();
+                let task = self.failure_of(&new).await;
+                return Outcome::Failed {
+                    cause: join_causes(&[format!("update {state}: {message}"), task]),
+                };
+            }
+            if let Some(failed) = new.iter().find(|t| is_failed(t)) {
+                return Outcome::Failed {
+                    cause: self.describe_task(failed).await,
+                };
+            }
+            let updating = status == Some(ServiceUpdateStatusStateEnum::UPDATING);
+            if running_new >= desired && running_old == 0 && desired > 0 {
+                let since = *stable_since.get_or_insert_with(Instant::now);
+                if !updating && since.elapsed() >= monitor {
+                    return Outcome::Converged {
+                        after: start.elapsed(),
+                    };
+                }
+            } else {
+                stable_since = None;
+            }
+            if Instant::now() >= deadline {
+                let task = self.failure_of(&new).await;
+                return Outcome::TimedOut {
+                    last: join_causes(&[last, task]),
+                };
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Rolls every change back to its spec before the deploy and waits until all
+    /// rollbacks converge. A service Swarm already rolled back itself is only waited for;
+    /// a service the deploy created is removed (before the deploy it did not exist).
+    /// Returns, per change, `Err(cause)` for a rollback that did not converge.
+    pub async fn roll_back(
+        &self,
+        changes: &[Change],
+        deadline: Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Vec<Result<(), String>> {
+        join_all(
+            changes
+                .iter()
+                .map(|change| self.roll_back_one(change, deadline, progress)),
+        )
+        .await
+    }
+
+    async fn roll_back_one(
+        &self,
+        change: &Change,
+        deadline: Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), String> {
+        let Some(before) = &change.before else {
+            progress(Progress {
+                service: &change.service,
+                state: "removing: it did not exist before this deploy".to_owned(),
+            });
+            return self
+                .docker()
+                .delete_service(&change.name)
+                .await
+                .map_err(|e| format!("cannot remove service {}: {e}", change.name));
+        };
+        self.request_rollback(change, before).await?;
+        let mut last = String::new();
+        loop {
+            let (service, tasks) = self
+                .observe(&change.name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = service.update_status.as_ref().and_then(|u| u.state);
+            let desired = desired_tasks(&service, &tasks);
+            let image_back =
+                service.spec.as_ref().map(spec_image).as_deref() == Some(&before.image);
+            let running: Vec<&Task> = tasks.iter().filter(|t| is_running(t)).collect();
+            let on_previous = running
+                .iter()
+                .filter(|t| task_image(t) == Some(before.image.as_str()))
+                .count() as u64;
+            let state = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+            let summary =
+                format!("rollback: {state}, {on_previous}/{desired} tasks on the previous image");
+            if summary != last {
+                progress(Progress {
+                    service: &change.service,
+                    state: summary.clone(),
+                });
+                last = summary;
+            }
+            if status == Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) {
+                return Err(format!("rollback of {} paused: {last}", change.name));
+            }
+            let done = status != Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED);
+            if done && image_back && on_previous >= desired && running.len() as u64 == on_previous {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "rollback of {} did not converge: {last}",
+                    change.name
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Asks Swarm to roll `change` back unless it is already rolling back or back.
+    async fn request_rollback(
+        &self,
+        change: &Change,
+        before: &ServiceBefore,
+    ) -> Result<(), String> {
+        for attempt in 1..=ROLLBACK_ATTEMPTS {
+            let (service, _) = self
+                .observe(&change.name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = service.update_status.as_ref().and_then(|u| u.state);
+            let spec = service.spec.clone().unwrap_or_default();
+            let template = serde_json::to_value(&spec.task_template).unwrap_or_default();
+            // Never ask twice: a second `rollback=previous` would swap back to the new spec.
+            let ours = update_status_key(&service) != before.update_status;
+            let rolling = matches!(
+                status,
+                Some(
+                    ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
+                )
+            );
+            if (ours && rolling) || template == before.task_template {
+                return Ok(());
+            }
+            let version = service
+                .version
+                .as_ref()
+                .and_then(|v| v.index)
+                .and_then(|i| i32::try_from(i).ok())
+                .unwrap_or_default();
+            // As `docker service rollback` does: the current spec (ignored by the daemon),
+            // and the registry credentials of the spec being restored.
+            let options = UpdateServiceOptions {
+                version,
+                rollback: Some("previous".to_owned()),
+                registry_auth_from: "previous-spec".to_owned(),
+            };
+            match self
+                .docker()
+                .update_service(&change.name, spec, options, None)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    // "update out of sequence": Swarm itself changed the service meanwhile.
+                    tracing::warn!(
+                        service = %change.name,
+                        error = %e,
+                        "rollback request attempt {attempt} of {ROLLBACK_ATTEMPTS} failed"
+                    );
+                    if attempt == ROLLBACK_ATTEMPTS {
+                        return Err(format!("cannot roll back {}: {e}", change.name));
+                    }
+                    tokio::time::sleep(POLL * attempt).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Running tasks of `stack` whose image is not the one `expected` names for their
+    /// service (stack-file name → image). Returns `(service, task image)` pairs.
+    pub async fn off_image_tasks(
+        &self,
+        stack: &str,
+        expected: &BTreeMap<String, String>,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let mut wrong = Vec::new();
+        for service in self.list_stack(stack).await? {
+            let name = service
+                .spec
+                .as_ref()
+                .and_then(|s| s.name.clone())
+                .unwrap_or_default();
+            let short = stack_service_name(stack, &name);
+            let Some(want) = expected.get(&short) else {
+                continue;
+            };
+            for task in self.tasks(&name).await? {
+                if is_running(&task) {
+                    let image = task_image(&task).unwrap_or_default();
+                    if image != want {
+                        wrong.push((short.clone(), image.to_owned()));
+                    }
+                }
+            }
+        }
+        Ok(wrong)
+    }
+
+    async fn list_stack(&self, stack: &str) -> Result<Vec<Service>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{STACK_NAMESPACE_LABEL}={stack}")],
+        )]);
+        self.docker()
+            .list_services(Some(ListServicesOptions {
+                filters: Some(filters),
+                status: Some(false),
+            }))
+            .await
+            .map_err(|source| self.request_error("list services", source))
+    }
+
+    async fn tasks(&self, service: &str) -> Result<Vec<Task>, EngineError> {
+        let filters = HashMap::from([("service".to_owned(), vec![service.to_owned()])]);
+        self.docker()
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|source| self.request_error("list tasks", source))
+    }
+
+    async fn observe(&self, service: &str) -> Result<(Service, Vec<Task>), EngineError> {
+        let inspected = self
+            .docker()
+            .inspect_service(service, None::<InspectServiceOptions>)
+            .await
+            .map_err(|source| self.request_error("inspect service", source))?;
+        // The filter matches by name prefix too; keep this service's tasks only.
+        let id = inspected.id.clone().unwrap_or_default();
+        let tasks = self
+            .tasks(service)
+            .await?
+            .into_iter()
+            .filter(|t| t.service_id.as_deref() == Some(id.as_str()))
+            .collect();
+        Ok((inspected, tasks))
+    }
+
+    /// The most telling failure among `tasks`: a failed task's error, exit code and the
+    /// last health check output.
+    async fn failure_of(&self, tasks: &[&Task]) -> String {
+        let failed = tasks
+            .iter()
+            .filter(|t| is_failed(t) || t.status.as_ref().is_some_and(|s| s.err.is_some()))
+            .max_by_key(|t| t.status.as_ref().and_then(|s| s.timestamp.clone()));
+        match failed {
+            Some(task) => self.describe_task(task).await,
+            None => String::new(),
+        }
+    }
+
+    async fn describe_task(&self, task: &Task) -> String {
+        let status = task.status.clone().unwrap_or_default();
+        let mut parts = Vec::new();
+        let state = status
+            .state
+            .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+        parts.push(format!(
+            "task {} {state}",
+            task.id.as_deref().map_or("?", |id| &id[..id.len().min(12)])
+        ));
+        if let Some(err) = status.err.filter(|e| !e.is_empty()) {
+            parts.push(format!("error: {err}"));
+        }
+        let container = status.container_status.unwrap_or_default();
+        if let Some(code) = container.exit_code.filter(|c| *c != 0) {
+            parts.push(format!("exit code {code}"));
+        }
+        if let Some(id) = container.container_id.filter(|id| !id.is_empty())
+            && let Some(health) = self.health_output(&id).await
+        {
+            parts.push(format!("health check: {health}"));
+        }
+        parts.join("; ")
+    }
+
+    /// The last health check output of a container, if this engine still has it (best
+    /// effort: the container may be on another node or already removed).
+    async fn health_output(&self, container: &str) -> Option<String> {
+        let inspected = self
+            .docker()
+            .inspect_container(
+                container,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .ok()?;
+        let log = inspected.state?.health?.log?;
+        let last = log.into_iter().rev().find(|r| r.exit_code != Some(0))?;
+        let output = last.output.unwrap_or_default();
+        let output = output.trim();
+        Some(format!(
+            "exit {}: {}",
+            last.exit_code.unwrap_or(-1),
+            if output.is_empty() {
+                "(no output)"
+            } else {
+                output
+            }
+        ))
+    }
+
+    fn request_error(&self, what: &'static str, source: bollard::errors::Error) -> EngineError {
+        EngineError::Request {
+            host: self.host().to_owned(),
+            what,
+            source,
+        }
+    }
+}
+
+fn stack_service_name(stack: &str, name: &str) -> String {
+    name.strip_prefix(stack)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .unwrap_or(name)
+        .to_owned()
+}
+
+fn spec_image(spec: &ServiceSpec) -> String {
+    spec.task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+fn task_image(task: &Task) -> Option<&str> {
+    task.spec
+        .as_ref()?
+        .container_spec
+        .as_ref()?
+        .image
+        .as_deref()
+}
+
+/// Identifies one update: its state and start time.
+fn update_status_key(service: &Service) -> Option<String> {
+    service
+        .update_status
+        .as_ref()
+        .map(|u| format!("{:?}@{:?}", u.state, u.started_at))
+}
+
+fn is_running(task: &Task) -> bool {
+    task.desired_state == Some(TaskState::RUNNING)
+        && task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
+}
+
+fn is_failed(task: &Task) -> bool {
+    matches!(
+        task.status.as_ref().and_then(|s| s.state),
+        Some(TaskState::FAILED | TaskState::REJECTED)
+    )
+}
+
+/// Replicas of a replicated service; for a global service, the tasks Swarm wants running.
+fn desired_tasks(service: &Service, tasks: &[Task]) -> u64 {
+    let mode = service.spec.as_ref().and_then(|s| s.mode.as_ref());
+    match mode.and_then(|m| m.replicated.as_ref()) {
+        Some(replicated) => replicated
+            .replicas
+            .and_then(|r| u64::try_from(r).ok())
+            .unwrap_or(1),
+        None if mode.is_some_and(|m| m.global.is_some()) => tasks
+            .iter()
+            .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+            .count() as u64,
+        None => 1,
+    }
+}
+
+fn join_causes(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,417 @@
+//! Copy or retag an image, byte for byte: the destination ends up with the source's digest.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use serde::Serialize;
+
+use crate::auth::Scope;
+use crate::client::{Client, Registry};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::manifest::{Descriptor, RawManifest};
+use crate::media::{is_index, is_non_distributable};
+use crate::reference::Reference;
+use crate::resolve::digest_header;
+use crate::retry::{Fail, retry};
+
+/// Blobs copied at once per image.
+const BLOB_CONCURRENCY: usize = 4;
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    pub source: String,
+    pub destination: String,
+    /// The top-level digest, identical at source and destination.
+    pub digest: Digest,
+    pub media_type: String,
+    /// Manifests written (platform manifests of an index, then the top one).
+    pub manifests: usize,
+    /// Distinct blobs the image refers to.
+    pub blobs: usize,
+    /// Already at the destination (or same repository): nothing sent.
+    pub blobs_present: usize,
+    /// Linked from the source repository by a cross-repository mount: nothing sent.
+    pub blobs_mounted: usize,
+    /// Streamed from the source registry.
+    pub blobs_streamed: usize,
+    /// Blob bytes sent to the destination registry, retries included.
+    pub bytes_uploaded: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    manifests: AtomicUsize,
+    blobs: AtomicUsize,
+    present: AtomicUsize,
+    mounted: AtomicUsize,
+    streamed: AtomicUsize,
+    bytes: Arc<AtomicU64>,
+}
+
+enum BlobOutcome {
+    Present,
+    Mounted,
+    Streamed,
+}
+
+impl Client {
+    /// Copies `source` to `destination` preserving the digest: raw manifest PUTs with the
+    /// original media type; within a repository nothing but the manifest; across repositories
+    /// of one registry, blob mounts; across registries, streamed blobs, skipping those the
+    /// destination has. Confirms the destination digest afterwards.
+    pub async fn copy(
+        &self,
+        source: &Reference,
+        destination: &Reference,
+    ) -> Result<CopyReport, Error> {
+        let top = self.fetch_manifest(source).await?;
+        if let Some(wanted) = &destination.digest
+            && wanted != &top.digest
+        {
+            return Err(Error::DigestMismatch {
+                reference: destination.to_string(),
+                expected: wanted.clone(),
+                actual: top.digest,
+            });
+        }
+        let counters = Counters::default();
+        let dst_registry = self.registry(&destination.registry)?;
+        if is_index(&top.media_type) {
+            let doc = top.doc().map_err(|m| dst_registry.protocol(m))?;
+            for child in doc.manifests {
+                let child_source = by_digest(source, &child.digest);
+                let raw = self.fetch_manifest(&child_source).await?;
+                if is_index(&raw.media_type) {
+                    return Err(dst_registry
+                        .protocol(format!("{child_source}: nested indexes are not supported")));
+                }
+                self.copy_blobs(source, destination, &raw, &counters)
+                    .await?;
+                self.put_manifest(&dst_registry, &by_digest(destination, &raw.digest), &raw)
+                    .await?;
+                counters.manifests.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.copy_blobs(source, destination, &top, &counters)
+                .await?;
+        }
+        self.put_manifest(&dst_registry, &plain(destination), &top)
+            .await?;
+        counters.manifests.fetch_add(1, Ordering::Relaxed);
+
+        let check = self.resolve(&plain(destination), false).await?;
+        if check.digest != top.digest {
+            return Err(Error::DigestMismatch {
+                reference: destination.to_string(),
+                expected: top.digest,
+                actual: check.digest,
+            });
+        }
+        Ok(CopyReport {
+            source: source.to_string(),
+            destination: destination.to_string(),
+            digest: top.digest,
+            media_type: top.media_type,
+            manifests: counters.manifests.load(Ordering::Relaxed),
+            blobs: counters.blobs.load(Ordering::Relaxed),
+            blobs_present: counters.present.load(Ordering::Relaxed),
+            blobs_mounted: counters.mounted.load(Ordering::Relaxed),
+            blobs_streamed: counters.streamed.load(Ordering::Relaxed),
+            bytes_uploaded: counters.bytes.load(Ordering::Relaxed),
+        })
+    }
+
+    async fn copy_blobs(
+        &self,
+        source: &Reference,
+        destination: &Reference,
+        manifest: &RawManifest,
+        counters: &Counters,
+    ) -> Result<(), Error> {
+        let registry = self.registry(&destination.registry)?;
+        let doc = manifest.doc().map_err(|m| registry.protocol(m))?;
+        let blobs: BTreeMap<Digest, Descriptor> = doc
+            .config
+            .into_iter()
+            .chain(doc.layers)
+            .filter(|d| !is_non_distributable(&d.media_type))
+            .map(|d| (d.digest.clone(), d))
+            .collect();
+        counters.blobs.fetch_add(blobs.len(), Ordering::Relaxed);
+        futures_util::stream::iter(blobs.into_values().map(Ok))
+            .try_for_each_concurrent(BLOB_CONCURRENCY, |blob| async move {
+                let outcome = self
+                    .copy_blob(source, destination, &blob, &counters.bytes)
+                    .await?;
+                let counter = match outcome {
+                    BlobOutcome::Present => &counters.present,
+                    BlobOutcome::Mounted => &counters.mounted,
+                    BlobOutcome::Streamed => &counters.streamed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn copy_blob(
+        &self,
+        source: &Reference,
+        destination: &Reference,
+        blob: &Descriptor,
+        bytes: &Arc<AtomicU64>,
+    ) -> Result<BlobOutcome, Error> {
+        if source.registry == destination.registry && source.repository == destination.repository {
+            return Ok(BlobOutcome::Present);
+        }
+        let registry = self.registry(&destination.registry)?;
+        let dst = &registry;
+        let same_registry = source.registry == destination.registry;
+        let scope = &if same_registry {
+            Scope::mount(&destination.repository, &source.repository)
+        } else {
+            Scope::push(&destination.repository)
+        };
+        let repository = destination.repository.as_str();
+        let digest = &blob.digest;
+
+        let blob_url = &dst.url(&format!("{repository}/blobs/{digest}"));
+        let status = retry(
+            &dst.policy,
+            &dst.host,
+            &format!("HEAD blob {digest} in {repository}"),
+            move || async move {
+                Ok(dst
+                    .send(scope, repository, dst.http().head(blob_url))
+                    .await?
+                    .status())
+            },
+        )
+        .await?;
+        if status.is_success() {
+            tracing::debug!(%digest, repository, "blob already present");
+            return Ok(BlobOutcome::Present);
+        }
+        if status != StatusCode::NOT_FOUND {
+            return Err(dst.protocol(format!(
+                "HEAD blob {digest} in {repository} answered {status}"
+            )));
+        }
+
+        if same_registry {
+            let mount_url = &format!(
+                "{}?mount={digest}&from={}",
+                dst.url(&format!("{repository}/blobs/uploads/")),
+                source.repository
+            );
+            let (status, location) = retry(
+                &dst.policy,
+                &dst.host,
+                &format!("mount blob {digest}"),
+                move || async move {
+                    let response = dst
+                        .send(
+                            scope,
+                            repository,
+                            dst.http().post(mount_url).header(CONTENT_LENGTH, 0),
+                        )
+                        .await?;
+                    let location = response
+                        .headers()
+                        .get(LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    Ok((response.status(), location))
+                },
+            )
+            .await?;
+            match status {
+                StatusCode::CREATED => {
+                    tracing::debug!(%digest, from = %source.repository, to = repository, "blob mounted");
+                    return Ok(BlobOutcome::Mounted);
+                }
+                // The registry declined to mount and opened an upload session instead: close it,
+                // so no half-open upload lingers, then fall back to streaming.
+                StatusCode::ACCEPTED => {
+                    if let Some(location) = location {
+                        let url = dst.join(&location)?;
+                        let closed = dst.send(scope, repository, dst.http().delete(url)).await;
+                        tracing::debug!(%digest, closed = closed.is_ok(), "mount declined; upload session closed");
+                    }
+                }
+                other => {
+                    return Err(dst.protocol(format!(
+                        "mount of blob {digest} into {repository} answered {other}"
+                    )));
+                }
+            }
+        }
+        self.stream_blob(source, dst, repository, blob, bytes)
+            .await?;
+        Ok(BlobOutcome::Streamed)
+    }
+
+    /// Streams one blob from the source into a new upload at the destination (monolithic PUT
+    /// with a streamed body, so memory stays bounded). A retry restarts the whole upload.
+    async fn stream_blob(
+        &self,
+        source: &Reference,
+        dst: &Registry,
+        repository: &str,
+        blob: &Descriptor,
+        bytes: &Arc<AtomicU64>,
+    ) -> Result<(), Error> {
+        let src_registry = self.registry(&source.registry)?;
+        let src = &src_registry;
+        let digest = &blob.digest;
+        let src_url = &src.url(&format!("{}/blobs/{digest}", source.repository));
+        let src_scope = &Scope::pull(&source.repository);
+        let dst_scope = &Scope::push(repository);
+        let uploads = &dst.url(&format!("{repository}/blobs/uploads/"));
+        retry(
+            &dst.policy,
+            &dst.host,
+            &format!("upload blob {digest} to {repository}"),
+            move || async move {
+                let response = src
+                    .send(src_scope, &source.repository, src.http().get(src_url))
+                    .await?;
+                if response.status() == StatusCode::NOT_FOUND {
+                    return Err(Fail::Fatal(Error::BlobNotFound {
+                        registry: source.registry.clone(),
+                        repository: source.repository.clone(),
+                        digest: digest.clone(),
+                    }));
+                }
+                if !response.status().is_success() {
+                    return Err(src
+                        .protocol(format!("GET blob {digest} answered {}", response.status()))
+                        .into());
+                }
+                let start = dst
+                    .send(
+                        dst_scope,
+                        repository,
+                        dst.http().post(uploads).header(CONTENT_LENGTH, 0),
+                    )
+                    .await?;
+                let location = match (
+                    start.status(),
+                    start.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+                ) {
+                    (StatusCode::ACCEPTED, Some(location)) => location.to_owned(),
+                    (status, _) => {
+                        return Err(dst
+                            .protocol(format!(
+                                "starting an upload to {repository} answered {status}"
+                            ))
+                            .into());
+                    }
+                };
+                let mut url = dst.join(&location)?;
+                url.query_pairs_mut().append_pair("digest", digest.as_str());
+                let counter = bytes.clone();
+                let body = response.bytes_stream().inspect(move |chunk| {
+                    if let Ok(chunk) = chunk {
+                        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                });
+                let put = dst
+                    .http()
+                    .put(url)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, blob.size)
+                    .body(reqwest::Body::wrap_stream(body));
+                let done = dst.send(dst_scope, repository, put).await?;
+                match done.status() {
+                    StatusCode::CREATED => Ok(()),
+                    status => Err(dst
+                        .protocol(format!(
+                            "finishing the upload of {digest} to {repository} answered {status}"
+                        ))
+                        .into()),
+                }
+            },
+        )
+        .await
+    }
+
+    async fn put_manifest(
+        &self,
+        dst: &Registry,
+        destination: &Reference,
+        raw: &RawManifest,
+    ) -> Result<(), Error> {
+        let url = &dst.url(&format!(
+            "{}/manifests/{}",
+            destination.repository,
+            destination.target()
+        ));
+        let scope = &Scope::push(&destination.repository);
+        let repository = destination.repository.as_str();
+        let (status, headers, body) = retry(
+            &dst.policy,
+            &dst.host,
+            &format!("PUT manifest {destination}"),
+            move || async move {
+                let request = dst
+                    .http()
+                    .put(url)
+                    .header(CONTENT_TYPE, raw.media_type.as_str())
+                    .body(raw.bytes.clone());
+                let response = dst.send(scope, repository, request).await?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = if status.is_success() {
+                    String::new()
+                } else {
+                    response.text().await.unwrap_or_default()
+                };
+                Ok((status, headers, body))
+            },
+        )
+        .await?;
+        if status != StatusCode::CREATED {
+            let body: String = body.chars().take(300).collect();
+            return Err(dst.protocol(format!(
+                "PUT manifest {destination} answered {status}: {body}"
+            )));
+        }
+        if let Some(written) = digest_header(&headers)
+            && written != raw.digest
+        {
+            return Err(Error::DigestMismatch {
+                reference: destination.to_string(),
+                expected: raw.digest.clone(),
+                actual: written,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `reference`'s repository at `digest`, without a tag.
+fn by_digest(reference: &Reference, digest: &Digest) -> Reference {
+    Reference {
+        tag: None,
+        digest: Some(digest.clone()),
+        ..reference.clone()
+    }
+}
+
+/// The destination as written: by tag when it has one (the digest is checked separately).
+fn plain(reference: &Reference) -> Reference {
+    match &reference.tag {
+        Some(_) => Reference {
+            digest: None,
+            ..reference.clone()
+        },
+        None => reference.clone(),
+    }
+}

@@ -1,0 +1,278 @@
+//! `release audit`: answers for auditors from the ledger. History (what was deployed where,
+//! by whom, approved by whom, on what evidence), `--at` (what was live then), `--live`
+//! (does the Swarm still run what was recorded?) and `audit verify` (is the ledger intact?).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use verify::audit::{self, Deployment};
+use verify::{StateDir, Version};
+
+use super::stage;
+use crate::cli::{AuditAction, AuditArgs, AuditVerifyArgs, Global};
+use crate::config::Config;
+use crate::exit::{Code, Failure};
+
+pub async fn run(global: &Global, args: &AuditArgs) -> Result<Code, Failure> {
+    let config = super::load_config(global)?;
+    let state = stage::state_dir(global, &config)?;
+    match &args.action {
+        Some(AuditAction::Verify(v)) => verify(global, &state, v),
+        None if args.live => live(global, &config, &state, args).await,
+        None => history(global, &config, &state, args),
+    }
+}
+
+/// Every deployment in the ledger, digests completed from the release manifests.
+fn load_deployments(state: &StateDir) -> Result<Vec<Deployment>, Failure> {
+    let entries = state
+        .ledger()
+        .read_all()
+        .map_err(|e| stage::record_failure(e.into()))?;
+    let manifest_digests = |version: &str| {
+        let version = Version::parse(version).ok()?;
+        let recorded = state.load_release(&version).ok()?;
+        Some(
+            recorded
+                .manifest
+                .services
+                .iter()
+                .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
+                .collect(),
+        )
+    };
+    Ok(audit::deployments(&entries, manifest_digests))
+}
+
+fn history(
+    global: &Global,
+    config: &Config,
+    state: &StateDir,
+    args: &AuditArgs,
+) -> Result<Code, Failure> {
+    if let Some(env) = &args.env {
+        config.environment(env)?;
+    }
+    let mut rows: Vec<Deployment> = load_deployments(state)?
+        .into_iter()
+        .filter(|d| args.env.as_ref().is_none_or(|e| &d.env == e))
+        .collect();
+    if let Some(at) = &args.at {
+        let at = parse_time(at)?;
+        let envs: Vec<&String> = match &args.env {
+            Some(e) => vec![e],
+            None => config.environments.keys().collect(),
+        };
+        rows = envs
+            .into_iter()
+            .filter_map(|env| audit::live_at(&rows, env, at).cloned())
+            .collect();
+    }
+    if let Some(service) = &args.service {
+        if !config.services.contains_key(service) {
+            return Err(Failure::usage(format!("unknown service `{service}`")));
+        }
+        for row in &mut rows {
+            row.digests.retain(|name, _| name == service);
+        }
+    }
+    if global.json {
+        super::print_json(&rows)?;
+    } else {
+        print!("{}", render_history(&rows));
+    }
+    Ok(Code::Success)
+}
+
+fn render_history(rows: &[Deployment]) -> String {
+    if rows.is_empty() {
+        return "no deployments recorded\n".to_owned();
+    }
+    let mut table = vec![
+        [
+            "TIME", "ENV", "VERSION", "EVENT", "SERVICE", "DIGEST", "ACTOR", "APPROVER", "EVIDENCE",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for d in rows {
+        let time = d.time.format(&Rfc3339).unwrap_or_default();
+        for (i, (service, digest)) in d.digests.iter().enumerate() {
+            let first = i == 0;
+            let cell = |s: String| if first { s } else { String::new() };
+            table.push(vec![
+                cell(time.clone()),
+                cell(d.env.clone()),
+                cell(d.version.clone()),
+                cell(d.kind.to_string()),
+                service.clone(),
+                digest.clone(),
+                cell(d.actor.clone()),
+                cell(d.approver.clone().unwrap_or_else(|| "-".to_owned())),
+                cell(d.evidence.clone().unwrap_or_else(|| "-".to_owned())),
+            ]);
+        }
+    }
+    super::render_table(&table)
+}
+
+/// Accepts RFC 3339 (`2026-11-23T19:40:00Z`) or `now`.
+fn parse_time(text: &str) -> Result<OffsetDateTime, Failure> {
+    if text == "now" {
+        return Ok(OffsetDateTime::now_utc());
+    }
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        Failure::usage(format!("--at `{text}` is not an RFC 3339 time: {e}"))
+            .with_hint("write e.g. 2026-11-23T19:40:00Z or 2026-11-23T20:40:00+01:00")
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct Drift {
+    env: String,
+    service: String,
+    recorded: Option<String>,
+    live: Option<String>,
+    problem: String,
+}
+
+/// Compares the live Swarm with what the ledger says each environment runs.
+async fn live(
+    global: &Global,
+    config: &Config,
+    state: &StateDir,
+    args: &AuditArgs,
+) -> Result<Code, Failure> {
+    let deployments = load_deployments(state)?;
+    let envs: Vec<&String> = match &args.env {
+        Some(e) => {
+            config.environment(e)?;
+            vec![e]
+        }
+        None => config.environments.keys().collect(),
+    };
+    let mut drift = Vec::new();
+    let mut compared = 0;
+    for env_name in envs {
+        let Some(recorded) = audit::live_at(&deployments, env_name, OffsetDateTime::now_utc())
+        else {
+            continue;
+        };
+        let env = config.environment(env_name)?;
+        let engine = engine::Engine::connect(env.docker_host.as_deref()).await?;
+        let live = engine.stack_services(&env.stack).await?;
+        for (service, digest) in &recorded.digests {
+            if args.service.as_ref().is_some_and(|s| s != service) {
+                continue;
+            }
+            compared += 1;
+            let stack_name = config
+                .services
+                .get(service)
+                .map_or(service.as_str(), |s| s.stack_service_name(service));
+            let running = live.iter().find(|s| s.stack_service == stack_name);
+            let live_digest =
+                running.and_then(|s| s.image.rsplit_once('@').map(|(_, d)| d.to_owned()));
+            let problem = match (&running, &live_digest) {
+                (None, _) => Some("service is not running".to_owned()),
+                (Some(s), None) => Some(format!("runs unpinned image {}", s.image)),
+                (Some(_), Some(d)) if d != digest => Some("runs a different digest".to_owned()),
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                drift.push(Drift {
+                    env: env_name.clone(),
+                    service: service.clone(),
+                    recorded: Some(digest.clone()),
+                    live: live_digest,
+                    problem,
+                });
+            }
+        }
+    }
+    if global.json {
+        super::print_json(&serde_json::json!({ "compared": compared, "drift": drift }))?;
+    } else if drift.is_empty() {
+        println!("no drift: {compared} services run exactly the recorded digests");
+    } else {
+        for d in &drift {
+            println!(
+                "DRIFT {} {}: {} (recorded {}, live {})",
+                d.env,
+                d.service,
+                d.problem,
+                d.recorded.as_deref().unwrap_or("-"),
+                d.live.as_deref().unwrap_or("-")
+            );
+        }
+        println!("{} of {compared} services drifted", drift.len());
+    }
+    Ok(if drift.is_empty() {
+        Code::Success
+    } else {
+        Code::Negative
+    })
+}
+
+fn verify(global: &Global, state: &StateDir, args: &AuditVerifyArgs) -> Result<Code, Failure> {
+    let report = audit::verify_records(state).map_err(stage::record_failure)?;
+    let head_mismatch = match (&args.expect_head, &report.head) {
+        (Some(expected), Some(head)) => (expected != head).then(|| head.clone()),
+        (Some(_), None) => Some("none (empty ledger)".to_owned()),
+        (None, _) => None,
+    };
+    let intact = report.is_intact() && head_mismatch.is_none();
+    if global.json {
+        let mut value = serde_json::to_value(&report)
+            .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
+        value["intact"] = serde_json::json!(intact);
+        value["expected_head"] = serde_json::json!(args.expect_head);
+        super::print_json(&value)?;
+    } else {
+        let mut lines = BTreeMap::new();
+        lines.insert(0, format!("ledger: {} entries", report.entries));
+        match &report.chain_break {
+            None => lines.insert(1, "chain: intact".to_owned()),
+            Some(b) => lines.insert(
+                1,
+                format!(
+                    "chain: BROKEN at line {}{}: {}",
+                    b.line,
+                    b.seq.map(|s| format!(" (seq {s})")).unwrap_or_default(),
+                    b.problem
+                ),
+            ),
+        };
+        lines.insert(
+            2,
+            format!("manifests: {} checked", report.manifests_checked),
+        );
+        for (i, p) in report.manifest_problems.iter().enumerate() {
+            let seq = p
+                .seq
+                .map(|s| format!(" (released at seq {s})"))
+                .unwrap_or_default();
+            lines.insert(3 + i, format!("manifest {}{seq}: {}", p.version, p.problem));
+        }
+        for line in lines.values() {
+            println!("{line}");
+        }
+        println!(
+            "head: {}",
+            report.head.as_deref().unwrap_or("none (empty ledger)")
+        );
+        if let Some(actual) = &head_mismatch {
+            println!(
+                "head: DIFFERS from the archived head {} (now {actual})",
+                args.expect_head.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(if intact {
+        Code::Success
+    } else {
+        Code::Negative
+    })
+}

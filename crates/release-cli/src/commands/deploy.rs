@@ -1,0 +1,634 @@
+//! `release deploy --env E --version V`: render the digest-pinned stack, check policy, apply
+//! it, watch every changed service converge, roll back on failure, record the outcome.
+//!
+//! `release rollback` goes through the same path ([`run_deploy`] with [`Target::Rollback`]).
+//!
+//! Locks: `deploy-<env>` is held for the whole deploy, so two deploys to one environment
+//! never interleave, while deploys to different environments run in parallel. It is the
+//! outermost lock: pointer and ledger writes take theirs while it is held, never the other
+//! way round.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use engine::{Change, Engine, Outcome, Progress, StackFile};
+use serde::Serialize;
+use serde_json::json;
+use verify::{EntryKind, EnvName, EnvPointer, LockError, StateDir, Version};
+
+use super::stage;
+use crate::cli::{DeployArgs, Global};
+use crate::config::{self, Config};
+use crate::exit::{Code, Failure};
+
+/// How long a deploy waits for another deploy to the same environment by default.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
+/// Deadline for converging when neither `--timeout` nor `deploy_timeout` says.
+const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What to deploy: a named version, or (for `release rollback`) an earlier recorded one.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Deploy(String),
+    /// `None`: the version live before the current one.
+    Rollback(Option<String>),
+}
+
+/// The options `deploy` and `rollback` share.
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    pub env: &'a str,
+    pub timeout: Option<&'a str>,
+    pub lock_timeout: Option<&'a str>,
+    pub junit: Option<&'a Path>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    env: String,
+    stack: String,
+    version: String,
+    previous_version: Option<String>,
+    /// `deployed`, `rolled-back` (a `release rollback` that converged) or `deploy-failed`.
+    outcome: &'static str,
+    rendered_stack: PathBuf,
+    seconds: f64,
+    services: Vec<ServiceReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceReport {
+    service: String,
+    image: String,
+    changed: bool,
+    /// `converged`, `unchanged`, `failed`, `timed-out`.
+    result: &'static str,
+    cause: Option<String>,
+    seconds: f64,
+}
+
+pub async fn run(global: &Global, args: &DeployArgs) -> Result<Code, Failure> {
+    run_deploy(
+        global,
+        Target::Deploy(args.version.clone()),
+        &Options {
+            env: &args.env,
+            timeout: args.timeout.as_deref(),
+            lock_timeout: args.lock_timeout.as_deref(),
+            junit: args.junit.as_deref(),
+        },
+    )
+    .await
+}
+
+pub async fn run_deploy(
+    global: &Global,
+    target: Target,
+    options: &Options<'_>,
+) -> Result<Code, Failure> {
+    let started = Instant::now();
+    let config = super::load_config(global)?;
+    let env = config.environment(options.env)?.clone();
+    let env_name = EnvName::parse(options.env).map_err(|e| Failure::usage(e.to_string()))?;
+    let timeout = duration(
+        options.timeout.or(env.deploy_timeout.as_deref()),
+        DEFAULT_DEPLOY_TIMEOUT,
+        "--timeout",
+    )?;
+    let lock_wait = duration(options.lock_timeout, DEFAULT_LOCK_WAIT, "--lock-timeout")?;
+    let state = stage::state_dir(global, &config)?;
+
+    // Policy on the rendered stack needs the release, which a rollback only knows after
+    // reading the records; both happen under the lock so nothing moves in between.
+    let purpose = match &target {
+        Target::Deploy(v) => format!("release deploy --env {env_name} --version {v}"),
+        Target::Rollback(_) => format!("release rollback --env {env_name}"),
+    };
+    let _lock = lock(&state, &env_name, lock_wait, &purpose).await?;
+
+    let previous = state.read_env(&env_name).map_err(stage::record_failure)?;
+    let (version, rolling_back) = match &target {
+        Target::Deploy(v) => (stage::version(&config, v)?, false),
+        Target::Rollback(to) => (
+            rollback_target(&config, &state, &env_name, previous.as_ref(), to.as_deref())?,
+            true,
+        ),
+    };
+    let release = state
+        .load_release(&version)
+        .map_err(stage::record_failure)?
+        .manifest;
+
+    let stack = config.stacks.get(options.env).ok_or_else(|| {
+        Failure::usage(format!("environment {env_name} has no stack file loaded"))
+    })?;
+    let images = pinned_images(&config, stack, &release);
+    let yaml = stack
+        .render(&images)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let stack_path = state.stack_path(&env_name, &version);
+    let rendered =
+        StackFile::parse(&stack_path, &yaml).map_err(|e| Failure::usage(e.to_string()))?;
+    check_policy(&config, options.env, &rendered)?;
+    let stack_path = state
+        .write_stack(&env_name, &version, yaml.as_bytes())
+        .map_err(stage::record_failure)?;
+
+    let engine = Engine::connect(env.docker_host.as_deref()).await?;
+    engine.require_swarm_manager().await?;
+    let before = engine.snapshot(&env.stack).await?;
+    let progress = progress_printer(global);
+    progress(Progress {
+        service: "*",
+        state: format!(
+            "applying {} to stack {} ({})",
+            version,
+            env.stack,
+            stack_path.display()
+        ),
+    });
+    let deadline = Instant::now() + timeout;
+    let applied = engine::stack_deploy(env.docker_host.as_deref(), &env.stack, &stack_path).await;
+    let changes = engine.changes(&env.stack, &before).await?;
+    let mut outcomes: Vec<Outcome> = match &applied {
+        Ok(()) => engine.watch(&changes, deadline, &progress).await,
+        Err(e) => changes
+            .iter()
+            .map(|_| Outcome::Failed {
+                cause: e.to_string(),
+            })
+            .collect(),
+    };
+    if let Err(e) = &applied
+        && changes.is_empty()
+    {
+        return Err(Failure::infrastructure(e.to_string()));
+    }
+
+    // Converged is not enough: every running task must name the pinned image.
+    let expected: BTreeMap<String, String> = rendered
+        .services()
+        .iter()
+        .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
+        .collect();
+    let mut stray = Vec::new();
+    if outcomes.iter().all(Outcome::is_converged) {
+        stray = engine.off_image_tasks(&env.stack, &expected).await?;
+        for (service, image) in &stray {
+            if let Some(i) = changes.iter().position(|c| &c.service == service) {
+                outcomes[i] = Outcome::Failed {
+                    cause: format!("a running task runs {image}, not the pinned image"),
+                };
+            }
+        }
+    }
+
+    let failed: Vec<(&Change, &Outcome)> = changes
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| !o.is_converged())
+        .collect();
+    let digests: BTreeMap<String, verify::Digest> = release
+        .services
+        .iter()
+        .filter(|(name, _)| {
+            images.contains_key(
+                config
+                    .services
+                    .get(*name)
+                    .map_or(name.as_str(), |s| s.stack_service_name(name)),
+            )
+        })
+        .map(|(name, image)| (name.clone(), image.digest.clone()))
+        .collect();
+    let actor = stage::actor();
+    let previous_version = previous.as_ref().map(|p| p.version.to_string());
+    let ledger = state.ledger();
+
+    let succeeded = failed.is_empty() && stray.is_empty();
+    let code = if succeeded {
+        let pointer = EnvPointer {
+            env: env_name.clone(),
+            version: version.clone(),
+            digests: digests.clone(),
+            updated: time::OffsetDateTime::now_utc(),
+            actor: actor.clone(),
+        };
+        state.write_env(&pointer).map_err(stage::record_failure)?;
+        let stack_sha256 = verify::Digest::of(yaml.as_bytes());
+        let changed: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+        let mut payload = json!({
+            "env": env_name.as_str(),
+            "version": version.as_str(),
+            "digests": digests,
+            "previous_version": previous_version,
+            "stack_sha256": stack_sha256.as_str(),
+            "changed": changed,
+            "jenkins": stage::jenkins_build(),
+        });
+        let kind = if rolling_back {
+            payload["from_version"] = json!(previous_version);
+            payload["to_version"] = json!(version.as_str());
+            payload["trigger"] = json!("release rollback");
+            EntryKind::RolledBack
+        } else {
+            EntryKind::Deployed
+        };
+        ledger
+            .append(kind, &actor, payload)
+            .map_err(|e| stage::record_failure(e.into()))?;
+        Code::Success
+    } else {
+        let failures: BTreeMap<&str, String> = failed
+            .iter()
+            .map(|(c, o)| (c.service.as_str(), describe(o)))
+            .collect();
+        ledger
+            .append(
+                EntryKind::DeployFailed,
+                &actor,
+                json!({
+                    "env": env_name.as_str(),
+                    "version": version.as_str(),
+                    "previous_version": previous_version,
+                    "failures": failures,
+                    "jenkins": stage::jenkins_build(),
+                }),
+            )
+            .map_err(|e| stage::record_failure(e.into()))?;
+        let rollback_deadline = Instant::now() + timeout;
+        let results = engine
+            .roll_back(&changes, rollback_deadline, &progress)
+            .await;
+        let stuck: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        let rolled: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+        if stuck.is_empty() {
+            ledger
+                .append(
+                    EntryKind::RolledBack,
+                    &actor,
+                    json!({
+                        "env": env_name.as_str(),
+                        "from_version": version.as_str(),
+                        "to_version": previous_version,
+                        "services": rolled,
+                        "trigger": "deploy failed",
+                    }),
+                )
+                .map_err(|e| stage::record_failure(e.into()))?;
+        }
+        let (service, outcome) = failed[0];
+        let message = format!(
+            "deploy of {version} to {env_name} failed: service {}: {}{}",
+            service.service,
+            describe(outcome),
+            if failed.len() > 1 {
+                format!(" (and {} more failed service(s))", failed.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+        write_outputs(
+            global,
+            options,
+            Summary {
+                env: &env,
+                version: &version,
+                previous_version: &previous_version,
+                outcome: "deploy-failed",
+                stack_path: &stack_path,
+                started,
+                expected: &expected,
+                changes: &changes,
+                outcomes: &outcomes,
+            },
+        )?;
+        if !stuck.is_empty() {
+            return Err(Failure::infrastructure(format!(
+                "{message}; and the rollback did not converge: {}",
+                stuck.join("; ")
+            ))
+            .with_hint(format!(
+                "inspect with `release status --env {env_name}` and `docker service ps`"
+            )));
+        }
+        return Err(Failure::new(
+            Code::RolledBack,
+            format!(
+                "{message}; rolled back {} to {}",
+                rolled.join(", "),
+                previous_version
+                    .as_deref()
+                    .unwrap_or("the state before the deploy")
+            ),
+        ));
+    };
+    write_outputs(
+        global,
+        options,
+        Summary {
+            env: &env,
+            version: &version,
+            previous_version: &previous_version,
+            outcome: if rolling_back {
+                "rolled-back"
+            } else {
+                "deployed"
+            },
+            stack_path: &stack_path,
+            started,
+            expected: &expected,
+            changes: &changes,
+            outcomes: &outcomes,
+        },
+    )?;
+    Ok(code)
+}
+
+struct Summary<'a> {
+    env: &'a config::Environment,
+    version: &'a Version,
+    previous_version: &'a Option<String>,
+    outcome: &'static str,
+    stack_path: &'a Path,
+    started: Instant,
+    expected: &'a BTreeMap<String, String>,
+    changes: &'a [Change],
+    outcomes: &'a [Outcome],
+}
+
+fn write_outputs(global: &Global, options: &Options<'_>, s: Summary<'_>) -> Result<(), Failure> {
+    let services: Vec<ServiceReport> = s
+        .expected
+        .iter()
+        .map(|(name, image)| {
+            let watched = s
+                .changes
+                .iter()
+                .zip(s.outcomes)
+                .find(|(c, _)| &c.service == name);
+            let (result, cause, seconds) = match watched {
+                None => ("unchanged", None, 0.0),
+                Some((_, Outcome::Converged { after })) => ("converged", None, after.as_secs_f64()),
+                Some((_, o @ Outcome::Failed { .. })) => ("failed", Some(describe(o)), 0.0),
+                Some((_, o @ Outcome::TimedOut { .. })) => ("timed-out", Some(describe(o)), 0.0),
+            };
+            ServiceReport {
+                service: name.clone(),
+                image: image.clone(),
+                changed: watched.is_some(),
+                result,
+                cause,
+                seconds,
+            }
+        })
+        .collect();
+    let report = Report {
+        env: options.env.to_owned(),
+        stack: s.env.stack.clone(),
+        version: s.version.to_string(),
+        previous_version: s.previous_version.clone(),
+        outcome: s.outcome,
+        rendered_stack: s.stack_path.to_owned(),
+        seconds: s.started.elapsed().as_secs_f64(),
+        services,
+    };
+    if let Some(path) = options.junit {
+        write_junit(path, &report)?;
+    }
+    if global.json {
+        super::print_json(&report)?;
+    } else if s.outcome != "deploy-failed" {
+        let changed = report.services.iter().filter(|s| s.changed).count();
+        println!(
+            "{} {} to {} (stack {}): {changed} of {} services changed, converged in {:.1}s",
+            if s.outcome == "rolled-back" {
+                "rolled back to"
+            } else {
+                "deployed"
+            },
+            report.version,
+            report.env,
+            report.stack,
+            report.services.len(),
+            report.seconds
+        );
+    }
+    Ok(())
+}
+
+/// One JUnit test case per service of the rendered stack.
+fn write_junit(path: &Path, report: &Report) -> Result<(), Failure> {
+    use junit_report::{ReportBuilder, TestCase, TestSuiteBuilder};
+    let cases = report.services.iter().map(|s| {
+        let time = junit_report::Duration::seconds_f64(s.seconds);
+        let name = format!("{} runs {}", s.service, s.image);
+        let mut case = match s.result {
+            "converged" | "unchanged" => TestCase::success(&name, time),
+            other => TestCase::failure(&name, time, other, s.cause.as_deref().unwrap_or(other)),
+        };
+        case.set_classname(&format!("deploy.{}", report.env));
+        case
+    });
+    let suite = TestSuiteBuilder::new(&format!("deploy {} to {}", report.version, report.env))
+        .add_testcases(cases)
+        .build();
+    let junit = ReportBuilder::new().add_testsuite(suite).build();
+    let mut bytes = Vec::new();
+    junit
+        .write_xml(&mut bytes)
+        .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
+    verify::atomic::write_atomic(path, &bytes)
+        .map_err(|e| Failure::infrastructure(format!("cannot write JUnit file: {e}")))
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Converged { after } => format!("converged after {:.1}s", after.as_secs_f64()),
+        Outcome::Failed { cause } => cause.clone(),
+        Outcome::TimedOut { last } => format!("did not converge before the deadline ({last})"),
+    }
+}
+
+/// Service name in the stack file → `REPO:TAG@sha256:…` for every service of the release
+/// that the stack runs.
+fn pinned_images(
+    config: &Config,
+    stack: &StackFile,
+    release: &verify::ReleaseManifest,
+) -> BTreeMap<String, String> {
+    release
+        .services
+        .iter()
+        .filter_map(|(name, image)| {
+            let in_stack = stack_name(config, name);
+            if stack.service(in_stack).is_none() {
+                tracing::warn!(service = %name, "release service is not in the stack file; not deployed");
+                return None;
+            }
+            Some((
+                in_stack.to_owned(),
+                format!("{}:{}@{}", image.repository, image.tag, image.digest),
+            ))
+        })
+        .collect()
+}
+
+/// A release service's name in the stack file.
+fn stack_name<'a>(config: &'a Config, service: &'a str) -> &'a str {
+    config
+        .services
+        .get(service)
+        .map_or(service, |s| s.stack_service_name(service))
+}
+
+/// The deploy-time policy, on the stack exactly as it would be applied: every problem is
+/// listed, nothing is applied if there is one. Config loading has already refused shared
+/// secrets; replicas and ports are checked again here because they are cheap and this is
+/// the last look before the Swarm.
+fn check_policy(config: &Config, env: &str, rendered: &StackFile) -> Result<(), Failure> {
+    let mut problems = Vec::new();
+    for (name, service) in rendered.services() {
+        match service.image.as_deref() {
+            None => problems.push(format!("service `{name}` has no image")),
+            Some(image) => {
+                if image.ends_with(":latest") || image.contains(":latest@") {
+                    problems.push(format!(
+                        "service `{name}`: image `{image}` uses the `latest` tag"
+                    ));
+                }
+                if !engine::swarm::is_pinned(image) {
+                    problems.push(format!(
+                        "service `{name}`: image `{image}` is not pinned by digest (the release does not build it; pin it as REPO:TAG@sha256:… in the stack file)"
+                    ));
+                }
+            }
+        }
+        let managed = config
+            .services
+            .iter()
+            .find(|(n, s)| s.stack_service_name(n) == name);
+        if let Some((_, managed)) = managed {
+            if let (Some(max), Some(replicas)) = (managed.max_replicas, service.replicas)
+                && replicas > max
+            {
+                problems.push(format!(
+                    "service `{name}`: {replicas} replicas, above its limit of {max}"
+                ));
+            }
+            if managed.internal && !service.ports.is_empty() {
+                problems.push(format!("service `{name}` is internal but publishes a port"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "policy refuses the stack for {env} ({} problem{}), nothing was deployed:\n  {}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        problems.join("\n  ")
+    )))
+}
+
+async fn lock(
+    state: &StateDir,
+    env: &EnvName,
+    wait: Duration,
+    purpose: &str,
+) -> Result<verify::LockGuard, Failure> {
+    let state = state.clone();
+    let name = format!("deploy-{env}");
+    let purpose = purpose.to_owned();
+    let env = env.clone();
+    tokio::task::spawn_blocking(move || state.lock(&name, wait, &purpose))
+        .await
+        .map_err(|e| Failure::infrastructure(format!("lock task failed: {e}")))?
+        .map_err(|e| match e {
+            LockError::Timeout { .. } => {
+                Failure::infrastructure(format!("another deploy to {env} is running: {e}"))
+            }
+            other => Failure::infrastructure(other.to_string()),
+        })
+}
+
+/// The version `release rollback` returns to: `--to-version`, else the one live before the
+/// current one. The ledger is read as a stack of live versions: `deployed` pushes a version,
+/// a `rolled-back` to V pops back to V. So A, B, C then two rollbacks give B, then A.
+fn rollback_target(
+    config: &Config,
+    state: &StateDir,
+    env: &EnvName,
+    current: Option<&EnvPointer>,
+    to: Option<&str>,
+) -> Result<Version, Failure> {
+    if let Some(to) = to {
+        return stage::version(config, to);
+    }
+    let entries = state
+        .ledger()
+        .read_all()
+        .map_err(|e| stage::record_failure(e.into()))?;
+    let mut live: Vec<String> = Vec::new();
+    for entry in entries.iter().filter(|e| e.payload["env"] == env.as_str()) {
+        match entry.kind {
+            EntryKind::Deployed => {
+                if let Some(v) = entry.payload["version"].as_str()
+                    && live.last().map(String::as_str) != Some(v)
+                {
+                    live.push(v.to_owned());
+                }
+            }
+            EntryKind::RolledBack => {
+                if let Some(to) = entry.payload["to_version"].as_str() {
+                    while live.last().is_some_and(|v| v != to) {
+                        live.pop();
+                    }
+                    if live.is_empty() {
+                        live.push(to.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let current = current.map(|p| p.version.to_string());
+    if live.last() != current.as_ref() {
+        return Err(Failure::new(
+            Code::Negative,
+            format!(
+                "the ledger's history of {env} does not end at the recorded pointer ({})",
+                current.as_deref().unwrap_or("nothing deployed")
+            ),
+        )
+        .with_hint("run `release audit verify`, or name the version with --to-version"));
+    }
+    live.pop();
+    let previous = live.pop().ok_or_else(|| {
+        Failure::usage(format!(
+            "{env} has no earlier version to roll back to (live now: {})",
+            current.as_deref().unwrap_or("nothing")
+        ))
+        .with_hint("name one with --to-version")
+    })?;
+    Version::parse(&previous).map_err(|e| Failure::usage(e.to_string()))
+}
+
+fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, Failure> {
+    match text {
+        None => Ok(default),
+        Some(t) => config::parse_duration(t).map_err(|e| Failure::usage(format!("{what}: {e}"))),
+    }
+}
+
+/// A line per state change on stderr: the same on a terminal and in CI (no bars yet).
+fn progress_printer(global: &Global) -> impl Fn(Progress<'_>) + Sync + use<> {
+    let quiet = global.quiet;
+    move |p: Progress<'_>| {
+        if !quiet {
+            eprintln!("deploy: {}: {}", p.service, p.state);
+        }
+    }
+}

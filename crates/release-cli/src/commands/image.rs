@@ -1,0 +1,178 @@
+//! `release image digest|copy`: registry plumbing for people debugging a pipeline.
+
+use std::io::Read;
+
+use futures_util::StreamExt;
+use registry_client::{Client, ClientConfig, Credentials, Reference, RetryPolicy, Secret};
+use serde::Serialize;
+
+use crate::cli::{Global, ImageArgs, ImageCommand, ImageCopyArgs, ImageDigestArgs};
+use crate::exit::{Code, Failure};
+
+/// References resolved at once; the client bounds requests per registry further.
+const RESOLVE_CONCURRENCY: usize = 64;
+
+pub async fn run(global: &Global, args: &ImageArgs) -> Result<Code, Failure> {
+    let (default_registry, config) = client_config(global, args)?;
+    let client = Client::new(config)?;
+    match &args.command {
+        ImageCommand::Digest(digest_args) => {
+            digest(global, &client, default_registry.as_deref(), digest_args).await
+        }
+        ImageCommand::Copy(copy_args) => {
+            copy(global, &client, default_registry.as_deref(), copy_args).await
+        }
+    }
+}
+
+/// The default registry and client settings. The config file is optional for these
+/// commands: without one, `--registry`/`RELEASE_REGISTRY` names the default registry.
+fn client_config(
+    global: &Global,
+    args: &ImageArgs,
+) -> Result<(Option<String>, ClientConfig), Failure> {
+    let mut config = ClientConfig {
+        retry: RetryPolicy::from_env().map_err(Failure::usage)?,
+        ..ClientConfig::default()
+    };
+    let mut default_registry = global.registry.clone();
+    if global.config.exists() {
+        let project = super::load_config(global)?;
+        if project.registry.insecure {
+            config.insecure.push(project.registry.host.clone());
+        }
+        config.extra_ca = project.registry.ca.as_deref().map(|ca| project.resolve(ca));
+        default_registry = Some(project.registry.host.clone());
+    }
+    if let Some(ca) = &args.registry_ca {
+        config.extra_ca = Some(ca.clone());
+    }
+    config.credentials = if args.password_stdin {
+        let username = args.username.clone().ok_or_else(|| {
+            Failure::usage("--password-stdin needs a username")
+                .with_hint("pass --username or set RELEASE_REGISTRY_USERNAME")
+        })?;
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .map_err(|e| Failure::usage(format!("cannot read the password from stdin: {e}")))?;
+        let password = password.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(Failure::usage("--password-stdin: stdin was empty"));
+        }
+        Some(Credentials::Basic {
+            username,
+            password: Secret::new(password),
+        })
+    } else {
+        Credentials::from_env()
+    };
+    Ok((default_registry, config))
+}
+
+#[derive(Debug, Serialize)]
+struct DigestReport {
+    images: Vec<DigestRow>,
+    errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DigestRow {
+    /// The reference as given on the command line.
+    input: String,
+    #[serde(flatten)]
+    resolved: registry_client::Resolved,
+}
+
+async fn digest(
+    global: &Global,
+    client: &Client,
+    default_registry: Option<&str>,
+    args: &ImageDigestArgs,
+) -> Result<Code, Failure> {
+    let references = args
+        .references
+        .iter()
+        .map(|text| Ok((text, Reference::parse(text, default_registry)?)))
+        .collect::<Result<Vec<_>, registry_client::Error>>()?;
+    let results: Vec<_> =
+        futures_util::stream::iter(references.iter())
+            .map(|(text, reference)| async move {
+                (*text, client.resolve(reference, args.verify).await)
+            })
+            .buffered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await;
+
+    let mut report = DigestReport {
+        images: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut failures: Vec<Failure> = Vec::new();
+    for (text, result) in results {
+        match result {
+            Ok(resolved) => report.images.push(DigestRow {
+                input: text.clone(),
+                resolved,
+            }),
+            Err(e) => {
+                let failure = Failure::from(e);
+                report.errors.push(failure.message.clone());
+                failures.push(failure);
+            }
+        }
+    }
+    if global.json {
+        super::print_json(&report)?;
+    } else {
+        let mut out = String::new();
+        for row in &report.images {
+            out.push_str(&format!("{} {}\n", row.input, row.resolved.digest));
+        }
+        print!("{out}");
+    }
+    // Report every failure; exit with the most serious one.
+    let worst = failures.iter().map(|f| f.code as u8).max();
+    let Some(worst) = worst else {
+        return Ok(Code::Success);
+    };
+    let mut chosen = None;
+    for failure in failures {
+        if failure.code as u8 == worst && chosen.is_none() {
+            chosen = Some(failure);
+        } else {
+            eprintln!("{failure}");
+        }
+    }
+    Err(chosen.unwrap_or_else(|| Failure::infrastructure("resolving failed")))
+}
+
+async fn copy(
+    global: &Global,
+    client: &Client,
+    default_registry: Option<&str>,
+    args: &ImageCopyArgs,
+) -> Result<Code, Failure> {
+    let source =
+        Reference::parse(&args.source, default_registry).map_err(registry_client::Error::from)?;
+    let destination = Reference::parse(&args.destination, default_registry)
+        .map_err(registry_client::Error::from)?;
+    let report = client.copy(&source, &destination).await?;
+    if global.json {
+        super::print_json(&report)?;
+    } else {
+        println!(
+            "{} -> {} {}\n{} blobs: {} mounted, {} already present, {} streamed ({} bytes uploaded); {} manifest(s) written",
+            report.source,
+            report.destination,
+            report.digest,
+            report.blobs,
+            report.blobs_mounted,
+            report.blobs_present,
+            report.blobs_streamed,
+            report.bytes_uploaded,
+            report.manifests
+        );
+    }
+    Ok(Code::Success)
+}

@@ -1,0 +1,304 @@
+//! The PROD gate: a version may enter an environment only with the exact digests that were
+//! deployed to its source environment and passed the checks there.
+//!
+//! The gate is a pure function of what the caller observed (records, live Swarm, registry),
+//! so every condition is decided in one place and tested without a testbed; the caller
+//! gathers the observations and acts on the verdict.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::audit::{Deployment, deployments};
+use crate::{Entry, EntryKind};
+
+/// Everything the gate looks at, gathered by the caller.
+#[derive(Debug)]
+pub struct Observations<'a> {
+    pub version: &'a str,
+    pub target_env: &'a str,
+    /// `promote_from` of the target; `None` means the target is not a promotion target.
+    pub source_env: Option<&'a str>,
+    /// The release manifest's digests and its file's sha256, or why it could not be loaded.
+    pub manifest: Result<(BTreeMap<String, String>, String), String>,
+    /// The whole ledger, in order.
+    pub entries: &'a [Entry],
+    /// What the source environment's Swarm services run now: service → digest (`None` for
+    /// an unpinned or missing service); `Err` when the Swarm could not be read.
+    pub live_source: Result<BTreeMap<String, Option<String>>, String>,
+    /// What each service's tag resolves to in the registry now, or why it could not.
+    pub registry: BTreeMap<String, Result<String, String>>,
+    pub approval_required: bool,
+    pub approver: Option<&'a str>,
+}
+
+/// One gate condition; each becomes a JUnit test case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Condition {
+    pub name: &'static str,
+    pub passed: bool,
+    /// Why it passed or failed, one line.
+    pub detail: String,
+}
+
+/// The verdict, with the evidence a promotion records.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub conditions: Vec<Condition>,
+    /// The passing `checked` entry of the source environment the promotion relies on.
+    pub evidence_seq: Option<u64>,
+    pub evidence_junit_sha256: Option<String>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.conditions.iter().all(|c| c.passed)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Condition> {
+        self.conditions.iter().filter(|c| !c.passed)
+    }
+}
+
+pub const MANIFEST: &str = "release manifest is recorded and unaltered";
+pub const SOURCE_LIVE: &str = "source environment runs exactly this release";
+pub const SOURCE_CHECKED: &str = "source environment passed its checks after the deploy";
+pub const REGISTRY: &str = "every tag still resolves to the recorded digest";
+pub const APPROVAL: &str = "approval given";
+
+pub fn evaluate(o: &Observations<'_>) -> Verdict {
+    let mut conditions = Vec::new();
+    let manifest = o.manifest.as_ref().ok();
+    let digests = manifest.map(|(d, _)| d);
+
+    conditions.push(manifest_condition(o));
+    let Some(source) = o.source_env else {
+        conditions.push(Condition {
+            name: SOURCE_LIVE,
+            passed: false,
+            detail: format!(
+                "environment `{}` has no `promote_from`; it is not a promotion target",
+                o.target_env
+            ),
+        });
+        return Verdict {
+            conditions,
+            evidence_seq: None,
+            evidence_junit_sha256: None,
+        };
+    };
+    let history = deployments(o.entries, |_| None);
+    let last_deploy = history.iter().rev().find(|d| d.env == source);
+    conditions.push(source_live_condition(o, source, last_deploy, digests));
+    let (checked, evidence) = checked_condition(o, source, last_deploy, digests);
+    conditions.push(checked);
+    conditions.push(registry_condition(o, digests));
+    conditions.push(Condition {
+        name: APPROVAL,
+        passed: !o.approval_required || o.approver.is_some_and(|a| !a.trim().is_empty()),
+        detail: match (o.approval_required, o.approver) {
+            (_, Some(a)) if !a.trim().is_empty() => format!("approved by {a}"),
+            (true, _) => format!(
+                "environment `{}` requires approval: pass --approved-by (Jenkins' input submitter)",
+                o.target_env
+            ),
+            (false, _) => "not required".to_owned(),
+        },
+    });
+    Verdict {
+        conditions,
+        evidence_seq: evidence.as_ref().map(|e| e.0),
+        evidence_junit_sha256: evidence.and_then(|e| e.1),
+    }
+}
+
+fn manifest_condition(o: &Observations<'_>) -> Condition {
+    let fail = |detail: String| Condition {
+        name: MANIFEST,
+        passed: false,
+        detail,
+    };
+    let (_, sha) = match &o.manifest {
+        Ok(m) => m,
+        Err(e) => return fail(e.clone()),
+    };
+    let released = o.entries.iter().rev().find(|e| {
+        e.kind == EntryKind::Released && e.payload["version"].as_str() == Some(o.version)
+    });
+    match released.and_then(|e| e.payload["manifest_sha256"].as_str().map(|s| (e.seq, s))) {
+        None => fail(format!("no `released` ledger entry for {}", o.version)),
+        Some((seq, recorded)) if recorded != sha => fail(format!(
+            "manifest hashes to {sha}, ledger entry seq {seq} recorded {recorded}"
+        )),
+        Some((seq, _)) => Condition {
+            name: MANIFEST,
+            passed: true,
+            detail: format!("sha256 matches ledger entry seq {seq}"),
+        },
+    }
+}
+
+fn source_live_condition(
+    o: &Observations<'_>,
+    source: &str,
+    last_deploy: Option<&Deployment>,
+    digests: Option<&BTreeMap<String, String>>,
+) -> Condition {
+    let fail = |detail: String| Condition {
+        name: SOURCE_LIVE,
+        passed: false,
+        detail,
+    };
+    match last_deploy {
+        None => return fail(format!("nothing was ever deployed to `{source}`")),
+        Some(d) if d.version != o.version => {
+            return fail(format!(
+                "`{source}` last received {} (ledger seq {}), not {}",
+                d.version, d.seq, o.version
+            ));
+        }
+        Some(_) => {}
+    }
+    let Some(digests) = digests else {
+        return fail("no manifest to compare with".to_owned());
+    };
+    let live = match &o.live_source {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot read `{source}` from the Swarm: {e}")),
+    };
+    let mismatches: Vec<String> = digests
+        .iter()
+        .filter_map(|(service, want)| match live.get(service) {
+            Some(Some(have)) if have == want => None,
+            Some(Some(have)) => Some(format!("{service}: runs {have}, release has {want}")),
+            Some(None) => Some(format!("{service}: runs an unpinned image")),
+            None => Some(format!("{service}: not running in `{source}`")),
+        })
+        .collect();
+    if mismatches.is_empty() {
+        Condition {
+            name: SOURCE_LIVE,
+            passed: true,
+            detail: format!(
+                "`{source}` runs all {} digests of {}",
+                digests.len(),
+                o.version
+            ),
+        }
+    } else {
+        fail(mismatches.join("; "))
+    }
+}
+
+/// The last `checked` entry for the source after its latest deploy of the version decides:
+/// a later failing check revokes an earlier pass.
+fn checked_condition(
+    o: &Observations<'_>,
+    source: &str,
+    last_deploy: Option<&Deployment>,
+    digests: Option<&BTreeMap<String, String>>,
+) -> (Condition, Option<(u64, Option<String>)>) {
+    let fail = |detail: String| {
+        (
+            Condition {
+                name: SOURCE_CHECKED,
+                passed: false,
+                detail,
+            },
+            None,
+        )
+    };
+    let Some(deploy) = last_deploy.filter(|d| d.version == o.version) else {
+        return fail(format!(
+            "{} is not the version deployed in `{source}`",
+            o.version
+        ));
+    };
+    let last_check = o.entries.iter().rev().find(|e| {
+        e.kind == EntryKind::Checked
+            && e.seq > deploy.seq
+            && e.payload["env"].as_str() == Some(source)
+    });
+    let Some(check) = last_check else {
+        return fail(format!(
+            "no check of `{source}` after its deploy of {} (seq {}): run `release check --env {source}`",
+            o.version, deploy.seq
+        ));
+    };
+    let p = &check.payload;
+    let failed = p["failed"].as_u64().unwrap_or(u64::MAX);
+    let passed = p["passed"].as_u64().unwrap_or(0);
+    if failed != 0 || passed == 0 {
+        return fail(format!(
+            "the last check of `{source}` (seq {}) did not pass: {passed} passed, {failed} failed",
+            check.seq
+        ));
+    }
+    if let (Some(checked), Some(want)) = (p["digests"].as_object(), digests) {
+        let differs: Vec<&String> = want
+            .iter()
+            .filter(|(s, d)| checked.get(*s).and_then(|v| v.as_str()) != Some(d.as_str()))
+            .map(|(s, _)| s)
+            .collect();
+        if !differs.is_empty() {
+            return fail(format!(
+                "the last check of `{source}` (seq {}) did not cover the release's digests of: {}",
+                check.seq,
+                differs
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let junit = p["junit_sha256"].as_str().map(str::to_owned);
+    (
+        Condition {
+            name: SOURCE_CHECKED,
+            passed: true,
+            detail: format!(
+                "check seq {} passed {passed} checks{}",
+                check.seq,
+                junit
+                    .as_deref()
+                    .map(|j| format!(", JUnit {j}"))
+                    .unwrap_or_default()
+            ),
+        },
+        Some((check.seq, junit)),
+    )
+}
+
+fn registry_condition(
+    o: &Observations<'_>,
+    digests: Option<&BTreeMap<String, String>>,
+) -> Condition {
+    let Some(digests) = digests else {
+        return Condition {
+            name: REGISTRY,
+            passed: false,
+            detail: "no manifest to compare with".to_owned(),
+        };
+    };
+    let problems: Vec<String> = digests
+        .iter()
+        .filter_map(|(service, want)| match o.registry.get(service) {
+            Some(Ok(have)) if have == want => None,
+            Some(Ok(have)) => Some(format!(
+                "{service}: tag moved to {have}, release has {want}"
+            )),
+            Some(Err(e)) => Some(format!("{service}: {e}")),
+            None => Some(format!("{service}: not resolved")),
+        })
+        .collect();
+    Condition {
+        name: REGISTRY,
+        passed: problems.is_empty(),
+        detail: if problems.is_empty() {
+            format!("{} tags resolve to the recorded digests", digests.len())
+        } else {
+            problems.join("; ")
+        },
+    }
+}

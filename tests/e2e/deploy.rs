@@ -1,0 +1,449 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use release_e2e::{Project, Testbed, docker, example_dir};
+use verify::{Digest, EntryKind, ReleaseManifest, ServiceImage, StateDir, Version};
+
+const SERVICES: [&str; 2] = ["api", "worker"];
+
+/// A two-service project (env `e2e`) whose stack updates fast: 2 s monitor, health checked.
+struct Fixture {
+    project: Project,
+    stack: String,
+    repo: String,
+}
+
+fn fixture(bed: &Testbed, prefix: &str) -> Fixture {
+    let stack = bed.unique(prefix);
+    let repo = format!("e2e/{stack}");
+    let mut project = Project::new();
+    project.remove_stack_on_drop(&stack);
+    project.write(
+        "release.toml",
+        &format!(
+            r#"[project]
+name = "e2e"
+
+[registry]
+host = "registry.invalid"
+
+[services.api]
+repository = "{repo}/api"
+context = "{context}"
+max_replicas = 2
+
+[services.worker]
+repository = "{repo}/worker"
+context = "{context}"
+max_replicas = 1
+
+[environments.e2e]
+stack = "{stack}"
+stack_file = "stack.yml"
+deploy_timeout = "50s"
+"#,
+            context = example_dir().join("image").display()
+        ),
+    );
+    project.write("stack.yml", &stack_file(&repo, ""));
+    Fixture {
+        project,
+        stack,
+        repo,
+    }
+}
+
+/// The stack file; images name tags only (rendering pins them). `extra` is appended to
+/// the services mapping.
+fn stack_file(repo: &str, extra: &str) -> String {
+    let mut text = String::from(
+        "version: \"3.8\"\nx-deploy: &deploy\n  endpoint_mode: dnsrr\n  update_config:\n    \
+         order: stop-first\n    failure_action: rollback\n    monitor: 2s\n  rollback_config:\n    \
+         order: stop-first\n    monitor: 1s\n  restart_policy:\n    condition: any\n    delay: 1s\n\
+         services:\n",
+    );
+    for service in SERVICES {
+        text.push_str(&format!(
+            "  {service}:\n    image: ${{RELEASE_REGISTRY}}/{repo}/{service}:${{VERSION}}\n    \
+             init: true\n    stop_grace_period: 2s\n    deploy:\n      replicas: 1\n      <<: *deploy\n"
+        ));
+    }
+    text.push_str(extra);
+    text
+}
+
+/// Pushes one demo image per service and records release `version`; `api_args` are extra
+/// build args for api (e.g. to make it unhealthy). Returns service → pinned reference.
+fn record(
+    bed: &Testbed,
+    f: &Fixture,
+    version: &str,
+    api_args: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    let mut services = BTreeMap::new();
+    let mut pinned = BTreeMap::new();
+    for service in SERVICES {
+        let mut args = vec![("SERVICE", service), ("VERSION", version)];
+        if service == "api" {
+            args.extend_from_slice(api_args);
+        }
+        let reference = bed.push_demo_image(&format!("{}/{service}", f.repo), version, &args);
+        let (name, digest) = reference.split_once('@').unwrap();
+        let (repository, tag) = name.rsplit_once(':').unwrap();
+        services.insert(
+            service.to_owned(),
+            ServiceImage {
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+                digest: Digest::parse(digest).unwrap(),
+                platform: None,
+            },
+        );
+        pinned.insert(service.to_owned(), reference);
+    }
+    record_manifest(f, version, services);
+    pinned
+}
+
+/// Records release `version` as the given images, as `release push` would.
+fn record_manifest(f: &Fixture, version: &str, services: BTreeMap<String, ServiceImage>) {
+    let manifest = ReleaseManifest {
+        project: "e2e".to_owned(),
+        version: Version::parse(version).unwrap(),
+        created: time::OffsetDateTime::now_utc(),
+        git_commit: None,
+        jenkins: None,
+        services,
+    };
+    state(f).record_release(&manifest, "e2e-test").unwrap();
+}
+
+fn state(f: &Fixture) -> StateDir {
+    StateDir::open(f.project.state_dir()).unwrap()
+}
+
+/// Service (stack-file name) → images of its running tasks.
+fn running_images(stack: &str) -> BTreeMap<String, Vec<String>> {
+    let out = docker([
+        "stack",
+        "ps",
+        stack,
+        "--no-trunc",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Name}}|{{.Image}}|{{.CurrentState}}",
+    ]);
+    let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in out.lines() {
+        let mut parts = line.split('|');
+        let (name, image, current) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        if !current.starts_with("Running") {
+            continue;
+        }
+        let service = name
+            .strip_prefix(&format!("{stack}_"))
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        images
+            .entry(service.to_owned())
+            .or_default()
+            .push(image.to_owned());
+    }
+    images
+}
+
+#[track_caller]
+fn assert_runs(stack: &str, release: &BTreeMap<String, String>) {
+    let live = running_images(stack);
+    for (service, image) in release {
+        assert_eq!(
+            live.get(service),
+            Some(&vec![image.clone()]),
+            "service {service}: live {live:#?}"
+        );
+    }
+}
+
+fn ledger_kinds(f: &Fixture) -> Vec<(EntryKind, serde_json::Value)> {
+    state(f)
+        .ledger()
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind != EntryKind::Released)
+        .map(|e| (e.kind, e.payload))
+        .collect()
+}
+
+fn deploy(bed: &Testbed, f: &Fixture, version: &str) -> release_e2e::Run {
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", version])
+}
+
+#[test]
+fn deploy_a_then_b_runs_b_digests_and_records_b() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-ab");
+    let a = record(&bed, &f, "1.0.0", &[]);
+    let b = record(&bed, &f, "1.1.0", &[]);
+
+    deploy(&bed, &f, "1.0.0").success();
+    assert_runs(&f.stack, &a);
+    let junit = f.project.dir().join("deploy.xml");
+    let run = bed.release(
+        &f.project,
+        [
+            "--json",
+            "deploy",
+            "--env",
+            "e2e",
+            "--version",
+            "1.1.0",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    let report = run.json();
+    run.success();
+    assert_runs(&f.stack, &b);
+
+    assert_eq!(report["outcome"], "deployed");
+    assert_eq!(report["previous_version"], "1.0.0");
+    for service in report["services"].as_array().unwrap() {
+        assert_eq!(service["result"], "converged", "{report:#}");
+    }
+    let pointer = state(&f)
+        .read_env(&"e2e".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(pointer.version.as_str(), "1.1.0");
+    for (service, image) in &b {
+        assert!(image.ends_with(pointer.digests[service].as_str()));
+    }
+    let kinds = ledger_kinds(&f);
+    assert_eq!(
+        kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [EntryKind::Deployed, EntryKind::Deployed]
+    );
+    assert_eq!(kinds[1].1["version"], "1.1.0");
+    assert_eq!(kinds[1].1["previous_version"], "1.0.0");
+
+    let stored =
+        std::fs::read_to_string(f.project.state_dir().join("stacks/e2e/1.1.0.yml")).unwrap();
+    for image in b.values() {
+        assert!(stored.contains(image.as_str()), "{stored}");
+    }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), 2, "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn an_unhealthy_version_is_rolled_back_to_the_previous_digests() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-unhealthy");
+    let b = record(&bed, &f, "1.1.0", &[]);
+    let c = record(&bed, &f, "1.2.0", &[("DEMO_UNHEALTHY", "1")]);
+    deploy(&bed, &f, "1.1.0").success();
+
+    let run = deploy(&bed, &f, "1.2.0");
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("rolled back");
+    assert!(!c.is_empty());
+    assert_runs(&f.stack, &b);
+
+    let pointer = state(&f)
+        .read_env(&"e2e".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(pointer.version.as_str(), "1.1.0");
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::Deployed,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack
+        ]
+    );
+}
+
+#[test]
+fn a_crash_looping_version_is_rolled_back_to_the_previous_digests() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-crash");
+    let b = record(&bed, &f, "1.1.0", &[]);
+    record(&bed, &f, "1.2.0", &[("DEMO_CRASH_AFTER", "1")]);
+    deploy(&bed, &f, "1.1.0").success();
+
+    deploy(&bed, &f, "1.2.0")
+        .expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("exit code 3")
+        .stderr_has("rolled back");
+    assert_runs(&f.stack, &b);
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::Deployed,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack
+        ]
+    );
+}
+
+#[test]
+fn a_version_whose_image_cannot_be_pulled_is_rolled_back() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-pull");
+    let b = record(&bed, &f, "1.1.0", &[]);
+    deploy(&bed, &f, "1.1.0").success();
+    // Same worker; api names a digest the registry never had.
+    let mut services = state(&f)
+        .load_release(&Version::parse("1.1.0").unwrap())
+        .unwrap()
+        .manifest
+        .services;
+    let api = services.get_mut("api").unwrap();
+    api.tag = "1.2.0".to_owned();
+    api.digest = Digest::parse(&format!("sha256:{}", "0".repeat(63) + "1")).unwrap();
+    record_manifest(&f, "1.2.0", services);
+
+    let run = deploy(&bed, &f, "1.2.0");
+    eprintln!("DEBUG {}", run.stderr());
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("rolled back api to 1.1.0");
+    assert_runs(&f.stack, &b);
+    let entries = ledger_kinds(&f);
+    let (kind, payload) = &entries[1];
+    assert_eq!(*kind, EntryKind::DeployFailed);
+    assert_eq!(
+        payload["failures"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["api"],
+        "only api changed and failed: {payload:#}"
+    );
+    assert_eq!(entries[2].0, EntryKind::RolledBack);
+}
+
+#[test]
+fn an_unpinned_image_is_refused_and_nothing_changes() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-policy");
+    let a = record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[]);
+    deploy(&bed, &f, "1.0.0").success();
+
+    let (api_tag_only, _) = a["api"].split_once('@').unwrap();
+    f.project.write(
+        "stack.yml",
+        &stack_file(
+            &f.repo,
+            &format!(
+                "  sidecar:\n    image: {api_tag_only}\n    deploy:\n      endpoint_mode: dnsrr\n  \
+                 probe:\n    image: {api_tag_only}\n    deploy:\n      endpoint_mode: dnsrr\n"
+            ),
+        ),
+    );
+    deploy(&bed, &f, "1.1.0")
+        .expect_code(2)
+        .stderr_has("2 problems")
+        .stderr_has("service `sidecar`: image")
+        .stderr_has("service `probe`: image")
+        .stderr_has("not pinned by digest")
+        .stderr_has("nothing was deployed");
+
+    assert_runs(&f.stack, &a);
+    let services = docker(["stack", "services", &f.stack, "--format", "{{.Name}}"]);
+    assert!(!services.contains("sidecar"), "{services}");
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, [EntryKind::Deployed]);
+}
+
+#[test]
+fn rollback_returns_to_the_previous_version() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-rollback");
+    let a = record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[]);
+    deploy(&bed, &f, "1.0.0").success();
+    deploy(&bed, &f, "1.1.0").success();
+
+    bed.release(&f.project, ["rollback", "--env", "e2e"])
+        .success()
+        .stdout_has("rolled back to 1.0.0");
+    assert_runs(&f.stack, &a);
+    let pointer = state(&f)
+        .read_env(&"e2e".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(pointer.version.as_str(), "1.0.0");
+    let kinds = ledger_kinds(&f);
+    let (kind, payload) = kinds.last().unwrap();
+    assert_eq!(*kind, EntryKind::RolledBack);
+    assert_eq!(payload["from_version"], "1.1.0");
+    assert_eq!(payload["to_version"], "1.0.0");
+
+    bed.release(&f.project, ["rollback", "--env", "e2e"])
+        .expect_code(2)
+        .stderr_has("no earlier version");
+}
+
+#[test]
+fn concurrent_deploys_to_one_env_never_interleave() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-lock");
+    record(&bed, &f, "1.0.0", &[]);
+    let b = record(&bed, &f, "1.1.0", &[]);
+
+    std::thread::scope(|s| {
+        let first = s.spawn(|| deploy(&bed, &f, "1.0.0"));
+        std::thread::sleep(Duration::from_millis(700));
+        let waiter = s.spawn(|| deploy(&bed, &f, "1.1.0"));
+        let impatient = s.spawn(|| {
+            bed.release(
+                &f.project,
+                [
+                    "deploy",
+                    "--env",
+                    "e2e",
+                    "--version",
+                    "1.1.0",
+                    "--lock-timeout",
+                    "1s",
+                ],
+            )
+        });
+        impatient
+            .join()
+            .unwrap()
+            .expect_code(3)
+            .stderr_has("another deploy to e2e is running")
+            .stderr_has("release deploy --env e2e --version 1.0.0");
+        first.join().unwrap().success();
+        waiter.join().unwrap().success();
+    });
+
+    assert_runs(&f.stack, &b);
+    let deployed: Vec<serde_json::Value> = ledger_kinds(&f)
+        .into_iter()
+        .filter(|(k, _)| *k == EntryKind::Deployed)
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(deployed.len(), 2);
+    assert_eq!(deployed[0]["version"], "1.0.0");
+    // The second deploy started from what the first one recorded: they ran one after the other.
+    assert_eq!(deployed[1]["previous_version"], "1.0.0");
+}
