@@ -2,6 +2,7 @@
 //! whom, approved by whom, on what evidence; what was live at a moment; and whether the
 //! ledger and the release manifests are still exactly what was written.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -9,7 +10,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::fs::sha256_prefixed;
-use crate::{Entry, EntryKind, RecordError, StateDir, VerifyReport};
+use crate::{Entry, EntryKind, Ledger, LedgerError, RecordError, StateDir, VerifyReport};
 
 /// One change of what an environment runs: a deploy, a promotion or a rollback.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,24 +32,95 @@ pub struct Deployment {
     pub evidence: Option<String>,
 }
 
-/// Every deployment in ledger order. Digests missing from an entry's payload (a rollback
-/// names only versions) are taken from the release manifest via `manifest_digests`.
+/// Which deployments [`deployments`] returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<'a> {
+    /// Only this environment.
+    pub env: Option<&'a str>,
+    /// Only what was live at this moment: the last deployment at or before it, per env.
+    pub at: Option<OffsetDateTime>,
+}
+
+/// Deployments in ledger order, read in one pass that also checks the whole hash chain (a
+/// broken ledger is refused, never partially trusted). Only matching entries' payloads are
+/// parsed. Digests missing from a payload (a rollback may name only versions) come from the
+/// release manifest via `manifest_digests`.
 pub fn deployments(
-    entries: &[Entry],
+    ledger: &Ledger,
+    query: Query<'_>,
     manifest_digests: impl Fn(&str) -> Option<BTreeMap<String, String>>,
-) -> Vec<Deployment> {
+) -> Result<Vec<Deployment>, LedgerError> {
+    #[derive(serde::Deserialize)]
+    struct EnvOnly<'a> {
+        #[serde(borrow)]
+        env: Option<Cow<'a, str>>,
+    }
+    // Candidates keep their raw payload; with `at`, only the latest per env survives.
+    let mut kept: Vec<(u64, OffsetDateTime, EntryKind, String, String)> = Vec::new();
+    let mut latest: BTreeMap<String, usize> = BTreeMap::new();
+    let report = ledger.scan(|e| {
+        if !matches!(
+            e.kind,
+            EntryKind::Deployed | EntryKind::Promoted | EntryKind::RolledBack
+        ) || query.at.is_some_and(|at| e.time > at)
+        {
+            return Ok(());
+        }
+        let env: EnvOnly<'_> =
+            serde_json::from_str(e.payload).map_err(|err| format!("payload: {err}"))?;
+        let Some(env) = env.env else { return Ok(()) };
+        if query.env.is_some_and(|want| want != env) {
+            return Ok(());
+        }
+        let candidate = (
+            e.seq,
+            e.time,
+            e.kind,
+            e.actor.to_owned(),
+            e.payload.to_owned(),
+        );
+        match (query.at, latest.get(env.as_ref())) {
+            (Some(_), Some(&i)) => kept[i] = candidate,
+            (Some(_), None) => {
+                latest.insert(env.into_owned(), kept.len());
+                kept.push(candidate);
+            }
+            (None, _) => kept.push(candidate),
+        }
+        Ok(())
+    })?;
+    ledger.refuse_break(&report)?;
+    kept.sort_by_key(|c| c.0);
+    Ok(kept
+        .into_iter()
+        .filter_map(|(seq, time, kind, actor, payload)| {
+            let payload: Value = serde_json::from_str(&payload).ok()?;
+            deployment(seq, time, kind, actor, &payload, &manifest_digests)
+        })
+        .collect())
+}
+
+/// Deployments among already-read entries (the gate reads the whole ledger anyway).
+pub fn deployments_in(entries: &[Entry]) -> Vec<Deployment> {
     entries
         .iter()
-        .filter_map(|entry| deployment(entry, &manifest_digests))
+        .filter_map(|e| {
+            deployment(e.seq, e.time, e.kind, e.actor.clone(), &e.payload, &|_| {
+                None
+            })
+        })
         .collect()
 }
 
 fn deployment(
-    entry: &Entry,
+    seq: u64,
+    time: OffsetDateTime,
+    kind: EntryKind,
+    actor: String,
+    p: &Value,
     manifest_digests: &impl Fn(&str) -> Option<BTreeMap<String, String>>,
 ) -> Option<Deployment> {
-    let p = &entry.payload;
-    let version = match entry.kind {
+    let version = match kind {
         EntryKind::Deployed | EntryKind::Promoted => p["version"].as_str()?,
         EntryKind::RolledBack => p["to_version"].as_str().or_else(|| p["version"].as_str())?,
         _ => return None,
@@ -62,31 +134,19 @@ fn deployment(
         None => manifest_digests(version).unwrap_or_default(),
     };
     Some(Deployment {
-        seq: entry.seq,
-        time: entry.time,
-        kind: entry.kind,
+        seq,
+        time,
+        kind,
         env: p["env"].as_str()?.to_owned(),
         version: version.to_owned(),
         digests,
-        actor: entry.actor.clone(),
+        actor,
         approver: text(&p["approved_by"]),
         jenkins: Some(p["jenkins"].clone()).filter(|j| !j.is_null()),
         evidence: text(&p["evidence"]["junit_sha256"])
             .or_else(|| text(&p["junit_sha256"]))
             .or_else(|| text(&p["stack_sha256"])),
     })
-}
-
-/// What `env` ran at `at`: the last deployment to it at or before that moment.
-pub fn live_at<'a>(
-    deployments: &'a [Deployment],
-    env: &str,
-    at: OffsetDateTime,
-) -> Option<&'a Deployment> {
-    deployments
-        .iter()
-        .rev()
-        .find(|d| d.env == env && d.time <= at)
 }
 
 /// The outcome of `audit verify`.
@@ -124,8 +184,25 @@ impl RecordsReport {
 /// Recomputes the ledger's hash chain and every release manifest's sha256 against its
 /// `released` entry; manifests the ledger never recorded are reported too.
 pub fn verify_records(state: &StateDir) -> Result<RecordsReport, RecordError> {
+    #[derive(serde::Deserialize)]
+    struct Released<'a> {
+        #[serde(borrow)]
+        version: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        manifest_sha256: Option<Cow<'a, str>>,
+    }
     let ledger = state.ledger();
-    let report: VerifyReport = ledger.verify()?;
+    let mut recorded: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let report: VerifyReport = ledger.scan(|e| {
+        if e.kind == EntryKind::Released {
+            let r: Released<'_> =
+                serde_json::from_str(e.payload).map_err(|err| format!("payload: {err}"))?;
+            if let (Some(v), Some(sha)) = (r.version, r.manifest_sha256) {
+                recorded.insert(v.into_owned(), (e.seq, sha.into_owned()));
+            }
+        }
+        Ok(())
+    })?;
     let chain_break = report.first_break.as_ref().map(|b| ChainBreakReport {
         line: b.line,
         seq: b.seq,
@@ -134,18 +211,6 @@ pub fn verify_records(state: &StateDir) -> Result<RecordsReport, RecordError> {
     let mut problems = Vec::new();
     let mut checked = 0;
     if chain_break.is_none() {
-        let mut recorded: BTreeMap<String, (u64, String)> = BTreeMap::new();
-        for entry in ledger.read_all()? {
-            if entry.kind != EntryKind::Released {
-                continue;
-            }
-            if let (Some(v), Some(sha)) = (
-                entry.payload["version"].as_str(),
-                entry.payload["manifest_sha256"].as_str(),
-            ) {
-                recorded.insert(v.to_owned(), (entry.seq, sha.to_owned()));
-            }
-        }
         for (version, (seq, expected)) in &recorded {
             let path = state.releases_dir().join(format!("{version}.json"));
             checked += 1;

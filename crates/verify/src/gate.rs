@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::audit::{Deployment, deployments};
+use crate::audit::{Deployment, deployments_in};
 use crate::{Entry, EntryKind};
 
 /// Everything the gate looks at, gathered by the caller.
@@ -87,7 +87,7 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
             evidence_junit_sha256: None,
         };
     };
-    let history = deployments(o.entries, |_| None);
+    let history = deployments_in(o.entries);
     let last_deploy = history.iter().rev().find(|d| d.env == source);
     conditions.push(source_live_condition(o, source, last_deploy, digests));
     let (checked, evidence) = checked_condition(o, source, last_deploy, digests);

@@ -33,6 +33,17 @@ use time::OffsetDateTime;
 pub use chain::{BreakProblem, ChainBreak, VerifyReport};
 pub use entry::{Entry, EntryKind, GENESIS_PREV};
 
+/// A ledger line as [`Ledger::scan`] sees it: typed header, raw JSON payload.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryView<'a> {
+    pub seq: u64,
+    pub time: OffsetDateTime,
+    pub actor: &'a str,
+    pub kind: EntryKind,
+    /// The payload object as written, unparsed.
+    pub payload: &'a str,
+}
+
 use crate::atomic::{WriteOnce, write_once};
 use crate::fs::{FsError, IoContext, fsync_dir, parent_dir};
 use crate::lock::{self, LockError};
@@ -170,7 +181,10 @@ impl Ledger {
     pub fn read_all(&self) -> Result<Vec<Entry>, LedgerError> {
         let _lock = self.lock("read the ledger")?;
         let mut entries = Vec::new();
-        let report = self.walk(|e| entries.push(e))?;
+        let report = self.walk(|view, raw| {
+            entries.push(view.into_entry(raw.to_vec())?);
+            Ok(())
+        })?;
         match report.first_break {
             Some(b) => Err(self.corrupt(b.line, b.to_string())),
             None => Ok(entries),
@@ -181,7 +195,35 @@ impl Ledger {
     /// error; errors are only for not being able to read the ledger at all.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
         let _lock = self.lock("verify the ledger")?;
-        self.walk(|_| {})
+        self.walk(|_, _| Ok(()))
+    }
+
+    /// Recomputes the chain like [`Ledger::verify`], handing every well-formed line to `on`
+    /// as an [`EntryView`] whose payload is still raw JSON: one pass, and no payload tree is
+    /// built unless the caller builds one. Breaks are in the report; an `Err` from `on`
+    /// marks that line malformed.
+    pub fn scan(
+        &self,
+        mut on: impl FnMut(&EntryView<'_>) -> Result<(), String>,
+    ) -> Result<VerifyReport, LedgerError> {
+        let _lock = self.lock("read the ledger")?;
+        self.walk(|view, _| {
+            on(&EntryView {
+                seq: view.seq,
+                time: view.time,
+                actor: &view.actor,
+                kind: view.kind,
+                payload: view.payload.get(),
+            })
+        })
+    }
+
+    /// The error for a report with a break, for callers that refuse a broken ledger.
+    pub fn refuse_break(&self, report: &VerifyReport) -> Result<(), LedgerError> {
+        match &report.first_break {
+            Some(b) => Err(self.corrupt(b.line, b.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Moves a torn last line (one without a newline, left by a crash mid-append) to
@@ -241,7 +283,10 @@ impl Ledger {
         lock::acquire(&self.lock_dir, LEDGER_LOCK, self.lock_timeout, purpose)
     }
 
-    fn walk(&self, on_entry: impl FnMut(Entry)) -> Result<VerifyReport, LedgerError> {
+    fn walk(
+        &self,
+        on_entry: impl FnMut(entry::LineView<'_>, &[u8]) -> Result<(), String>,
+    ) -> Result<VerifyReport, LedgerError> {
         let file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -25,12 +25,8 @@ pub async fn run(global: &Global, args: &AuditArgs) -> Result<Code, Failure> {
     }
 }
 
-/// Every deployment in the ledger, digests completed from the release manifests.
-fn load_deployments(state: &StateDir) -> Result<Vec<Deployment>, Failure> {
-    let entries = state
-        .ledger()
-        .read_all()
-        .map_err(|e| stage::record_failure(e.into()))?;
+/// Deployments matching `query`, digests completed from the release manifests.
+fn load_deployments(state: &StateDir, query: audit::Query<'_>) -> Result<Vec<Deployment>, Failure> {
     let manifest_digests = |version: &str| {
         let version = Version::parse(version).ok()?;
         let recorded = state.load_release(&version).ok()?;
@@ -43,7 +39,8 @@ fn load_deployments(state: &StateDir) -> Result<Vec<Deployment>, Failure> {
                 .collect(),
         )
     };
-    Ok(audit::deployments(&entries, manifest_digests))
+    audit::deployments(&state.ledger(), query, manifest_digests)
+        .map_err(|e| stage::record_failure(e.into()))
 }
 
 fn history(
@@ -55,21 +52,12 @@ fn history(
     if let Some(env) = &args.env {
         config.environment(env)?;
     }
-    let mut rows: Vec<Deployment> = load_deployments(state)?
-        .into_iter()
-        .filter(|d| args.env.as_ref().is_none_or(|e| &d.env == e))
-        .collect();
-    if let Some(at) = &args.at {
-        let at = parse_time(at)?;
-        let envs: Vec<&String> = match &args.env {
-            Some(e) => vec![e],
-            None => config.environments.keys().collect(),
-        };
-        rows = envs
-            .into_iter()
-            .filter_map(|env| audit::live_at(&rows, env, at).cloned())
-            .collect();
-    }
+    let at = args.at.as_deref().map(parse_time).transpose()?;
+    let query = audit::Query {
+        env: args.env.as_deref(),
+        at,
+    };
+    let mut rows = load_deployments(state, query)?;
     if let Some(service) = &args.service {
         if !config.services.contains_key(service) {
             return Err(Failure::usage(format!("unknown service `{service}`")));
@@ -145,7 +133,13 @@ async fn live(
     state: &StateDir,
     args: &AuditArgs,
 ) -> Result<Code, Failure> {
-    let deployments = load_deployments(state)?;
+    let deployments = load_deployments(
+        state,
+        audit::Query {
+            env: args.env.as_deref(),
+            at: Some(OffsetDateTime::now_utc()),
+        },
+    )?;
     let envs: Vec<&String> = match &args.env {
         Some(e) => {
             config.environment(e)?;
@@ -156,8 +150,8 @@ async fn live(
     let mut drift = Vec::new();
     let mut compared = 0;
     for env_name in envs {
-        let Some(recorded) = audit::live_at(&deployments, env_name, OffsetDateTime::now_utc())
-        else {
+        // With `at`, the query keeps only the latest deployment per environment.
+        let Some(recorded) = deployments.iter().find(|d| &d.env == env_name) else {
             continue;
         };
         let env = config.environment(env_name)?;

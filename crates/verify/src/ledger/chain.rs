@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::{self, BufRead};
 
-use super::entry::{Entry, GENESIS_PREV};
+use super::entry::{Entry, GENESIS_PREV, LineView};
 use crate::fs::sha256_prefixed;
 
 /// The result of [`Ledger::verify`](super::Ledger::verify).
@@ -81,11 +81,12 @@ impl fmt::Display for BreakProblem {
     }
 }
 
-/// Reads every line, checks each link, and hands each parsed entry to `on_entry` (also
-/// entries after a break, which callers that care about breaks discard).
+/// Reads every line, checks each link, and hands each well-formed line (its view and its
+/// bytes) to `on_entry` (also lines after a break, which callers that care about breaks
+/// discard). Returning `Err` from `on_entry` records the line as malformed.
 pub(crate) fn walk(
     mut reader: impl BufRead,
-    mut on_entry: impl FnMut(Entry),
+    mut on_entry: impl FnMut(LineView<'_>, &[u8]) -> Result<(), String>,
 ) -> io::Result<VerifyReport> {
     let mut report = VerifyReport {
         lines: 0,
@@ -112,23 +113,26 @@ pub(crate) fn walk(
             break;
         }
         let hash = sha256_prefixed(&buf);
-        match Entry::parse(buf.clone()) {
+        match Entry::view(&buf) {
             Err(reason) => note(None, BreakProblem::Malformed { reason }),
-            Ok(entry) => {
-                if entry.seq != expected_seq {
+            Ok(view) => {
+                let seq = view.seq;
+                if seq != expected_seq {
                     let problem = BreakProblem::SeqMismatch {
                         expected: expected_seq,
-                        found: entry.seq,
+                        found: seq,
                     };
-                    note(Some(entry.seq), problem);
-                } else if entry.prev != expected_prev {
+                    note(Some(seq), problem);
+                } else if view.prev != expected_prev {
                     let problem = BreakProblem::PrevMismatch {
                         expected: expected_prev.clone(),
-                        found: entry.prev.clone(),
+                        found: view.prev.clone().into_owned(),
                     };
-                    note(Some(entry.seq), problem);
+                    note(Some(seq), problem);
                 }
-                on_entry(entry);
+                if let Err(reason) = on_entry(view, &buf) {
+                    note(Some(seq), BreakProblem::Malformed { reason });
+                }
             }
         }
         report.lines = line;

@@ -1,9 +1,11 @@
 //! One ledger line: its typed fields and the exact bytes it was read from.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::fs::sha256_prefixed;
@@ -74,16 +76,38 @@ struct LineOut<'a> {
     prev: &'a str,
 }
 
+/// A line checked for shape, its payload left as unparsed JSON: walking a long ledger
+/// (verify, audit) allocates a payload tree only for the entries a caller wants.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LineIn {
-    seq: u64,
+pub(crate) struct LineView<'a> {
+    pub(crate) seq: u64,
     #[serde(with = "time::serde::rfc3339")]
-    time: OffsetDateTime,
-    actor: String,
-    kind: EntryKind,
-    payload: Value,
-    prev: String,
+    pub(crate) time: OffsetDateTime,
+    #[serde(borrow)]
+    pub(crate) actor: Cow<'a, str>,
+    pub(crate) kind: EntryKind,
+    #[serde(borrow)]
+    pub(crate) payload: &'a RawValue,
+    #[serde(borrow)]
+    pub(crate) prev: Cow<'a, str>,
+}
+
+impl LineView<'_> {
+    /// The full entry, payload parsed; `raw` are the line's bytes.
+    pub(crate) fn into_entry(self, raw: Vec<u8>) -> Result<Entry, String> {
+        let payload: Value = serde_json::from_str(self.payload.get())
+            .map_err(|e| format!("payload is not JSON: {e}"))?;
+        Ok(Entry {
+            seq: self.seq,
+            time: self.time,
+            actor: self.actor.into_owned(),
+            kind: self.kind,
+            payload,
+            prev: self.prev.into_owned(),
+            raw,
+        })
+    }
 }
 
 impl Entry {
@@ -131,13 +155,20 @@ impl Entry {
     /// Parses one line (without its newline) strictly: every field present, no unknown
     /// field, well-formed values. `Err` says what is wrong with the line.
     pub(crate) fn parse(raw: Vec<u8>) -> Result<Self, String> {
+        let view = Self::view(&raw)?;
+        let copy = raw.clone();
+        view.into_entry(copy)
+    }
+
+    /// Checks one line (without its newline) strictly, leaving the payload unparsed.
+    pub(crate) fn view(raw: &[u8]) -> Result<LineView<'_>, String> {
         // serde_json tolerates surrounding whitespace (a CRLF conversion, say); a ledger
         // line is exactly one object and nothing else.
         if raw.first() != Some(&b'{') || raw.last() != Some(&b'}') {
             return Err("a line must be exactly one JSON object, without surrounding bytes".into());
         }
-        let line: LineIn =
-            serde_json::from_slice(&raw).map_err(|e| format!("not a ledger entry: {e}"))?;
+        let line: LineView<'_> =
+            serde_json::from_slice(raw).map_err(|e| format!("not a ledger entry: {e}"))?;
         if line.seq == 0 {
             return Err("seq is 0; sequence numbers start at 1".into());
         }
@@ -145,17 +176,11 @@ impl Entry {
             return Err(format!("time has offset {}, not UTC", line.time.offset()));
         }
         check_actor(&line.actor)?;
-        check_payload(&line.payload)?;
+        if !line.payload.get().starts_with('{') {
+            return Err("payload is not a JSON object".into());
+        }
         check_hash(&line.prev)?;
-        Ok(Self {
-            seq: line.seq,
-            time: line.time,
-            actor: line.actor,
-            kind: line.kind,
-            payload: line.payload,
-            prev: line.prev,
-            raw,
-        })
+        Ok(line)
     }
 }
 
