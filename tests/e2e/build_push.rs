@@ -188,3 +188,37 @@ fn a_failing_dockerfile_step_is_shown() {
     .stderr_has("COPY does-not-exist /x")
     .stderr_has("file not found in build context");
 }
+
+#[test]
+fn eight_concurrent_pushes_of_different_versions_keep_eight_intact_manifests() {
+    let bed = Testbed::up();
+    let (project, _) = project(&bed, "SERVICE = \"api\"");
+    let versions: Vec<String> = (1..=8).map(|i| format!("2.0.{i}")).collect();
+    for v in &versions {
+        bed.release(&project, ["-q", "build", "--version", v])
+            .success();
+    }
+    let pushes: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            let bed = bed.clone();
+            let dir = project.dir().to_owned();
+            let v = v.clone();
+            std::thread::spawn(move || bed.release_in(&dir, ["-q", "push", "--version", &v]).code())
+        })
+        .collect();
+    for push in pushes {
+        assert_eq!(push.join().unwrap(), 0);
+    }
+    for v in &versions {
+        let path = project.state_dir().join(format!("releases/{v}.json"));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(manifest["version"], v.as_str());
+        assert_eq!(manifest["services"].as_object().unwrap().len(), 2);
+    }
+    bed.release(&project, ["audit", "verify"])
+        .success()
+        .stdout_has("ledger: 8 entries")
+        .stdout_has("manifests: 8 checked");
+}

@@ -111,10 +111,20 @@ impl Testbed {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        self.release_in(project.dir(), args)
+    }
+
+    /// Runs `release` for the project in `dir` (`release.toml`, state in `dir/state`), for
+    /// runs from other threads.
+    pub fn release_in<I, S>(&self, dir: &Path, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut cmd = Command::new(release_binary());
-        cmd.current_dir(project.dir())
-            .env("RELEASE_CONFIG", project.config())
-            .env("RELEASE_STATE_DIR", project.state_dir())
+        cmd.current_dir(dir)
+            .env("RELEASE_CONFIG", dir.join("release.toml"))
+            .env("RELEASE_STATE_DIR", dir.join("state"))
             .env("RELEASE_REGISTRY", &self.registry)
             .env_remove("RELEASE_ENV")
             .env("NO_COLOR", "1")

@@ -26,6 +26,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
     let services = stage::services(&config, &args.service)?;
     let state = stage::state_dir(global, &config)?;
     let engine = engine::Engine::connect(None).await?;
+    let registry = stage::registry_client(&config)?;
     let auth = push_auth(&config.registry.host);
 
     let pushes = services.iter().map(|(name, service)| {
@@ -34,6 +35,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
         let auth = auth.as_ref();
         let tag = version.as_str();
         let quiet = global.quiet;
+        let registry = &registry;
         async move {
             if !quiet {
                 eprintln!("{name}: pushing {repository}:{tag}");
@@ -47,6 +49,20 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
             let digest = Digest::parse(&digest).map_err(|e| {
                 Failure::infrastructure(format!("service `{name}`: the engine reported {e}"))
             })?;
+            // Trust, but confirm: the registry must serve exactly what the engine pushed.
+            let served = stage::resolve_tag(registry, &repository, tag)
+                .await
+                .map_err(|e| Failure::from(e).with_context(name))?;
+            if served != digest.as_str() {
+                return Err(Failure::new(
+                    Code::Negative,
+                    format!(
+                        "service `{name}`: the engine pushed {repository}:{tag} as {}, but the registry now serves {served}",
+                        digest.as_str()
+                    ),
+                )
+                .with_hint("another process pushed the same tag at the same time; push again under a new version"));
+            }
             let platform = engine.image_platform(&format!("{repository}:{tag}")).await;
             if !quiet {
                 eprintln!("{name}: pushed {repository}:{tag}@{}", digest.as_str());
