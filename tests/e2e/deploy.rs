@@ -276,6 +276,28 @@ fn an_unhealthy_version_is_rolled_back_to_the_previous_digests() {
 }
 
 #[test]
+fn a_failed_first_deploy_leaves_no_service_behind() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-first");
+    record(&bed, &f, "1.0.0", &[("DEMO_UNHEALTHY", "1")]);
+
+    deploy(&bed, &f, "1.0.0")
+        .expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("the state before the deploy");
+    let services = docker(["stack", "services", &f.stack, "--format", "{{.Name}}"]);
+    assert_eq!(services.trim(), "", "services left behind");
+    assert!(
+        state(&f)
+            .read_env(&"e2e".parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, [EntryKind::DeployFailed, EntryKind::RolledBack]);
+}
+
+#[test]
 fn a_crash_looping_version_is_rolled_back_to_the_previous_digests() {
     let bed = Testbed::up();
     let f = fixture(&bed, "deploy-crash");
@@ -318,7 +340,6 @@ fn a_version_whose_image_cannot_be_pulled_is_rolled_back() {
     record_manifest(&f, "1.2.0", services);
 
     let run = deploy(&bed, &f, "1.2.0");
-    eprintln!("DEBUG {}", run.stderr());
     run.expect_code(4)
         .stderr_has("service api")
         .stderr_has("rolled back api to 1.1.0");
@@ -339,7 +360,7 @@ fn a_version_whose_image_cannot_be_pulled_is_rolled_back() {
 }
 
 #[test]
-fn an_unpinned_image_is_refused_and_nothing_changes() {
+fn policy_violations_are_refused_and_nothing_changes() {
     let bed = Testbed::up();
     let f = fixture(&bed, "deploy-policy");
     let a = record(&bed, &f, "1.0.0", &[]);
@@ -363,6 +384,27 @@ fn an_unpinned_image_is_refused_and_nothing_changes() {
         .stderr_has("service `sidecar`: image")
         .stderr_has("service `probe`: image")
         .stderr_has("not pinned by digest")
+        .stderr_has("nothing was deployed");
+
+    assert_runs(&f.stack, &a);
+
+    // Replicas that only a YAML merge key sets are seen too: policy reads the stack as
+    // rendered, merge keys applied.
+    let text = stack_file(&f.repo, "").replacen(
+        "version: \"3.8\"\n",
+        "version: \"3.8\"\nx-two: &two\n  replicas: 2\n",
+        1,
+    );
+    let (head, worker) = text.split_once("  worker:\n").unwrap();
+    let worker = worker.replace(
+        "      replicas: 1\n      <<: *deploy\n",
+        "      <<: [*two, *deploy]\n",
+    );
+    f.project
+        .write("stack.yml", &format!("{head}  worker:\n{worker}"));
+    deploy(&bed, &f, "1.1.0")
+        .expect_code(2)
+        .stderr_has("service `worker`: 2 replicas, above its limit of 1")
         .stderr_has("nothing was deployed");
 
     assert_runs(&f.stack, &a);
@@ -399,6 +441,31 @@ fn rollback_returns_to_the_previous_version() {
     bed.release(&f.project, ["rollback", "--env", "e2e"])
         .expect_code(2)
         .stderr_has("no earlier version");
+}
+
+#[test]
+fn rollback_to_version_returns_to_an_older_release() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "deploy-rollback-to");
+    let a = record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[]);
+    record(&bed, &f, "1.2.0", &[]);
+    for version in ["1.0.0", "1.1.0", "1.2.0"] {
+        deploy(&bed, &f, version).success();
+    }
+
+    bed.release(
+        &f.project,
+        ["rollback", "--env", "e2e", "--to-version", "1.0.0"],
+    )
+    .success()
+    .stdout_has("rolled back to 1.0.0");
+    assert_runs(&f.stack, &a);
+    let kinds = ledger_kinds(&f);
+    let (kind, payload) = kinds.last().unwrap();
+    assert_eq!(*kind, EntryKind::RolledBack);
+    assert_eq!(payload["from_version"], "1.2.0");
+    assert_eq!(payload["to_version"], "1.0.0");
 }
 
 #[test]

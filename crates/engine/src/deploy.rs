@@ -314,7 +314,9 @@ impl Engine {
                 };
             }
             let updating = status == Some(ServiceUpdateStatusStateEnum::UPDATING);
-            if running_new >= desired && running_old == 0 && desired > 0 {
+            // A global service with no task yet has not been scheduled, not converged.
+            let scheduled = desired > 0 || is_replicated(&service);
+            if running_new >= desired && running_old == 0 && scheduled {
                 let since = *stable_since.get_or_insert_with(Instant::now);
                 if !updating && since.elapsed() >= monitor {
                     return Outcome::Converged {
@@ -676,6 +678,14 @@ fn desired_tasks(service: &Service, tasks: &[Task]) -> u64 {
             .count() as u64,
         None => 1,
     }
+}
+
+fn is_replicated(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.mode.as_ref())
+        .is_some_and(|m| m.replicated.is_some())
 }
 
 fn join_causes(parts: &[String]) -> String {

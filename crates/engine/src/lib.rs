@@ -12,8 +12,10 @@ pub mod deploy;
 pub mod image;
 pub mod stack;
 pub mod swarm;
+pub mod tasks;
 
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
 pub use image::{BuildSpec, ImageError, PushAuth};
 pub use stack::{PublishedPort, StackError, StackFile, StackService};
 pub use swarm::{Engine, EngineError, ServiceState};
+pub use tasks::{LivePort, ServiceTasks, TaskDetail, TaskHealth};

@@ -66,6 +66,11 @@ pub enum Command {
         after_help = "Goes through the same render, policy, apply and watch path as `release deploy`; exit codes are the same.\n\nExamples:\n  release rollback --env prod\n  release rollback --env prod --to-version 1.2.0"
     )]
     Rollback(RollbackArgs),
+    /// Run an environment's smoke and health checks; write JUnit; record the outcome.
+    #[command(
+        after_help = "Runs every check declared under [[environments.E.checks]] (http, tcp, swarm) concurrently, each retried within its deadline; prints a table (or --json), writes JUnit for Jenkins, and appends a `checked` ledger entry (env, version and digests checked, passed/failed counts, sha256 of the JUnit XML).\n\nExit codes: 0 all passed, 1 some check failed, 2 bad config or a header's env var unset, 3 the environment could not be reached at all (every check unreachable).\n\nExamples:\n  release check --env dev\n  release check --env dev --junit target/junit/check-dev.xml\n  release --json check --env prod"
+    )]
+    Check(CheckArgs),
     /// Live state of an environment's stack: replicas, images, digest pinning.
     #[command(
         after_help = "Exit codes: 0 every service runs pinned and converged, 1 some service is flagged, 2 bad config, 3 engine unreachable.\n\nExamples:\n  release status --env dev\n  release --json status --env prod"
@@ -76,6 +81,11 @@ pub enum Command {
         after_help = "References without a registry use the config's registry, else --registry/RELEASE_REGISTRY.\nCredentials: RELEASE_REGISTRY_USERNAME + RELEASE_REGISTRY_PASSWORD (or --password-stdin), else the Docker config.\nRetries: RELEASE_REGISTRY_RETRIES (attempts, default 5), RELEASE_REGISTRY_RETRY_BASE_MS (default 250), RELEASE_REGISTRY_MAX_WAIT (longest Retry-After honoured, seconds, default 60).\n\nExit codes: 0 done, 1 tag not found or digest mismatch, 2 bad reference or authentication failed, 3 registry unreachable after retries.\n\nExamples:\n  release image digest hestino/api:1.4.0 hestino/worker:1.4.0\n  release --json image digest --verify hestino/api:1.4.0\n  release image copy hestino/api:1.4.0 hestino/api:stable"
     )]
     Image(ImageArgs),
+    /// The PROD gate, then a deploy of exactly the digests that passed in the source env.
+    #[command(
+        after_help = "Gate conditions (each a JUnit test case, all failures listed): the manifest is recorded and unaltered; the source environment (promote_from) runs exactly its digests, read from the Swarm; a passing check of the source after that deploy; every tag still resolves to its digest; approval if the target requires it.\n\nExit codes: 0 promoted (or, with --dry-run, the gate passes), 1 gate refused, 2 bad input, 3 registry/engine unreachable (the gate fails closed), 4 the deploy failed and was rolled back.\n\nExamples:\n  release promote --version 1.4.0 --to prod --approved-by alice --junit gate.xml\n  release promote --version 1.4.0 --to prod --dry-run"
+    )]
+    Promote(PromoteArgs),
     /// What was deployed where, when, by whom, on what evidence; drift; ledger integrity.
     #[command(
         args_conflicts_with_subcommands = true,
@@ -190,6 +200,31 @@ pub struct ImageCopyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The recorded release to promote.
+    #[arg(long, env = "RELEASE_VERSION")]
+    pub version: String,
+    /// The target environment (it must have `promote_from`).
+    #[arg(long)]
+    pub to: String,
+    /// Who approved (Jenkins' input submitter); required where `approval_required`.
+    #[arg(long, env = "RELEASE_APPROVED_BY")]
+    pub approved_by: Option<String>,
+    /// Write the gate's conditions as JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+    /// Only evaluate the gate: record nothing, deploy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long services may take to converge [default: the env's deploy_timeout, else 5m].
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// How long to wait for another deploy to the target [default: 5m].
+    #[arg(long)]
+    pub lock_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     #[command(subcommand)]
     pub action: Option<AuditAction>,
@@ -219,6 +254,19 @@ pub struct AuditVerifyArgs {
     /// head exits 1.
     #[arg(long, value_name = "HASH")]
     pub expect_head: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The environment, as named in release.toml.
+    #[arg(long, env = "RELEASE_ENV")]
+    pub env: String,
+    /// Write a JUnit XML report here (one suite per kind of check).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// At most this many checks run at once.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
 }
 
 #[derive(Debug, Args)]

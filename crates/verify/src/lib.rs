@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod audit;
+pub mod check;
 mod digest;
 mod env;
 mod fs;

@@ -147,6 +147,7 @@ async fn live(
         }
         None => config.environments.keys().collect(),
     };
+    let registry = stage::registry_client(config)?;
     let mut drift = Vec::new();
     let mut compared = 0;
     for env_name in envs {
@@ -157,6 +158,10 @@ async fn live(
         let env = config.environment(env_name)?;
         let engine = engine::Engine::connect(env.docker_host.as_deref()).await?;
         let live = engine.stack_services(&env.stack).await?;
+        // The registry too: a tag that moved since the release no longer names what runs.
+        let manifest = Version::parse(&recorded.version)
+            .ok()
+            .and_then(|v| state.load_release(&v).ok());
         for (service, digest) in &recorded.digests {
             if args.service.as_ref().is_some_and(|s| s != service) {
                 continue;
@@ -175,6 +180,26 @@ async fn live(
                 (Some(_), Some(d)) if d != digest => Some("runs a different digest".to_owned()),
                 _ => None,
             };
+            if let Some(image) = manifest
+                .as_ref()
+                .and_then(|m| m.manifest.services.get(service))
+            {
+                let served = stage::resolve_tag(&registry, &image.repository, &image.tag)
+                    .await
+                    .map_err(|e| Failure::from(e).with_context(service))?;
+                if &served != digest {
+                    drift.push(Drift {
+                        env: env_name.clone(),
+                        service: service.clone(),
+                        recorded: Some(digest.clone()),
+                        live: Some(served.clone()),
+                        problem: format!(
+                            "tag {}:{} moved in the registry",
+                            image.repository, image.tag
+                        ),
+                    });
+                }
+            }
             if let Some(problem) = problem {
                 drift.push(Drift {
                     env: env_name.clone(),

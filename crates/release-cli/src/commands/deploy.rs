@@ -1,7 +1,10 @@
 //! `release deploy --env E --version V`: render the digest-pinned stack, check policy, apply
 //! it, watch every changed service converge, roll back on failure, record the outcome.
 //!
-//! `release rollback` goes through the same path ([`run_deploy`] with [`Target::Rollback`]).
+//! `release rollback` goes through the same path ([`run_deploy`] with [`Target::Rollback`]),
+//! and so does `release promote` once its gate passed ([`Target::Promote`]). An
+//! environment with `promote_from` accepts a plain deploy from no one: PROD is reached
+//! only through the gate.
 //!
 //! Locks: `deploy-<env>` is held for the whole deploy, so two deploys to one environment
 //! never interleave, while deploys to different environments run in parallel. It is the
@@ -33,6 +36,13 @@ pub enum Target {
     Deploy(String),
     /// `None`: the version live before the current one.
     Rollback(Option<String>),
+    /// A version whose promotion gate passed; recorded as `promoted` with the approver and
+    /// the evidence the gate relied on.
+    Promote {
+        version: String,
+        approver: Option<String>,
+        evidence: serde_json::Value,
+    },
 }
 
 /// The options `deploy` and `rollback` share.
@@ -97,6 +107,14 @@ pub async fn run_deploy(
         "--timeout",
     )?;
     let lock_wait = duration(options.lock_timeout, DEFAULT_LOCK_WAIT, "--lock-timeout")?;
+    if let (Target::Deploy(v), Some(from)) = (&target, &env.promote_from) {
+        return Err(Failure::usage(format!(
+            "environment `{env_name}` receives releases only through the promotion gate (promote_from = \"{from}\")"
+        ))
+        .with_hint(format!(
+            "run `release promote --version {v} --to {env_name}` once {v} passed its checks in `{from}`"
+        )));
+    }
     let state = stage::state_dir(global, &config)?;
 
     // Policy on the rendered stack needs the release, which a rollback only knows after
@@ -104,12 +122,17 @@ pub async fn run_deploy(
     let purpose = match &target {
         Target::Deploy(v) => format!("release deploy --env {env_name} --version {v}"),
         Target::Rollback(_) => format!("release rollback --env {env_name}"),
+        Target::Promote { version, .. } => {
+            format!("release promote --version {version} --to {env_name}")
+        }
     };
     let _lock = lock(&state, &env_name, lock_wait, &purpose).await?;
 
     let previous = state.read_env(&env_name).map_err(stage::record_failure)?;
     let (version, rolling_back) = match &target {
-        Target::Deploy(v) => (stage::version(&config, v)?, false),
+        Target::Deploy(v) | Target::Promote { version: v, .. } => {
+            (stage::version(&config, v)?, false)
+        }
         Target::Rollback(to) => (
             rollback_target(&config, &state, &env_name, previous.as_ref(), to.as_deref())?,
             true,
@@ -138,7 +161,7 @@ pub async fn run_deploy(
     let engine = Engine::connect(env.docker_host.as_deref()).await?;
     engine.require_swarm_manager().await?;
     let before = engine.snapshot(&env.stack).await?;
-    let progress = progress_printer(global);
+    let progress = progress_printer(global, started);
     progress(Progress {
         service: "*",
         state: format!(
@@ -172,42 +195,37 @@ pub async fn run_deploy(
         .iter()
         .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
         .collect();
-    let mut stray = Vec::new();
+    // A stray task of a service this deploy did not change is a failure too.
+    let mut stray_unchanged = Vec::new();
     if outcomes.iter().all(Outcome::is_converged) {
-        stray = engine.off_image_tasks(&env.stack, &expected).await?;
-        for (service, image) in &stray {
-            if let Some(i) = changes.iter().position(|c| &c.service == service) {
-                outcomes[i] = Outcome::Failed {
-                    cause: format!("a running task runs {image}, not the pinned image"),
-                };
+        for (service, image) in engine.off_image_tasks(&env.stack, &expected).await? {
+            let cause = format!("a running task runs {image}, not the pinned image");
+            match changes.iter().position(|c| c.service == service) {
+                Some(i) => outcomes[i] = Outcome::Failed { cause },
+                None => stray_unchanged.push((service, cause)),
             }
         }
     }
 
-    let failed: Vec<(&Change, &Outcome)> = changes
+    // Every failed service with its cause, the changed ones first.
+    let failed: Vec<(String, String)> = changes
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| !o.is_converged())
+        .map(|(c, o)| (c.service.clone(), describe(o)))
+        .chain(stray_unchanged)
         .collect();
     let digests: BTreeMap<String, verify::Digest> = release
         .services
         .iter()
-        .filter(|(name, _)| {
-            images.contains_key(
-                config
-                    .services
-                    .get(*name)
-                    .map_or(name.as_str(), |s| s.stack_service_name(name)),
-            )
-        })
+        .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
         .map(|(name, image)| (name.clone(), image.digest.clone()))
         .collect();
     let actor = stage::actor();
     let previous_version = previous.as_ref().map(|p| p.version.to_string());
     let ledger = state.ledger();
 
-    let succeeded = failed.is_empty() && stray.is_empty();
-    let code = if succeeded {
+    let code = if failed.is_empty() {
         let pointer = EnvPointer {
             env: env_name.clone(),
             version: version.clone(),
@@ -232,6 +250,13 @@ pub async fn run_deploy(
             payload["to_version"] = json!(version.as_str());
             payload["trigger"] = json!("release rollback");
             EntryKind::RolledBack
+        } else if let Target::Promote {
+            approver, evidence, ..
+        } = &target
+        {
+            payload["approved_by"] = json!(approver);
+            payload["evidence"] = evidence.clone();
+            EntryKind::Promoted
         } else {
             EntryKind::Deployed
         };
@@ -240,9 +265,9 @@ pub async fn run_deploy(
             .map_err(|e| stage::record_failure(e.into()))?;
         Code::Success
     } else {
-        let failures: BTreeMap<&str, String> = failed
+        let failures: BTreeMap<&str, &str> = failed
             .iter()
-            .map(|(c, o)| (c.service.as_str(), describe(o)))
+            .map(|(service, cause)| (service.as_str(), cause.as_str()))
             .collect();
         ledger
             .append(
@@ -263,7 +288,7 @@ pub async fn run_deploy(
             .await;
         let stuck: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         let rolled: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
-        if stuck.is_empty() {
+        if stuck.is_empty() && !changes.is_empty() {
             ledger
                 .append(
                     EntryKind::RolledBack,
@@ -278,16 +303,13 @@ pub async fn run_deploy(
                 )
                 .map_err(|e| stage::record_failure(e.into()))?;
         }
-        let (service, outcome) = failed[0];
+        let causes: Vec<String> = failed
+            .iter()
+            .map(|(service, cause)| format!("service {service}: {cause}"))
+            .collect();
         let message = format!(
-            "deploy of {version} to {env_name} failed: service {}: {}{}",
-            service.service,
-            describe(outcome),
-            if failed.len() > 1 {
-                format!(" (and {} more failed service(s))", failed.len() - 1)
-            } else {
-                String::new()
-            }
+            "deploy of {version} to {env_name} failed: {}",
+            causes.join("; ")
         );
         write_outputs(
             global,
@@ -312,6 +334,11 @@ pub async fn run_deploy(
             .with_hint(format!(
                 "inspect with `release status --env {env_name}` and `docker service ps`"
             )));
+        }
+        if changes.is_empty() {
+            // Nothing to roll back: the live stack is not what the records would claim.
+            return Err(Failure::new(Code::Negative, message)
+                .with_hint(format!("compare with `release status --env {env_name}`")));
         }
         return Err(Failure::new(
             Code::RolledBack,
@@ -624,11 +651,175 @@ fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duratio
 }
 
 /// A line per state change on stderr: the same on a terminal and in CI (no bars yet).
-fn progress_printer(global: &Global) -> impl Fn(Progress<'_>) + Sync + use<> {
+/// Each line carries the seconds since the deploy started, for reading CI logs.
+fn progress_printer(global: &Global, started: Instant) -> impl Fn(Progress<'_>) + Sync + use<> {
     let quiet = global.quiet;
     move |p: Progress<'_>| {
         if !quiet {
-            eprintln!("deploy: {}: {}", p.service, p.state);
+            eprintln!(
+                "deploy: [{:>5.1}s] {}: {}",
+                started.elapsed().as_secs_f64(),
+                p.service,
+                p.state
+            );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[project]
+name = "t"
+[registry]
+host = "r.example.com"
+[services.api]
+repository = "t/api"
+context = "."
+[services.worker]
+repository = "t/worker"
+context = "."
+max_replicas = 1
+[environments.dev]
+stack = "t-dev"
+stack_file = "stack.yml"
+"#;
+
+    fn config(dir: &Path, stack: &str) -> Config {
+        std::fs::write(dir.join("stack.yml"), stack).unwrap();
+        Config::parse(&dir.join("release.toml"), CONFIG.to_owned(), None).unwrap()
+    }
+
+    #[test]
+    fn policy_lists_every_unpinned_image_of_the_rendered_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let pinned = format!("r.example.com/t/api:1.0.0@sha256:{}", "a".repeat(64));
+        let stack = format!(
+            "services:\n  api:\n    image: {pinned}\n  worker:\n    image: r.example.com/t/worker:1.0.0\n  \
+             side:\n    image: r.example.com/side:2\n"
+        );
+        let config = config(dir.path(), &stack);
+        let rendered = StackFile::parse(Path::new("s.yml"), &stack).unwrap();
+        let err = check_policy(&config, "dev", &rendered).unwrap_err();
+        assert_eq!(err.code, Code::Usage);
+        assert!(err.message.contains("2 problems"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("service `worker`: image `r.example.com/t/worker:1.0.0` is not pinned")
+        );
+        assert!(
+            err.message
+                .contains("service `side`: image `r.example.com/side:2` is not pinned")
+        );
+        assert!(!err.message.contains("`api`"), "{}", err.message);
+    }
+
+    #[test]
+    fn rollback_walks_back_through_the_versions_that_were_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(
+            dir.path(),
+            "services:\n  api:\n    image: x/api:1\n  worker:\n    image: x/worker:1\n",
+        );
+        let state = StateDir::open(dir.path().join("state")).unwrap();
+        let env = EnvName::parse("dev").unwrap();
+        let ledger = state.ledger();
+        let deployed = |v: &str| {
+            ledger
+                .append(
+                    EntryKind::Deployed,
+                    "t",
+                    json!({"env": "dev", "version": v}),
+                )
+                .unwrap();
+        };
+        let rolled_back = |to: &str| {
+            ledger
+                .append(
+                    EntryKind::RolledBack,
+                    "t",
+                    json!({"env": "dev", "to_version": to}),
+                )
+                .unwrap();
+        };
+        let pointer = |v: &str| EnvPointer {
+            env: env.clone(),
+            version: Version::parse(v).unwrap(),
+            digests: BTreeMap::new(),
+            updated: time::OffsetDateTime::now_utc(),
+            actor: "t".into(),
+        };
+        let target = |current: &str| {
+            rollback_target(&config, &state, &env, Some(&pointer(current)), None)
+                .map(|v| v.to_string())
+                .map_err(|f| f.message)
+        };
+        deployed("1.0.0");
+        deployed("1.1.0");
+        ledger
+            .append(
+                EntryKind::Deployed,
+                "t",
+                json!({"env": "prod", "version": "9.9.9"}),
+            )
+            .unwrap();
+        deployed("1.2.0");
+        assert_eq!(target("1.2.0").unwrap(), "1.1.0");
+        rolled_back("1.1.0");
+        assert_eq!(target("1.1.0").unwrap(), "1.0.0");
+        rolled_back("1.0.0");
+        assert!(target("1.0.0").unwrap_err().contains("no earlier version"));
+        assert!(
+            target("1.2.0")
+                .unwrap_err()
+                .contains("does not end at the recorded pointer")
+        );
+    }
+}
+
+#[cfg(test)]
+mod junit_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn junit_has_one_case_per_service_with_the_failure_cause() {
+        let service = |name: &str, result, cause: Option<&str>| ServiceReport {
+            service: name.to_owned(),
+            image: format!("r.example.com/t/{name}:1.2.0@sha256:{}", "a".repeat(64)),
+            changed: true,
+            result,
+            cause: cause.map(str::to_owned),
+            seconds: 1.5,
+        };
+        let report = Report {
+            env: "dev".into(),
+            stack: "t-dev".into(),
+            version: "1.2.0".into(),
+            previous_version: Some("1.1.0".into()),
+            outcome: "deploy-failed",
+            rendered_stack: PathBuf::from("stacks/dev/1.2.0.yml"),
+            seconds: 9.0,
+            services: vec![
+                service(
+                    "api",
+                    "failed",
+                    Some("task x failed; exit code 3; health check: exit 1: unhealthy"),
+                ),
+                service("worker", "converged", None),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deploy.xml");
+        write_junit(&path, &report).unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        insta::with_settings!({filters => vec![(r#"timestamp="[^"]*""#, r#"timestamp="[time]""#)]}, {
+            insta::assert_snapshot!(xml);
+        });
     }
 }

@@ -2,8 +2,10 @@
 
 mod audit;
 mod build;
+mod check;
 mod deploy;
 mod image;
+mod promote;
 mod push;
 mod rollback;
 mod stage;
@@ -19,9 +21,11 @@ pub async fn run(cli: Cli) -> Result<Code, Failure> {
         Command::Push(args) => push::run(&cli.global, args).await,
         Command::Deploy(args) => deploy::run(&cli.global, args).await,
         Command::Rollback(args) => rollback::run(&cli.global, args).await,
+        Command::Check(args) => check::run(&cli.global, args).await,
         Command::Status(args) => status::run(&cli.global, args).await,
         Command::Image(args) => image::run(&cli.global, args).await,
         Command::Audit(args) => audit::run(&cli.global, args).await,
+        Command::Promote(args) => promote::run(&cli.global, args).await,
     }
 }
 

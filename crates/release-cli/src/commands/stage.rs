@@ -74,11 +74,27 @@ pub fn actor() -> String {
     if let Some(build) = jenkins_build() {
         return format!("jenkins:{}#{}", build.job_name, build.build_number);
     }
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(user_from_uid)
+        .unwrap_or_else(|| "unknown".to_owned());
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned());
     format!("{user}@{host}")
+}
+
+/// The login name of this process's user, from `/etc/passwd` (CI shells often set no `USER`).
+fn user_from_uid() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
+    })
 }
 
 /// The Jenkins build running this command, from the variables Jenkins sets.

@@ -1,0 +1,366 @@
+//! `release check --env E`: run the environment's smoke and health checks, write JUnit,
+//! record a `checked` ledger entry. The checks themselves live in `verify::check`; this
+//! module turns `release.toml` into typed checks, and prints.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use verify::check::{
+    self, CheckReport, CheckSpec, HttpProbe, Probe, SwarmProbe, SwarmTarget, TcpProbe, Timing,
+};
+use verify::{EntryKind, EnvName, EnvPointer};
+
+use super::stage;
+use crate::cli::{CheckArgs, Global};
+use crate::config::{self, Check, Config, Environment};
+use crate::exit::{Code, Failure};
+
+/// The `--json` document: the run, and what was recorded.
+#[derive(Debug, Serialize)]
+struct Output<'a> {
+    env: &'a str,
+    stack: &'a str,
+    /// The version recorded for the environment, if any.
+    version: Option<&'a str>,
+    digests: BTreeMap<String, String>,
+    unreachable: bool,
+    slowest: f64,
+    junit: Option<&'a Path>,
+    junit_sha256: &'a str,
+    ledger_seq: u64,
+    #[serde(flatten)]
+    report: &'a CheckReport,
+}
+
+pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
+    let config = super::load_config(global)?;
+    let env = config.environment(&args.env)?;
+    let env_name = EnvName::parse(&args.env).map_err(|e| Failure::usage(e.to_string()))?;
+    if env.checks.is_empty() {
+        return Err(Failure::usage(format!(
+            "environment `{}` declares no checks in {}",
+            args.env,
+            config.path.display()
+        ))
+        .with_hint(format!(
+            "add [[environments.{}.checks]] with kind = \"http\", \"tcp\" or \"swarm\"",
+            args.env
+        )));
+    }
+    let state = stage::state_dir(global, &config)?;
+    let pointer = state.read_env(&env_name).map_err(stage::record_failure)?;
+    let specs = specs(&config, &args.env, env, pointer.as_ref())?;
+    let cas = ca_paths(&config, env);
+    let cas: Vec<&Path> = cas.iter().map(PathBuf::as_path).collect();
+    let client = check::http_client(&cas).map_err(|e| Failure::usage(e.to_string()))?;
+
+    let report = check::run(&args.env, specs, &client, usize::from(args.concurrency)).await;
+
+    let xml = check::junit::render(&report).map_err(|e| Failure::infrastructure(e.to_string()))?;
+    let junit_sha256 = verify::Digest::of(&xml);
+    if let Some(path) = &args.junit {
+        write_junit(path, &xml)?;
+    }
+    let digests: BTreeMap<String, String> = pointer
+        .as_ref()
+        .map(|p| {
+            p.digests
+                .iter()
+                .map(|(s, d)| (s.clone(), d.as_str().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let version = pointer.as_ref().map(|p| p.version.as_str());
+    let failed_checks: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
+    let entry = state
+        .ledger()
+        .append(
+            EntryKind::Checked,
+            &stage::actor(),
+            json!({
+                "env": env_name.as_str(),
+                "stack": env.stack,
+                "version": version,
+                "digests": digests,
+                "passed": report.passed,
+                "failed": report.failed,
+                "failed_checks": failed_checks,
+                "unreachable": report.unreachable(),
+                "junit_sha256": junit_sha256.as_str(),
+                "junit": args.junit.as_ref().map(|p| p.display().to_string()),
+                "seconds": report.seconds,
+                "jenkins": stage::jenkins_build(),
+            }),
+        )
+        .map_err(|e| stage::record_failure(e.into()))?;
+
+    if global.json {
+        super::print_json(&Output {
+            env: &args.env,
+            stack: &env.stack,
+            version,
+            digests,
+            unreachable: report.unreachable(),
+            slowest: report.slowest(),
+            junit: args.junit.as_deref(),
+            junit_sha256: junit_sha256.as_str(),
+            ledger_seq: entry.seq,
+            report: &report,
+        })?;
+    } else {
+        print!("{}", table(&report));
+        println!(
+            "{}: {} of {} checks passed in {:.2}s (slowest {:.2}s){}",
+            args.env,
+            report.passed,
+            report.checks.len(),
+            report.seconds,
+            report.slowest(),
+            match &args.junit {
+                Some(p) => format!("; JUnit: {}", p.display()),
+                None => String::new(),
+            }
+        );
+    }
+    if report.unreachable() {
+        return Err(Failure::infrastructure(format!(
+            "environment `{}` could not be reached: every check failed to reach its target",
+            args.env
+        ))
+        .with_hint(format!(
+            "is stack `{}` deployed and the Docker Engine up? `release status --env {}`",
+            env.stack, args.env
+        )));
+    }
+    Ok(if report.failed == 0 {
+        Code::Success
+    } else {
+        Code::Negative
+    })
+}
+
+/// The environment's checks, typed. A Swarm check becomes one check per service.
+fn specs(
+    config: &Config,
+    env_name: &str,
+    env: &Environment,
+    pointer: Option<&EnvPointer>,
+) -> Result<Vec<CheckSpec>, Failure> {
+    let target = SwarmTarget::new(env.docker_host.clone(), env.stack.clone());
+    let mut specs = Vec::new();
+    for check in &env.checks {
+        let timing = timing(check)?;
+        match check {
+            Check::Http(c) => specs.push(CheckSpec {
+                name: c.name.clone(),
+                service: c.service.clone(),
+                timing,
+                probe: Probe::Http(Box::new(http_probe(c)?)),
+            }),
+            Check::Tcp(c) => specs.push(CheckSpec {
+                name: c.name.clone(),
+                service: c.service.clone(),
+                timing,
+                probe: Probe::Tcp(TcpProbe {
+                    address: c.address.clone(),
+                }),
+            }),
+            Check::Swarm(c) => {
+                for service in swarm_services(config, env_name, c.services.as_deref()) {
+                    specs.push(swarm_spec(config, &target, service, timing, pointer));
+                }
+            }
+        }
+    }
+    Ok(specs)
+}
+
+fn timing(check: &Check) -> Result<Timing, Failure> {
+    let t = check.timing();
+    let parse = |text: &Option<String>| -> Result<Option<Duration>, Failure> {
+        text.as_deref()
+            .map(config::parse_duration)
+            .transpose()
+            .map_err(Failure::usage)
+    };
+    Ok(Timing::new(
+        parse(&t.timeout)?,
+        parse(&t.retry_interval)?,
+        parse(&t.deadline)?,
+    ))
+}
+
+fn http_probe(c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
+    let bad = |what: String| Failure::usage(format!("check `{}`: {what}", c.name));
+    let method = check::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| bad(format!("`{}` is not an HTTP method", c.method)))?;
+    let url = check::Url::parse(&c.url).map_err(|e| bad(format!("URL `{}`: {e}", c.url)))?;
+    let mut probe = HttpProbe::new(method, url, c.expect_status);
+    for (name, value) in &c.headers {
+        let header = check::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("`{name}` is not a header name")))?;
+        let value = match value.strip_prefix("env:") {
+            Some(var) => std::env::var(var).map_err(|_| {
+                bad(format!(
+                    "header `{name}` reads environment variable {var}, which is not set"
+                ))
+            })?,
+            None => value.clone(),
+        };
+        // Never echo the value: it may be a token.
+        let value = check::HeaderValue::from_str(&value).map_err(|_| {
+            bad(format!(
+                "the value of header `{name}` is not a valid header value"
+            ))
+        })?;
+        probe = probe.header(header, value);
+    }
+    probe.body_contains = c.body_contains.clone();
+    if let Some(pointer) = &c.json_pointer {
+        let want = match &c.json_equals {
+            Some(v) => serde_json::to_value(v)
+                .map_err(|e| bad(format!("json_equals cannot be compared as JSON: {e}")))?,
+            None => serde_json::Value::Null,
+        };
+        probe.json = Some((pointer.clone(), want));
+    }
+    probe.max_latency = c
+        .max_latency
+        .as_deref()
+        .map(config::parse_duration)
+        .transpose()
+        .map_err(bad)?;
+    Ok(probe)
+}
+
+/// The services a Swarm check covers: those it names, else every project service the
+/// environment's stack file runs.
+fn swarm_services<'c>(
+    config: &'c Config,
+    env_name: &str,
+    named: Option<&'c [String]>,
+) -> Vec<&'c str> {
+    match named {
+        Some(names) => names.iter().map(String::as_str).collect(),
+        None => config
+            .services
+            .iter()
+            .filter(|(name, service)| {
+                config
+                    .stacks
+                    .get(env_name)
+                    .is_none_or(|stack| stack.service(service.stack_service_name(name)).is_some())
+            })
+            .map(|(name, _)| name.as_str())
+            .collect(),
+    }
+}
+
+fn swarm_spec(
+    config: &Config,
+    target: &Arc<SwarmTarget>,
+    service: &str,
+    timing: Timing,
+    pointer: Option<&EnvPointer>,
+) -> CheckSpec {
+    let declared = config.services.get(service);
+    let stack_service = declared
+        .map(|s| s.stack_service_name(service))
+        .unwrap_or(service)
+        .to_owned();
+    let internal = declared.is_some_and(|s| s.internal);
+    let expected_digest = pointer.and_then(|p| p.digests.get(service).cloned());
+    let mut name = format!("{service}: desired replicas running, tasks healthy");
+    name.push_str(match expected_digest {
+        Some(_) => ", on the recorded digest",
+        None => " (no digest recorded)",
+    });
+    if internal {
+        name.push_str(", no published port");
+    }
+    CheckSpec {
+        name,
+        service: service.to_owned(),
+        timing,
+        probe: Probe::Swarm(SwarmProbe {
+            target: Arc::clone(target),
+            stack_service,
+            expected_digest,
+            internal,
+        }),
+    }
+}
+
+/// CA files of the HTTP checks, resolved against the config's directory. All go into the
+/// one client of the run.
+fn ca_paths(config: &Config, env: &Environment) -> Vec<PathBuf> {
+    let mut cas: Vec<PathBuf> = env
+        .checks
+        .iter()
+        .filter_map(|c| match c {
+            Check::Http(h) => h.ca.as_ref().map(|ca| config.dir.join(ca)),
+            _ => None,
+        })
+        .collect();
+    cas.sort();
+    cas.dedup();
+    cas
+}
+
+fn write_junit(path: &Path, xml: &[u8]) -> Result<(), Failure> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
+    }
+    verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
+}
+
+fn table(report: &CheckReport) -> String {
+    let mut rows = vec![vec![
+        "KIND".to_owned(),
+        "SERVICE".to_owned(),
+        "CHECK".to_owned(),
+        "RESULT".to_owned(),
+        "TIME".to_owned(),
+        "ATTEMPTS".to_owned(),
+        "DETAIL".to_owned(),
+    ]];
+    for c in &report.checks {
+        let detail = match &c.message {
+            Some(m) => m.clone(),
+            None => c
+                .attempts
+                .last()
+                .map(|a| a.summary.clone())
+                .unwrap_or_default(),
+        };
+        rows.push(vec![
+            c.kind.as_str().to_owned(),
+            c.service.clone(),
+            c.name.clone(),
+            if c.passed {
+                "pass"
+            } else if c.unreachable {
+                "UNREACHABLE"
+            } else {
+                "FAIL"
+            }
+            .to_owned(),
+            format!("{:.2}s", c.seconds),
+            c.attempts.len().to_string(),
+            detail,
+        ]);
+    }
+    super::render_table(&rows)
+}

@@ -1,0 +1,248 @@
+//! `release promote --version V --to E`: the gate, then a deploy of the same digests.
+//!
+//! The gate's conditions are decided in `verify::gate` from what this command observes:
+//! the records, the source environment's live Swarm services and the registry. Every
+//! condition becomes a JUnit test case; every failure is listed and recorded as
+//! `gate-refused`. Only a passing gate reaches the deploy path, which records `promoted`
+//! with the approver and the evidence (the source's passing check and its JUnit hash).
+//!
+//! The gate is evaluated before the target's deploy lock is taken; what it vouches for is
+//! the digests, and those are exactly what the deploy pins, so a change to the source
+//! environment in between cannot put untested bytes into the target.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+use verify::EntryKind;
+use verify::gate::{self, Observations, Verdict};
+
+use super::deploy::{Options, Target};
+use super::stage;
+use crate::cli::{Global, PromoteArgs};
+use crate::config::Config;
+use crate::exit::{Code, Failure};
+
+pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
+    let config = super::load_config(global)?;
+    let target = config.environment(&args.to)?;
+    let Some(source) = target.promote_from.clone() else {
+        return Err(Failure::usage(format!(
+            "environment `{}` has no `promote_from`: it is not a promotion target",
+            args.to
+        ))
+        .with_hint(format!(
+            "deploy to it with `release deploy --env {} --version …`",
+            args.to
+        )));
+    };
+    let version = stage::version(&config, &args.version)?;
+    let state = stage::state_dir(global, &config)?;
+
+    let manifest = state
+        .load_release(&version)
+        .map(|r| {
+            let digests: BTreeMap<String, String> = r
+                .manifest
+                .services
+                .iter()
+                .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
+                .collect();
+            (digests, r.sha256.as_str().to_owned(), r.manifest)
+        })
+        .map_err(|e| e.to_string());
+    let entries = state
+        .ledger()
+        .read_all()
+        .map_err(|e| stage::record_failure(e.into()))?;
+
+    // Infrastructure failures make the gate fail closed, and the command exit 3.
+    let mut unreachable: Vec<String> = Vec::new();
+    let live_source = live_digests(&config, &source).await.map_err(|f| {
+        unreachable.push(f.message.clone());
+        f.message
+    });
+    let mut registry = BTreeMap::new();
+    if let Ok((_, _, manifest)) = &manifest {
+        let client = stage::registry_client(&config)?;
+        for (service, image) in &manifest.services {
+            let resolved = stage::resolve_tag(&client, &image.repository, &image.tag).await;
+            let answer = resolved.map_err(|e| {
+                if e.kind() == registry_client::ErrorKind::Infrastructure {
+                    unreachable.push(e.to_string());
+                }
+                e.to_string()
+            });
+            registry.insert(service.clone(), answer);
+        }
+    }
+
+    let observations = Observations {
+        version: version.as_str(),
+        target_env: &args.to,
+        source_env: Some(&source),
+        manifest: manifest
+            .as_ref()
+            .map(|(d, sha, _)| (d.clone(), sha.clone()))
+            .map_err(Clone::clone),
+        entries: &entries,
+        live_source,
+        registry,
+        approval_required: target.approval_required,
+        approver: args.approved_by.as_deref(),
+    };
+    let verdict = gate::evaluate(&observations);
+    if let Some(path) = &args.junit {
+        write_junit(path, &args.to, version.as_str(), &verdict)?;
+    }
+    print_verdict(global, &verdict, args.dry_run)?;
+
+    if args.dry_run {
+        return Ok(if verdict.passed() {
+            Code::Success
+        } else {
+            Code::Negative
+        });
+    }
+    let actor = stage::actor();
+    if !verdict.passed() {
+        let reasons: Vec<String> = verdict
+            .failures()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        state
+            .ledger()
+            .append(
+                EntryKind::GateRefused,
+                &actor,
+                json!({
+                    "env": args.to,
+                    "version": version.as_str(),
+                    "source_env": source,
+                    "approved_by": args.approved_by,
+                    "reasons": reasons,
+                    "jenkins": stage::jenkins_build(),
+                }),
+            )
+            .map_err(|e| stage::record_failure(e.into()))?;
+        let first = reasons.first().cloned().unwrap_or_default();
+        let code = if unreachable.is_empty() {
+            Code::Negative
+        } else {
+            Code::Infrastructure
+        };
+        let message = format!(
+            "promotion of {} to `{}` refused ({} of {} conditions failed): {first}",
+            version.as_str(),
+            args.to,
+            reasons.len(),
+            verdict.conditions.len()
+        );
+        let failure = Failure::new(code, message);
+        return Err(match unreachable.first() {
+            Some(cause) => {
+                failure.with_hint(format!("could not reach: {cause}; nothing was deployed"))
+            }
+            None => {
+                failure.with_hint("nothing was deployed; the refusal is recorded in the ledger")
+            }
+        });
+    }
+
+    let evidence = json!({
+        "source_env": source,
+        "checked_seq": verdict.evidence_seq,
+        "junit_sha256": verdict.evidence_junit_sha256,
+    });
+    super::deploy::run_deploy(
+        global,
+        Target::Promote {
+            version: version.as_str().to_owned(),
+            approver: args.approved_by.clone(),
+            evidence,
+        },
+        &Options {
+            env: &args.to,
+            timeout: args.timeout.as_deref(),
+            lock_timeout: args.lock_timeout.as_deref(),
+            junit: None,
+        },
+    )
+    .await
+}
+
+/// Service → digest the source environment's Swarm services run now (read from the Swarm,
+/// never from the pointer).
+async fn live_digests(
+    config: &Config,
+    source: &str,
+) -> Result<BTreeMap<String, Option<String>>, Failure> {
+    let env = config.environment(source)?;
+    let engine = engine::Engine::connect(env.docker_host.as_deref()).await?;
+    let live = engine.stack_services(&env.stack).await?;
+    Ok(config
+        .services
+        .iter()
+        .filter_map(|(name, service)| {
+            let stack_name = service.stack_service_name(name);
+            let state = live.iter().find(|s| s.stack_service == stack_name)?;
+            let digest = state
+                .image
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_owned())
+                .filter(|_| state.pinned);
+            Some((name.clone(), digest))
+        })
+        .collect())
+}
+
+fn print_verdict(global: &Global, verdict: &Verdict, dry_run: bool) -> Result<(), Failure> {
+    if global.json {
+        let mut value = serde_json::to_value(verdict)
+            .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
+        value["passed"] = json!(verdict.passed());
+        value["dry_run"] = json!(dry_run);
+        return super::print_json(&value);
+    }
+    for c in &verdict.conditions {
+        let mark = if c.passed { "PASS" } else { "FAIL" };
+        println!("{mark}  {}: {}", c.name, c.detail);
+    }
+    println!(
+        "gate {}",
+        if verdict.passed() {
+            "passed"
+        } else {
+            "refused"
+        }
+    );
+    Ok(())
+}
+
+/// One test case per gate condition, in a suite named after the promotion.
+fn write_junit(path: &Path, env: &str, version: &str, verdict: &Verdict) -> Result<(), Failure> {
+    use junit_report::{ReportBuilder, TestCase, TestSuiteBuilder};
+    let classname = format!("gate.{}", env.replace('.', "_"));
+    let cases = verdict.conditions.iter().map(|c| {
+        let time = junit_report::Duration::ZERO;
+        let mut case = if c.passed {
+            TestCase::success(c.name, time)
+        } else {
+            TestCase::failure(c.name, time, "gate", &c.detail)
+        };
+        case.set_classname(&classname);
+        case.set_system_out(&c.detail);
+        case
+    });
+    let suite = TestSuiteBuilder::new(&format!("promote {version} to {env}"))
+        .add_testcases(cases)
+        .build();
+    let junit = ReportBuilder::new().add_testsuite(suite).build();
+    let mut bytes = Vec::new();
+    junit
+        .write_xml(&mut bytes)
+        .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
+    verify::atomic::write_atomic(path, &bytes).map_err(|e| {
+        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
+    })
+}

@@ -1,0 +1,262 @@
+//! HTTP checks: one request per attempt, judged on status, latency, body and a JSON value.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Url};
+
+use super::{CheckError, EXCERPT_BYTES, Probed, excerpt, human};
+
+/// Bytes of a body read for `body_contains` and JSON; a health endpoint answers far less.
+const MAX_BODY: usize = 256 * 1024;
+
+/// One HTTP request and what its answer must satisfy.
+#[derive(Debug, Clone)]
+pub struct HttpProbe {
+    pub method: Method,
+    pub url: Url,
+    /// Values are marked sensitive: their `Debug` prints `Sensitive`, and no report ever
+    /// includes a header value (only the names, in [`HttpProbe::header_names`]).
+    headers: HeaderMap,
+    pub expect_status: u16,
+    pub body_contains: Option<String>,
+    /// JSON pointer and the value it must equal.
+    pub json: Option<(String, serde_json::Value)>,
+    pub max_latency: Option<Duration>,
+}
+
+impl HttpProbe {
+    pub fn new(method: Method, url: Url, expect_status: u16) -> Self {
+        Self {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            expect_status,
+            body_contains: None,
+            json: None,
+            max_latency: None,
+        }
+    }
+
+    /// Adds a request header whose value is never shown.
+    pub fn header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.headers.append(name, value);
+        self
+    }
+
+    pub fn header_names(&self) -> Vec<String> {
+        self.headers.keys().map(|k| k.to_string()).collect()
+    }
+
+    pub(crate) fn target(&self) -> String {
+        format!("{} {}", self.method, self.url)
+    }
+
+    pub(crate) async fn attempt(&self, client: &Client, budget: Duration) -> Probed {
+        let t0 = Instant::now();
+        let sent = client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone())
+            .timeout(budget)
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                return Probed::unreachable(format!(
+                    "cannot connect to {}: {}",
+                    authority(&self.url),
+                    root_cause(&e)
+                ));
+            }
+            Err(e) if e.is_timeout() => {
+                return Probed::fail(format!("no response within {}", human(budget)));
+            }
+            Err(e) => return Probed::fail(format!("request failed: {}", root_cause(&e))),
+        };
+        let status = response.status();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_BODY.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if room <= chunk.len() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return Probed::fail(format!(
+                        "status {} but the body did not arrive within {}",
+                        status.as_u16(),
+                        human(budget)
+                    ));
+                }
+                Err(e) => {
+                    return Probed::fail(format!(
+                        "status {} but reading the body failed: {}",
+                        status.as_u16(),
+                        root_cause(&e)
+                    ));
+                }
+            }
+        }
+        let latency = t0.elapsed();
+        let summary = format!("{status} in {}", human_latency(latency));
+        Probed {
+            failure: self.judge(status.as_u16(), latency, &body),
+            unreachable: false,
+            summary,
+            status: Some(status.as_u16()),
+            latency: Some(latency),
+            excerpt: Some(excerpt(&body, EXCERPT_BYTES)),
+        }
+        .with_cause_in_summary()
+    }
+
+    /// The first unmet expectation, in the order a person would look: status, latency,
+    /// body, JSON value.
+    fn judge(&self, status: u16, latency: Duration, body: &[u8]) -> Option<String> {
+        if status != self.expect_status {
+            return Some(format!("status {status}, expected {}", self.expect_status));
+        }
+        if let Some(max) = self.max_latency
+            && latency > max
+        {
+            return Some(format!(
+                "latency {} over the {} budget",
+                human_latency(latency),
+                human(max)
+            ));
+        }
+        if let Some(needle) = &self.body_contains
+            && !String::from_utf8_lossy(body).contains(needle.as_str())
+        {
+            return Some(format!("body does not contain {needle:?}"));
+        }
+        if let Some((pointer, want)) = &self.json {
+            let value: serde_json::Value = match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => return Some(format!("body is not JSON ({e})")),
+            };
+            match value.pointer(pointer) {
+                None => return Some(format!("JSON {pointer} is missing, expected {want}")),
+                Some(got) if got != want => {
+                    return Some(format!("JSON {pointer} is {got}, expected {want}"));
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+}
+
+impl Probed {
+    fn with_cause_in_summary(mut self) -> Self {
+        if let Some(cause) = &self.failure {
+            self.summary = format!("{}: {cause}", self.summary);
+        }
+        self
+    }
+}
+
+/// One client for all HTTP checks of a run, trusting the system roots plus `cas` (PEM).
+/// Redirects are not followed: a health endpoint that redirects is answering something
+/// else, and the expected status says so.
+pub fn http_client(cas: &[&Path]) -> Result<Client, CheckError> {
+    let mut builder = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("release-check/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(128);
+    for path in cas {
+        let pem = std::fs::read(path).map_err(|e| CheckError::Ca {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| CheckError::Ca {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| CheckError::Client(e.to_string()))
+}
+
+fn authority(url: &Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => url.to_string(),
+    }
+}
+
+/// The innermost error's text: `Connection refused (os error 111)` rather than reqwest's
+/// "error sending request".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+fn human_latency(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        human(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe() -> HttpProbe {
+        let url = Url::parse("http://127.0.0.1:1/health").unwrap_or_else(|e| panic!("{e}"));
+        HttpProbe::new(Method::GET, url, 200)
+    }
+
+    #[test]
+    fn judges_status_then_latency_then_body_then_json() {
+        let mut p = probe();
+        p.max_latency = Some(Duration::from_millis(100));
+        p.body_contains = Some("ok".to_owned());
+        p.json = Some(("/status".to_owned(), serde_json::json!("ok")));
+        let fast = Duration::from_millis(5);
+        assert_eq!(
+            p.judge(503, fast, b"x").as_deref(),
+            Some("status 503, expected 200")
+        );
+        assert_eq!(
+            p.judge(200, Duration::from_millis(300), b"x").as_deref(),
+            Some("latency 300ms over the 100ms budget")
+        );
+        assert_eq!(
+            p.judge(200, fast, b"nope").as_deref(),
+            Some("body does not contain \"ok\"")
+        );
+        assert_eq!(
+            p.judge(200, fast, br#"{"status":"down","ok":1}"#)
+                .as_deref(),
+            Some("JSON /status is \"down\", expected \"ok\"")
+        );
+        assert_eq!(p.judge(200, fast, br#"{"status":"ok"}"#), None);
+    }
+
+    #[test]
+    fn header_values_never_show_in_debug() {
+        let p = probe().header(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer canary-secret"),
+        );
+        assert!(!format!("{p:?}").contains("canary-secret"));
+        assert_eq!(p.header_names(), vec!["authorization"]);
+    }
+}

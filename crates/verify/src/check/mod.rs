@@ -1,0 +1,391 @@
+//! Smoke and health checks of an environment: the evidence the PROD gate relies on.
+//!
+//! A [`CheckSpec`] is typed and validated by the caller (the CLI parses `release.toml` at
+//! the edge). [`run`] runs every check concurrently, at most `concurrency` at a time, with
+//! one HTTP client for all HTTP checks. Each check retries within its own deadline:
+//! attempt (bounded by `timeout`), pause `retry_interval`, again, until it passes or the
+//! deadline is reached — so "wait until healthy" is bounded, and a check that never
+//! passes fails at its deadline, not before. The run takes about as long as its slowest
+//! check.
+//!
+//! The [`CheckReport`] renders as JUnit ([`junit`]) for Jenkins and serializes to JSON.
+
+mod http;
+pub mod junit;
+mod swarm;
+mod tcp;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub use http::{HttpProbe, http_client};
+/// The HTTP vocabulary of [`HttpProbe`], so callers need not depend on reqwest.
+pub use reqwest::header::{HeaderName, HeaderValue};
+pub use reqwest::{Client, Method, Url};
+pub use swarm::{SwarmProbe, SwarmTarget};
+pub use tcp::TcpProbe;
+
+/// Bytes of a response body kept as an excerpt in reports.
+pub const EXCERPT_BYTES: usize = 512;
+
+/// Why checks could not be run at all (a failing check is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot read CA certificate {path}: {reason}")]
+    Ca { path: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("cannot encode the JUnit report: {0}")]
+    Junit(String),
+}
+
+/// The kind of a check; one JUnit test suite per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Http,
+    Tcp,
+    Swarm,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Tcp => "tcp",
+            Kind::Swarm => "swarm",
+        }
+    }
+}
+
+/// How long a check may take: each attempt, the pause between attempts, and in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub timeout: Duration,
+    pub retry_interval: Duration,
+    /// Never shorter than `timeout`: one whole attempt always fits.
+    pub deadline: Duration,
+}
+
+impl Timing {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+    /// Defaults: a 5 s attempt, 1 s between attempts, and a deadline of one attempt (no
+    /// retries) unless one is given.
+    pub fn new(
+        timeout: Option<Duration>,
+        retry_interval: Option<Duration>,
+        deadline: Option<Duration>,
+    ) -> Self {
+        let timeout = timeout.unwrap_or(Self::DEFAULT_TIMEOUT);
+        Self {
+            timeout,
+            retry_interval: retry_interval.unwrap_or(Self::DEFAULT_RETRY_INTERVAL),
+            deadline: deadline.unwrap_or(timeout).max(timeout),
+        }
+    }
+
+    /// An upper bound on attempts, for log lines ("attempt n of at most m").
+    fn max_attempts(&self) -> u64 {
+        let step = self.retry_interval.as_millis().max(1);
+        u64::try_from(self.deadline.as_millis() / step)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+}
+
+/// One check, typed and ready to run.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    /// Human name, the JUnit test case name.
+    pub name: String,
+    /// The project service it concerns (the JUnit classname's last part).
+    pub service: String,
+    pub timing: Timing,
+    pub probe: Probe,
+}
+
+/// What one attempt of a check does.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    Http(Box<HttpProbe>),
+    Tcp(TcpProbe),
+    Swarm(SwarmProbe),
+}
+
+impl Probe {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Probe::Http(_) => Kind::Http,
+            Probe::Tcp(_) => Kind::Tcp,
+            Probe::Swarm(_) => Kind::Swarm,
+        }
+    }
+
+    /// What is probed, for reports: `GET URL`, `host:port`, `stack/service`. Never a
+    /// header value.
+    pub fn target(&self) -> String {
+        match self {
+            Probe::Http(p) => p.target(),
+            Probe::Tcp(p) => p.address.clone(),
+            Probe::Swarm(p) => p.target(),
+        }
+    }
+
+    async fn attempt(&self, client: &reqwest::Client, budget: Duration) -> Probed {
+        match self {
+            Probe::Http(p) => p.attempt(client, budget).await,
+            Probe::Tcp(p) => p.attempt().await,
+            Probe::Swarm(p) => p.attempt().await,
+        }
+    }
+}
+
+/// The result of one attempt, as a probe reports it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Probed {
+    /// One-line cause when the attempt failed.
+    pub failure: Option<String>,
+    /// The failure is that the target could not be reached at all (refused, no engine).
+    pub unreachable: bool,
+    /// What was observed, one line: `200 OK in 3 ms`.
+    pub summary: String,
+    /// HTTP status, when a response came.
+    pub status: Option<u16>,
+    pub latency: Option<Duration>,
+    /// The first [`EXCERPT_BYTES`] of the response body.
+    pub excerpt: Option<String>,
+}
+
+impl Probed {
+    pub(crate) fn fail(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
+        Self {
+            summary: cause.clone(),
+            failure: Some(cause),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn unreachable(cause: impl Into<String>) -> Self {
+        Self {
+            unreachable: true,
+            ..Self::fail(cause)
+        }
+    }
+}
+
+/// One attempt of a check, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub n: u64,
+    /// Seconds after the check started.
+    pub at: f64,
+    pub seconds: f64,
+    pub passed: bool,
+    /// What was observed, or why it failed.
+    pub summary: String,
+}
+
+/// How one check ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    pub kind: Kind,
+    pub name: String,
+    pub service: String,
+    pub target: String,
+    pub passed: bool,
+    /// Failed because the target could not be reached at all.
+    pub unreachable: bool,
+    /// One-line cause of a failure.
+    pub message: Option<String>,
+    pub status: Option<u16>,
+    pub latency_ms: Option<f64>,
+    /// Bounded excerpt of the last response body.
+    pub excerpt: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    pub seconds: f64,
+    pub attempts: Vec<Attempt>,
+}
+
+/// The result of running an environment's checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub env: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+    pub passed: usize,
+    pub failed: usize,
+    pub checks: Vec<CheckOutcome>,
+}
+
+impl CheckReport {
+    /// Every check failed because nothing could be reached: an infrastructure problem
+    /// (engine down, environment not deployed), not a verdict on the release.
+    pub fn unreachable(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.unreachable)
+    }
+
+    /// The slowest single check, in seconds.
+    pub fn slowest(&self) -> f64 {
+        self.checks.iter().map(|c| c.seconds).fold(0.0, f64::max)
+    }
+}
+
+/// Runs `checks` concurrently, at most `concurrency` at a time, all HTTP checks through
+/// `client`. Outcomes are in the order of `checks`.
+pub async fn run(
+    env: &str,
+    checks: Vec<CheckSpec>,
+    client: &reqwest::Client,
+    concurrency: usize,
+) -> CheckReport {
+    let started = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let outcomes: Vec<CheckOutcome> = futures_util::stream::iter(checks)
+        .map(|spec| run_one(spec, client))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let passed = outcomes.iter().filter(|c| c.passed).count();
+    CheckReport {
+        env: env.to_owned(),
+        started,
+        seconds: clock.elapsed().as_secs_f64(),
+        passed,
+        failed: outcomes.len() - passed,
+        checks: outcomes,
+    }
+}
+
+/// Attempts until the check passes or its deadline is reached.
+async fn run_one(spec: CheckSpec, client: &reqwest::Client) -> CheckOutcome {
+    let started = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let deadline = clock + spec.timing.deadline;
+    let max = spec.timing.max_attempts();
+    let mut attempts = Vec::new();
+    let mut last = Probed::default();
+    for n in 1.. {
+        let at = clock.elapsed();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if n > 1 && remaining.is_zero() {
+            break;
+        }
+        let budget = spec
+            .timing
+            .timeout
+            .min(remaining.max(Duration::from_millis(1)));
+        let t0 = Instant::now();
+        let probed = match tokio::time::timeout(budget, spec.probe.attempt(client, budget)).await {
+            Ok(p) => p,
+            Err(_) => Probed::fail(format!("no answer within {}", human(budget))),
+        };
+        let passed = probed.failure.is_none();
+        tracing::debug!(
+            check = %spec.name,
+            "attempt {n} of at most {max}: {}",
+            probed.summary
+        );
+        attempts.push(Attempt {
+            n,
+            at: at.as_secs_f64(),
+            seconds: t0.elapsed().as_secs_f64(),
+            passed,
+            summary: probed.summary.clone(),
+        });
+        last = probed;
+        if passed {
+            break;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        tracing::info!(
+            check = %spec.name,
+            "attempt {n} of at most {max} failed ({}); retrying in {}",
+            last.summary,
+            human(spec.timing.retry_interval.min(remaining))
+        );
+        tokio::time::sleep(spec.timing.retry_interval.min(remaining)).await;
+    }
+    let seconds = clock.elapsed().as_secs_f64();
+    let message = last.failure.as_ref().map(|cause| {
+        if attempts.len() > 1 {
+            format!(
+                "{cause} (after {} attempts in {seconds:.1}s)",
+                attempts.len()
+            )
+        } else {
+            cause.clone()
+        }
+    });
+    CheckOutcome {
+        kind: spec.probe.kind(),
+        target: spec.probe.target(),
+        name: spec.name,
+        service: spec.service,
+        passed: last.failure.is_none(),
+        unreachable: last.unreachable,
+        message,
+        status: last.status,
+        latency_ms: last.latency.map(|l| l.as_secs_f64() * 1000.0),
+        excerpt: last.excerpt,
+        started,
+        seconds,
+        attempts,
+    }
+}
+
+/// `1.5s`, `250ms`: short human durations for messages.
+pub(crate) fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The first `max` bytes of `bytes` as text, cut at a character boundary.
+pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_always_fits_one_attempt() {
+        let t = Timing::new(
+            Some(Duration::from_secs(2)),
+            None,
+            Some(Duration::from_secs(1)),
+        );
+        assert_eq!(t.deadline, Duration::from_secs(2));
+        let t = Timing::new(None, None, None);
+        assert_eq!(t.deadline, Timing::DEFAULT_TIMEOUT);
+        assert_eq!(t.max_attempts(), 6);
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_valid_text() {
+        let body = "é".repeat(400);
+        let e = excerpt(body.as_bytes(), EXCERPT_BYTES);
+        assert!(e.len() <= EXCERPT_BYTES);
+        assert!(e.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,186 @@
+//! Swarm checks, per service: running == desired replicas, every task healthy, every task
+//! on the digest recorded for the environment, and an internal service publishes no port.
+
+use std::sync::Arc;
+
+use engine::{Engine, EngineError, ServiceTasks, TaskHealth};
+use tokio::sync::OnceCell;
+
+use super::Probed;
+use crate::digest::Digest;
+
+/// The stack all Swarm checks of a run look at, and one engine connection for all of them,
+/// made on first use (and retried by later attempts if it failed).
+#[derive(Debug)]
+pub struct SwarmTarget {
+    host: Option<String>,
+    stack: String,
+    engine: OnceCell<Engine>,
+}
+
+impl SwarmTarget {
+    /// `host` as in the environment's `docker_host`; `None` means `DOCKER_HOST` or the
+    /// local socket.
+    pub fn new(host: Option<String>, stack: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            host,
+            stack: stack.into(),
+            engine: OnceCell::new(),
+        })
+    }
+
+    async fn engine(&self) -> Result<&Engine, EngineError> {
+        self.engine
+            .get_or_try_init(|| Engine::connect(self.host.as_deref()))
+            .await
+    }
+}
+
+/// One service of the stack and what it must look like.
+#[derive(Debug, Clone)]
+pub struct SwarmProbe {
+    pub target: Arc<SwarmTarget>,
+    /// The service's name in the stack file.
+    pub stack_service: String,
+    /// The digest recorded for the environment; `None` when nothing was recorded, and then
+    /// digests are reported, not judged.
+    pub expected_digest: Option<Digest>,
+    /// Declared internal: must publish no port.
+    pub internal: bool,
+}
+
+impl SwarmProbe {
+    pub(crate) fn target(&self) -> String {
+        format!("swarm {}_{}", self.target.stack, self.stack_service)
+    }
+
+    pub(crate) async fn attempt(&self) -> Probed {
+        let engine = match self.target.engine().await {
+            Ok(e) => e,
+            Err(e) => return Probed::unreachable(e.to_string()),
+        };
+        let services = match engine.stack_tasks(&self.target.stack).await {
+            Ok(s) => s,
+            Err(e @ (EngineError::Connect { .. } | EngineError::Unreachable { .. })) => {
+                return Probed::unreachable(e.to_string());
+            }
+            Err(e) => return Probed::fail(e.to_string()),
+        };
+        let Some(service) = services
+            .iter()
+            .find(|s| s.stack_service == self.stack_service)
+        else {
+            return Probed::fail(format!(
+                "service {} is not deployed in stack {}",
+                self.stack_service, self.target.stack
+            ));
+        };
+        self.judge(service)
+    }
+
+    fn judge(&self, service: &ServiceTasks) -> Probed {
+        let mut problems = Vec::new();
+        let running = service.tasks.iter().filter(|t| t.is_running()).count() as u64;
+        if running != service.desired {
+            let mut why = format!("{running} of {} replicas running", service.desired);
+            let states: Vec<String> = service
+                .tasks
+                .iter()
+                .filter(|t| !t.is_running())
+                .map(|t| match &t.error {
+                    Some(err) => format!("task {} {}: {err}", slot(t.slot), t.state),
+                    None => format!("task {} {}", slot(t.slot), t.state),
+                })
+                .collect();
+            if !states.is_empty() {
+                why = format!("{why} ({})", states.join(", "));
+            }
+            problems.push(why);
+        }
+        for task in service.tasks.iter().filter(|t| t.is_running()) {
+            match &task.health {
+                TaskHealth::Healthy | TaskHealth::NoHealthcheck => {}
+                TaskHealth::Starting => {
+                    problems.push(format!("task {} health: starting", slot(task.slot)));
+                }
+                TaskHealth::Unhealthy(output) if output.is_empty() => {
+                    problems.push(format!("task {} unhealthy", slot(task.slot)));
+                }
+                TaskHealth::Unhealthy(output) => problems.push(format!(
+                    "task {} unhealthy: {}",
+                    slot(task.slot),
+                    one_line(output)
+                )),
+                TaskHealth::Unknown => problems.push(format!(
+                    "task {} health unknown (container not inspectable from this engine)",
+                    slot(task.slot)
+                )),
+            }
+        }
+        if let Some(want) = &self.expected_digest {
+            for task in &service.tasks {
+                match task.digest() {
+                    Some(d) if d == want.as_str() => {}
+                    Some(d) => problems.push(format!(
+                        "task {} runs foreign digest {}, recorded {}",
+                        slot(task.slot),
+                        short(d),
+                        short(want.as_str())
+                    )),
+                    None => problems.push(format!(
+                        "task {} runs unpinned image {}, recorded digest {}",
+                        slot(task.slot),
+                        task.image,
+                        short(want.as_str())
+                    )),
+                }
+            }
+        }
+        if self.internal && !service.published_ports.is_empty() {
+            let ports: Vec<String> = service
+                .published_ports
+                .iter()
+                .map(|p| format!("{}/{} ({} mode)", p.published, p.protocol, p.mode))
+                .collect();
+            problems.push(format!(
+                "internal service publishes port {}",
+                ports.join(", ")
+            ));
+        }
+        let digest = match &self.expected_digest {
+            Some(d) => format!("recorded digest {}", short(d.as_str())),
+            None => "no digest recorded for the environment (not judged)".to_owned(),
+        };
+        let summary = format!(
+            "{running}/{} running, {digest}, {} published port(s)",
+            service.desired,
+            service.published_ports.len()
+        );
+        if problems.is_empty() {
+            Probed {
+                summary,
+                ..Probed::default()
+            }
+        } else {
+            let cause = problems.join("; ");
+            Probed {
+                summary: format!("{summary}: {cause}"),
+                failure: Some(cause),
+                ..Probed::default()
+            }
+        }
+    }
+}
+
+fn slot(slot: Option<u64>) -> String {
+    slot.map_or_else(|| "(global)".to_owned(), |s| s.to_string())
+}
+
+/// `sha256:0123456789ab`: enough to tell digests apart in a one-line message.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

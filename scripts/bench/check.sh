@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Check benchmark, side by side in one run: 100 HTTP checks against the running example
+# DEV service (admin-app, 127.0.0.1:18080, deployed by scripts/demo) with
+#   1. `release check` (all checks concurrent, one HTTP client, JSON pointer judged)
+#   2. a sequential `curl -sf` loop over the same 100 URLs
+# and `release check`'s total time against its slowest single check.
+#
+#   eval "$(scripts/testbed env)" && scripts/bench/check.sh
+#
+# Settings: RELEASE (binary, default target/debug/release), CHECKS (default 100),
+# URL_BASE (default http://127.0.0.1:18080). Prints a Markdown table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RELEASE="${RELEASE:-target/debug/release}"
+CHECKS="${CHECKS:-100}"
+URL_BASE="${URL_BASE:-http://127.0.0.1:18080}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
+
+[ -x "$RELEASE" ] || cargo build -p release-cli >&2
+curl -sf -o /dev/null "$URL_BASE/health" || {
+  echo "bench: $URL_BASE/health does not answer; run scripts/demo first" >&2
+  exit 3
+}
+
+# The example config, its DEV checks replaced by $CHECKS HTTP checks on distinct URLs.
+EXAMPLE="$PWD/examples/hestino"
+awk '/^\[\[environments\.dev\.checks\]\]/ { skip = 1 } /^\[environments\.prod\]/ { skip = 0 } !skip' \
+  "$EXAMPLE/release.toml" |
+  sed -e "s|^context = \"image\"|context = \"$EXAMPLE/image\"|" >"$WORK/release.toml"
+cp "$EXAMPLE"/stack.*.yml "$WORK/"
+: >"$WORK/urls"
+for i in $(seq 1 "$CHECKS"); do
+  url="$URL_BASE/health?check=$i"
+  echo "$url" >>"$WORK/urls"
+  cat >>"$WORK/release.toml" <<EOF
+
+[[environments.dev.checks]]
+kind = "http"
+name = "health $i"
+service = "admin-app"
+url = "$url"
+json_pointer = "/status"
+json_equals = "ok"
+timeout = "5s"
+EOF
+done
+export RELEASE_CONFIG="$WORK/release.toml" RELEASE_STATE_DIR="$WORK/state"
+
+say "warm-up"
+"$RELEASE" -q check --env dev >/dev/null
+while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
+
+say "release check: $CHECKS HTTP checks"
+t0=$(now)
+"$RELEASE" -q --json check --env dev >"$WORK/report.json"
+t1=$(now)
+say "curl loop: $CHECKS sequential requests"
+t2=$(now)
+while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
+t3=$(now)
+
+ours=$(ms "$t0" "$t1")
+theirs=$(ms "$t2" "$t3")
+read -r run slowest passed <<<"$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(round(r["seconds"] * 1000, 1), round(r["slowest"] * 1000, 1), r["passed"])
+' "$WORK/report.json")"
+[ "$passed" = "$CHECKS" ] || { say "only $passed of $CHECKS checks passed"; exit 1; }
+
+printf '| measure | value |\n|---|---|\n'
+printf '| `release check`, %s HTTP checks, process wall time | %s ms |\n' "$CHECKS" "$ours"
+printf '| `release check`, the checks themselves (report `seconds`) | %s ms |\n' "$run"
+printf '| slowest single check | %s ms |\n' "$slowest"
+printf '| sequential `curl` loop, same %s URLs | %s ms |\n' "$CHECKS" "$theirs"
+awk -v a="$theirs" -v b="$ours" -v r="$run" -v s="$slowest" 'BEGIN {
+  if (b == 0) b = 1; if (s == 0) s = 0.1;
+  printf "| speed-up over curl (process wall) | %.1f× |\n", a / b;
+  printf "| check run / slowest check | %.2f× |\n", r / s;
+  printf "| process wall / slowest check | %.1f× |\n", b / s;
+}'
