@@ -9,6 +9,8 @@ mod check;
 mod deploy;
 // `release image digest|copy`: registry plumbing, digest-exact and resilient to faults.
 mod image;
+// `release promote` and `release audit`: the gate, refusals, drift.
+mod promote;
 // `release status`: live Swarm state against the config, digest pinning flagged.
 mod status;
 // The testbed script itself: idempotent, leaves a running daemon alone.

@@ -121,7 +121,17 @@ impl Testbed {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        self.release_with(dir, &[], args)
+    }
+
+    /// Runs `release` for the project in `dir` with extra environment variables.
+    pub fn release_with<I, S>(&self, dir: &Path, vars: &[(&str, &str)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut cmd = Command::new(release_binary());
+        cmd.envs(vars.iter().copied());
         cmd.current_dir(dir)
             .env("RELEASE_CONFIG", dir.join("release.toml"))
             .env("RELEASE_STATE_DIR", dir.join("state"))
