@@ -335,7 +335,7 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
     let web_tag = format!("{}/{}/web:1.0.0", bed.registry, p.repo);
     docker([
         "tag",
-        &other.split_once('@').unwrap().0.to_owned(),
+        other.split_once('@').unwrap().0,
         &web_tag,
     ]);
     docker(["push", "-q", &web_tag]);
