@@ -333,11 +333,7 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
 
     // A tag moved after the check: re-pushed with another image.
     let web_tag = format!("{}/{}/web:1.0.0", bed.registry, p.repo);
-    docker([
-        "tag",
-        other.split_once('@').unwrap().0,
-        &web_tag,
-    ]);
+    docker(["tag", other.split_once('@').unwrap().0, &web_tag]);
     docker(["push", "-q", &web_tag]);
     run(&[
         "promote",
