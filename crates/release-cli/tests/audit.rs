@@ -191,7 +191,7 @@ fn audit_verify_catches_every_randomised_tampering() {
 
     let lines: Vec<&[u8]> = pristine.split_inclusive(|&b| b == b'\n').collect();
     let mut rng = Lcg(0x5eed_1234);
-    let cases = 60;
+    let cases = 200;
     let mut detected = 0;
     for case in 0..cases {
         let kind = case % 4;

@@ -242,7 +242,11 @@ fn write_junit(path: &Path, env: &str, version: &str, verdict: &Verdict) -> Resu
     junit
         .write_xml(&mut bytes)
         .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
-    verify::atomic::write_atomic(path, &bytes).map_err(|e| {
+    let cannot = |e: &dyn std::fmt::Display| {
         Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-    })
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
+    }
+    verify::atomic::write_atomic(path, &bytes).map_err(|e| cannot(&e))
 }
