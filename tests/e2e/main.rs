@@ -11,6 +11,8 @@ mod deploy;
 mod image;
 // `release promote` and `release audit`: the gate, refusals, drift.
 mod promote;
+// Security review: secrets in every channel, child argv/env, permissions, TLS.
+mod security;
 // `release status`: live Swarm state against the config, digest pinning flagged.
 mod status;
 // The testbed script itself: idempotent, leaves a running daemon alone.

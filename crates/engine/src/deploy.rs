@@ -76,6 +76,14 @@ pub async fn stack_deploy(
     if let Some(host) = docker_host {
         cmd.env("DOCKER_HOST", host);
     }
+    // The Docker CLI takes its registry login from its own config; it needs none of the
+    // toolchain's variables, and `RELEASE_REGISTRY_PASSWORD` must not reach it (or its
+    // plugins, or their /proc/PID/environ).
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("RELEASE_") {
+            cmd.env_remove(&name);
+        }
+    }
     let out = cmd.output().await.map_err(|source| DeployError::Spawn {
         stack: stack.to_owned(),
         source,

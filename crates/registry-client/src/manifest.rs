@@ -58,4 +58,17 @@ impl RawManifest {
         serde_json::from_slice(&self.bytes)
             .map_err(|e| format!("manifest {} is not valid JSON: {e}", self.digest))
     }
+
+    /// What the manifest points at, read as resolve and copy read it: an index's child
+    /// manifests, else the config and the layers. An entry point for the fuzz targets in
+    /// `fuzz/`; not part of the API.
+    #[doc(hidden)]
+    pub fn references(&self) -> Result<Vec<Descriptor>, String> {
+        let doc = self.doc()?;
+        Ok(if crate::media::is_index(&self.media_type) {
+            doc.manifests
+        } else {
+            doc.config.into_iter().chain(doc.layers).collect()
+        })
+    }
 }

@@ -148,10 +148,10 @@ impl Ledger {
         // if cut short, is rolled back here while we still hold the lock.
         let written = match file.write(&line) {
             Ok(n) if n == line.len() => file.sync_data(),
-            Ok(n) => Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write: {n} of {} bytes", line.len()),
-            )),
+            // Cut short (a full disk or quota): finishing the line either completes it,
+            // still under the lock, or yields the OS's reason (ENOSPC, EDQUOT, EFBIG) for
+            // the message instead of a bare "short write"; either way a failure rolls back.
+            Ok(n) => file.write_all(&line[n..]).and_then(|()| file.sync_data()),
             Err(e) => Err(e),
         };
         if let Err(error) = written {
@@ -328,6 +328,20 @@ impl Ledger {
             reason,
         }
     }
+}
+
+/// Parses one ledger line (without its newline) strictly, payload included, as every read
+/// does. An entry point for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub fn parse_ledger_line(bytes: &[u8]) -> Result<(), String> {
+    Entry::parse(bytes.to_vec()).map(drop)
+}
+
+/// Walks `bytes` as a whole `ledger.jsonl`, checking every line and link as
+/// [`Ledger::read_all`] does, without a file or a lock. For the fuzz targets in `fuzz/`.
+#[doc(hidden)]
+pub fn verify_ledger_bytes(bytes: &[u8]) -> io::Result<VerifyReport> {
+    chain::walk(bytes, |view, raw| view.into_entry(raw.to_vec()).map(drop))
 }
 
 fn last_byte(file: &File, len: u64) -> io::Result<u8> {

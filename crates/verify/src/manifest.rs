@@ -58,6 +58,15 @@ impl ReleaseManifest {
             .collect()
     }
 
+    /// Parses a manifest file's bytes strictly, as [`crate::StateDir::load_release`] does
+    /// (less the check against the file name): unknown fields, a bad digest or version, an
+    /// empty project or no services are errors. Also the entry point of the fuzz targets.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ReleaseManifest, String> {
+        let manifest: ReleaseManifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
     /// Checks what serde cannot: a manifest must name its project and at least one service.
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.project.trim().is_empty() {

@@ -68,7 +68,25 @@ impl StateDir {
                 match write_once(&path, &bytes)? {
                     WriteOnce::Created => {
                         let manifest_sha256 = Digest::of(&bytes);
-                        let entry = self.append_released(manifest, &manifest_sha256, actor)?;
+                        let entry = match self.append_released(manifest, &manifest_sha256, actor) {
+                            Ok(entry) => entry,
+                            Err(e) => {
+                                // The append failed (a full disk, a read-only ledger): if the
+                                // ledger surely has no entry for it, take the manifest back so a
+                                // failed push records nothing. (A crash here instead leaves it
+                                // for the next run to complete.)
+                                let in_ledger = ledger.read_all().map(|entries| {
+                                    entries.iter().any(|x| {
+                                        x.kind == EntryKind::Released
+                                            && x.payload["version"] == version.as_str()
+                                    })
+                                });
+                                if let Ok(false) = in_ledger {
+                                    let _ = std::fs::remove_file(&path);
+                                }
+                                return Err(e);
+                            }
+                        };
                         return Ok(RecordOutcome::Recorded {
                             manifest_sha256,
                             entry,

@@ -188,7 +188,16 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), FsError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .fs("create directory", dir)
+        .fs("create directory", dir)?;
+    // A directory that already existed keeps its mode; one that others can write to would
+    // let anyone on the host rewrite history, so take their write access away.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).fs("stat", dir)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7755))
+            .fs("remove group and other write access from", dir)?;
+    }
+    Ok(())
 }
 
 /// Reads a whole record; `None` if it does not exist.

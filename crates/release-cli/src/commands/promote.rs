@@ -98,6 +98,21 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     print_verdict(global, &verdict, args.dry_run)?;
 
     if args.dry_run {
+        // Like the real promotion: a gate that could not look is an outage (exit 3), not a
+        // verdict on the release.
+        if !verdict.passed()
+            && let Some(cause) = unreachable.first()
+        {
+            return Err(Failure::new(
+                Code::Infrastructure,
+                format!(
+                    "the gate for {} to `{}` could not be evaluated (dry run)",
+                    version.as_str(),
+                    args.to
+                ),
+            )
+            .with_hint(format!("could not reach: {cause}; nothing was deployed")));
+        }
         return Ok(if verdict.passed() {
             Code::Success
         } else {

@@ -50,8 +50,14 @@ impl HttpProbe {
         self.headers.keys().map(|k| k.to_string()).collect()
     }
 
+    /// What the check calls, for reports (JUnit): a password in the URL's userinfo is
+    /// shown as `***`, since JUnit files are archived and published by Jenkins.
     pub(crate) fn target(&self) -> String {
-        format!("{} {}", self.method, self.url)
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        format!("{} {}", self.method, url)
     }
 
     pub(crate) async fn attempt(&self, client: &Client, budget: Duration) -> Probed {
@@ -248,6 +254,14 @@ mod tests {
             Some("JSON /status is \"down\", expected \"ok\"")
         );
         assert_eq!(p.judge(200, fast, br#"{"status":"ok"}"#), None);
+    }
+
+    #[test]
+    fn a_password_in_the_url_never_shows_in_the_target() {
+        let url =
+            Url::parse("http://ci:canary-pw@127.0.0.1:1/health").unwrap_or_else(|e| panic!("{e}"));
+        let target = HttpProbe::new(Method::GET, url, 200).target();
+        assert_eq!(target, "GET http://ci:***@127.0.0.1:1/health");
     }
 
     #[test]
