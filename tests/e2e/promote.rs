@@ -89,6 +89,19 @@ fn live_images(stack: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Points a Swarm service at another image by hand, as an operator would.
+fn set_image(service: &str, image: &str) {
+    docker([
+        "service",
+        "update",
+        "--detach",
+        "--no-resolve-image",
+        "--image",
+        image,
+        service,
+    ]);
+}
+
 fn ledger_kinds(p: &Project) -> Vec<String> {
     std::fs::read_to_string(p.state_dir().join("ledger.jsonl"))
         .unwrap_or_default()
@@ -109,6 +122,17 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
     let bed = Testbed::up();
     let p = pipeline(&bed);
     let run = |args: &[&str]| bed.release(&p.project, args);
+    let promote_as_alice = || {
+        run(&[
+            "promote",
+            "--version",
+            "1.0.0",
+            "--to",
+            "prod",
+            "--approved-by",
+            "alice",
+        ])
+    };
     run(&["-q", "build", "--version", "1.0.0"]).success();
     run(&["-q", "push", "--version", "1.0.0"]).success();
     run(&["-q", "deploy", "--env", "dev", "--version", "1.0.0"]).success();
@@ -119,17 +143,9 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
         .stderr_has("release promote --version 1.0.0 --to prod");
 
     // Not checked yet.
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--approved-by",
-        "alice",
-    ])
-    .expect_code(1)
-    .stdout_has("FAIL  source environment passed its checks after the deploy");
+    promote_as_alice()
+        .expect_code(1)
+        .stdout_has("FAIL  source environment passed its checks after the deploy");
     run(&["-q", "check", "--env", "dev"]).success();
 
     // Approval missing, and every failure is JUnit.
@@ -160,53 +176,21 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
             .replace("\"e2e\"", "\"e2f\""),
     )
     .unwrap();
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--approved-by",
-        "alice",
-    ])
-    .expect_code(1)
-    .stdout_has("FAIL  release manifest is recorded and unaltered");
+    promote_as_alice()
+        .expect_code(1)
+        .stdout_has("FAIL  release manifest is recorded and unaltered");
     std::fs::write(&manifest, &original).unwrap();
 
     // A DEV service updated by hand to another digest (read from the Swarm, not the pointer).
     let other = bed.push_demo_image(&format!("{}/other", p.repo), "1", &[("SERVICE", "other")]);
     let api = format!("{}_api", p.dev);
     let dev_api = live_images(&p.dev)["api"].clone();
-    docker([
-        "service",
-        "update",
-        "--detach",
-        "--no-resolve-image",
-        "--image",
-        &other,
-        &api,
-    ]);
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--approved-by",
-        "alice",
-    ])
-    .expect_code(1)
-    .stdout_has("FAIL  source environment runs exactly this release")
-    .stdout_has("api: runs sha256:");
-    docker([
-        "service",
-        "update",
-        "--detach",
-        "--no-resolve-image",
-        "--image",
-        &dev_api,
-        &api,
-    ]);
+    set_image(&api, &other);
+    promote_as_alice()
+        .expect_code(1)
+        .stdout_has("FAIL  source environment runs exactly this release")
+        .stdout_has("api: runs sha256:");
+    set_image(&api, &dev_api);
 
     // The registry cannot be trusted (a CA that did not sign it): fail closed, exit 3.
     let dir = p.project.dir();
@@ -261,17 +245,9 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
         ),
     );
     run(&["-q", "check", "--env", "dev"]).expect_code(1);
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--approved-by",
-        "alice",
-    ])
-    .expect_code(1)
-    .stdout_has("did not pass: 2 passed, 1 failed");
+    promote_as_alice()
+        .expect_code(1)
+        .stdout_has("did not pass: 2 passed, 1 failed");
     p.project.write("release.toml", &config);
     assert!(
         live_images(&p.prod).is_empty(),
@@ -285,17 +261,7 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
 
     // Every condition holds: PROD runs DEV's exact digests.
     run(&["-q", "check", "--env", "dev"]).success();
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--approved-by",
-        "alice",
-    ])
-    .success()
-    .stdout_has("gate passed");
+    promote_as_alice().success().stdout_has("gate passed");
     let (dev, prod) = (live_images(&p.dev), live_images(&p.prod));
     assert_eq!(dev.len(), 2);
     assert_eq!(dev, prod, "PROD does not run DEV's digests");
@@ -318,15 +284,7 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
 
     // Drift: a PROD service changed by hand.
     let prod_web = format!("{}_web", p.prod);
-    docker([
-        "service",
-        "update",
-        "--detach",
-        "--no-resolve-image",
-        "--image",
-        &other,
-        &prod_web,
-    ]);
+    set_image(&prod_web, &other);
     run(&["audit", "--live", "--env", "prod"])
         .expect_code(1)
         .stdout_has("DRIFT prod web: runs a different digest");
