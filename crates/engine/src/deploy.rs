@@ -34,6 +34,8 @@ const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(250);
 /// Bound on retries of a rollback request that lost a race with another writer.
 const ROLLBACK_ATTEMPTS: u32 = 5;
+/// Extra rollbacks when a racing Swarm-initiated rollback left the service on the new spec.
+const MAX_ROLLBACK_RE_REQUESTS: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -379,8 +381,15 @@ impl Engine {
                 .await
                 .map_err(|e| format!("cannot remove service {}: {e}", change.name));
         };
-        self.request_rollback(change, before).await?;
+        self.request_rollback(change, before, false).await?;
         let mut last = String::new();
+        // Seen on the testbed (about 1 run in 2 for an unpullable image): the rollback
+        // completes at once on a spec that is not the one recorded before the deploy, and
+        // Swarm keeps no previous spec to roll back to. Seen twice in a row, the recorded
+        // task template is put back explicitly; bounded. The root cause (which spec Swarm
+        // rolled back to) is not understood yet.
+        let mut settled_on_new = 0u32;
+        let mut re_requests = 0u32;
         loop {
             let (service, tasks) = self
                 .observe(&change.name)
@@ -412,6 +421,21 @@ impl Engine {
             if done && image_back && on_previous >= desired && running.len() as u64 == on_previous {
                 return Ok(());
             }
+            if status == Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) && !image_back {
+                settled_on_new += 1;
+                if settled_on_new >= 2 && re_requests < MAX_ROLLBACK_RE_REQUESTS {
+                    re_requests += 1;
+                    tracing::warn!(
+                        service = %change.name,
+                        "rollback completed on the new spec (a second rollback raced ours); \
+                         rolling back again ({re_requests} of {MAX_ROLLBACK_RE_REQUESTS})"
+                    );
+                    self.request_rollback(change, before, true).await?;
+                    settled_on_new = 0;
+                }
+            } else {
+                settled_on_new = 0;
+            }
             if Instant::now() >= deadline {
                 return Err(format!(
                     "rollback of {} did not converge: {last}",
@@ -422,11 +446,13 @@ impl Engine {
         }
     }
 
-    /// Asks Swarm to roll `change` back unless it is already rolling back or back.
+    /// Asks Swarm to roll `change` back unless it is already rolling back or back; with
+    /// `again`, also when a rollback of ours already completed (on the wrong spec).
     async fn request_rollback(
         &self,
         change: &Change,
         before: &ServiceBefore,
+        again: bool,
     ) -> Result<(), String> {
         for attempt in 1..=ROLLBACK_ATTEMPTS {
             let (service, _) = self
@@ -445,7 +471,7 @@ impl Engine {
                         | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
                 )
             );
-            if (ours && rolling) || template == before.task_template {
+            if (ours && rolling && !again) || template == before.task_template {
                 return Ok(());
             }
             let version = service
@@ -456,10 +482,26 @@ impl Engine {
                 .unwrap_or_default();
             // As `docker service rollback` does: the current spec (ignored by the daemon),
             // and the registry credentials of the spec being restored.
-            let options = UpdateServiceOptions {
-                version,
-                rollback: Some("previous".to_owned()),
-                registry_auth_from: "previous-spec".to_owned(),
+            let (spec, options) = if again {
+                // A rollback already completed on the wrong spec and Swarm has no previous
+                // spec left: put the recorded task template back explicitly, with the
+                // registry credentials of the current spec (same registry).
+                let mut spec = spec;
+                spec.task_template = serde_json::from_value(before.task_template.clone())
+                    .map_err(|e| format!("cannot restore {}: {e}", change.name))?;
+                let options = UpdateServiceOptions {
+                    version,
+                    rollback: None,
+                    registry_auth_from: "spec".to_owned(),
+                };
+                (spec, options)
+            } else {
+                let options = UpdateServiceOptions {
+                    version,
+                    rollback: Some("previous".to_owned()),
+                    registry_auth_from: "previous-spec".to_owned(),
+                };
+                (spec, options)
             };
             match self
                 .docker()
