@@ -462,19 +462,7 @@ fn write_junit(path: &Path, report: &Report) -> Result<(), Failure> {
         .add_testcases(cases)
         .build();
     let junit = ReportBuilder::new().add_testsuite(suite).build();
-    let mut bytes = Vec::new();
-    junit
-        .write_xml(&mut bytes)
-        .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
-    // Like `check --junit`: a missing directory is created, so a deploy that happened is
-    // not reported as failed (exit 3) for want of `target/junit/`.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-        })?;
-    }
-    verify::atomic::write_atomic(path, &bytes)
-        .map_err(|e| Failure::infrastructure(format!("cannot write JUnit file: {e}")))
+    stage::write_junit(path, &junit)
 }
 
 fn describe(outcome: &Outcome) -> String {

@@ -253,15 +253,5 @@ fn write_junit(path: &Path, env: &str, version: &str, verdict: &Verdict) -> Resu
         .add_testcases(cases)
         .build();
     let junit = ReportBuilder::new().add_testsuite(suite).build();
-    let mut bytes = Vec::new();
-    junit
-        .write_xml(&mut bytes)
-        .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
-    let cannot = |e: &dyn std::fmt::Display| {
-        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
-    }
-    verify::atomic::write_atomic(path, &bytes).map_err(|e| cannot(&e))
+    stage::write_junit(path, &junit)
 }
