@@ -385,6 +385,23 @@ fn policy_violations_are_refused_and_nothing_changes() {
         .stderr_has("service `probe`: image")
         .stderr_has("not pinned by digest")
         .stderr_has("nothing was deployed");
+    // With --json, stdout carries the refusal as one document listing every problem.
+    let refusal = bed
+        .release(
+            &f.project,
+            ["--json", "deploy", "--env", "e2e", "--version", "1.1.0"],
+        )
+        .expect_code(2)
+        .json();
+    assert_eq!(refusal["error"]["exit_code"], 2);
+    let details = refusal["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2, "{refusal}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("service `sidecar`: image")),
+        "{refusal}"
+    );
 
     assert_runs(&f.stack, &a);
 

@@ -5,17 +5,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use release_e2e::proxy::{Fault, Proxy, Rule};
-use release_e2e::{Project, Testbed};
+use release_e2e::{Project, Testbed, testbed_log};
 
 /// Pushes the demo image as `e2e/<name>:1.0.0`; returns (`e2e/<name>:1.0.0` without registry, digest).
-fn pushed(bed: &Testbed, name: &str, service: &str) -> (String, String) {
+pub(crate) fn pushed(bed: &Testbed, name: &str, service: &str) -> (String, String) {
     let repo = format!("e2e/{}", bed.unique(name));
     let pinned = bed.push_demo_image(&repo, "1.0.0", &[("SERVICE", service)]);
     let (_, digest) = pinned.split_once('@').unwrap();
     (format!("{repo}:1.0.0"), digest.to_owned())
 }
 
-fn curl(bed: &Testbed, args: &[&str]) -> String {
+pub(crate) fn curl(bed: &Testbed, args: &[&str]) -> String {
     let auth = format!("{}:{}", bed.username, bed.password);
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--cacert"])
@@ -33,9 +33,7 @@ fn curl(bed: &Testbed, args: &[&str]) -> String {
 }
 
 fn registry_log() -> String {
-    let dir =
-        std::env::var("RELEASE_TESTBED_DIR").expect("RELEASE_TESTBED_DIR (scripts/testbed env)");
-    std::fs::read_to_string(format!("{dir}/registry.log")).unwrap()
+    testbed_log("registry.log")
 }
 
 #[test]
@@ -219,6 +217,87 @@ fn copy_to_another_repository_mounts_every_blob_and_uploads_no_bytes() {
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(report["blobs_present"], report["blobs"]);
     assert_eq!(report["manifests"], 1);
+}
+
+#[test]
+fn a_declined_mount_closes_its_upload_session_and_uploads_nothing_the_destination_has() {
+    let bed = Testbed::up();
+    let (source, digest) = pushed(&bed, "decline-src", "api");
+    let source_repo = source.split_once(':').unwrap().0.to_owned();
+    let destination_repo = format!("e2e/{}", bed.unique("decline-dst"));
+    let destination = format!("{destination_repo}:1.0.0");
+    let project = Project::new();
+    bed.release(
+        &project,
+        ["image", "copy", source.as_str(), destination.as_str()],
+    )
+    .success();
+
+    // Unlink the config blob from the source repository: a mount from there is now declined
+    // (Distribution answers 202 and opens an upload session instead of 201).
+    let manifest: serde_json::Value = serde_json::from_str(&curl(
+        &bed,
+        &[
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("https://{}/v2/{source_repo}/manifests/1.0.0", bed.registry),
+        ],
+    ))
+    .unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    curl(
+        &bed,
+        &[
+            "-X",
+            "DELETE",
+            &format!("https://{}/v2/{source_repo}/blobs/{config}", bed.registry),
+        ],
+    );
+
+    let report = bed
+        .release(
+            &project,
+            [
+                "--json",
+                "image",
+                "copy",
+                source.as_str(),
+                destination.as_str(),
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(report["bytes_uploaded"], 0);
+    assert_eq!(report["blobs_present"], 1, "{report}");
+    assert_eq!(
+        report["blobs_mounted"].as_u64().unwrap() + 1,
+        report["blobs"].as_u64().unwrap()
+    );
+    // The session the registry opened for the declined mount was closed, not left open.
+    let log = registry_log();
+    let uploads = format!("/v2/{destination_repo}/blobs/uploads/");
+    let declined = log
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("\"POST {uploads}?mount={config}")) && l.contains("\" 202 ")
+        })
+        .count();
+    assert_eq!(
+        declined, 1,
+        "the registry did not decline the mount of {config}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("\"DELETE {uploads}")) && l.contains("\" 204 ")),
+        "the upload session of the declined mount was not closed"
+    );
+    for verb in ["PATCH", "PUT"] {
+        assert!(
+            !log.contains(&format!("\"{verb} {uploads}")),
+            "blob bytes were uploaded to {destination_repo}: {verb} in the registry log"
+        );
+    }
 }
 
 #[test]

@@ -15,5 +15,7 @@ mod promote;
 mod security;
 // `release status`: live Swarm state against the config, digest pinning flagged.
 mod status;
+// The bearer-token flow against the token-auth registry: scopes, caching, mounts, refusals.
+mod token;
 // The testbed script itself: idempotent, leaves a running daemon alone.
 mod testbed;

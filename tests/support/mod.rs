@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct Testbed {
     /// `host:port` of the TLS + basic-auth registry.
     pub registry: String,
+    /// `host:port` of the TLS + token-auth registry on the same storage.
+    pub token_registry: String,
     pub username: String,
     pub password: String,
     /// The CA certificate the registry's certificate chains to.
@@ -45,6 +47,7 @@ impl Testbed {
         };
         let bed = Testbed {
             registry: var("RELEASE_TEST_REGISTRY"),
+            token_registry: var("RELEASE_TEST_TOKEN_REGISTRY"),
             username: var("RELEASE_REGISTRY_USERNAME"),
             password: var("RELEASE_REGISTRY_PASSWORD"),
             ca: PathBuf::from(var("RELEASE_REGISTRY_CA")),
@@ -141,6 +144,14 @@ impl Testbed {
             .args(args);
         Run::new(cmd)
     }
+}
+
+/// The text of one of the testbed's logs (`registry.log`, `registry-token.log`,
+/// `token-server.log`).
+pub fn testbed_log(name: &str) -> String {
+    let dir =
+        std::env::var("RELEASE_TESTBED_DIR").expect("RELEASE_TESTBED_DIR (scripts/testbed env)");
+    std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{dir}/{name}: {e}"))
 }
 
 /// Runs the docker CLI, asserting success; returns stdout.

@@ -336,11 +336,11 @@ impl Registry {
             .map_err(|_| self.protocol("connection pool closed"))?;
         let spare = request.try_clone();
         let auth = self.authorization(scope, repository).await?;
-        let sent_auth = auth.is_some();
+        let sent = auth.clone();
         let response = self.dispatch(request, auth).await?;
         let response = if response.status() == StatusCode::UNAUTHORIZED {
             let credentials = self.credentials().await?;
-            self.learn(&response, scope, sent_auth, repository, credentials)
+            self.learn(&response, scope, sent.as_ref(), repository, credentials)
                 .await?;
             let Some(request) = spare else {
                 return Err(self
@@ -370,11 +370,12 @@ impl Registry {
     }
 
     /// Updates the auth mode from a 401's challenge; fails when another try cannot succeed.
+    /// `sent` is the `Authorization` the refused request carried.
     async fn learn(
         &self,
         response: &Response,
         scope: &Scope,
-        sent_auth: bool,
+        sent: Option<&HeaderValue>,
         repository: &str,
         credentials: &Credentials,
     ) -> Result<(), Fail> {
@@ -389,16 +390,18 @@ impl Registry {
             .iter()
             .find(|c| c.scheme == "bearer" && c.params.contains_key("realm"));
         if let Some(b) = bearer {
-            let was_bearer = matches!(self.mode(), AuthMode::Bearer { .. });
             self.set_mode(AuthMode::Bearer {
                 realm: b.params.get("realm").cloned().unwrap_or_default(),
                 service: b.params.get("service").cloned(),
             });
-            self.tokens.lock().await.forget(scope);
-            if was_bearer
-                && sent_auth
-                && b.params.get("error").is_some_and(|e| e != "invalid_token")
-            {
+            // Only a token we sent can be stale. A 401 answering Basic (the first requests,
+            // several in flight at once) must not drop the token another task fetched
+            // meanwhile, or each of them would ask the token server again.
+            let sent_bearer = sent.is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+            if sent_bearer {
+                self.tokens.lock().await.forget(scope);
+            }
+            if sent_bearer && b.params.get("error").is_some_and(|e| e != "invalid_token") {
                 return Err(self
                     .unauthorized(repository, credentials, "the token was refused")
                     .into());
@@ -407,7 +410,7 @@ impl Registry {
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             self.set_mode(AuthMode::Basic);
-            if sent_auth || credentials.basic_header().is_none() {
+            if sent.is_some() || credentials.basic_header().is_none() {
                 return Err(self
                     .unauthorized(
                         repository,

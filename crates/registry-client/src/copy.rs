@@ -181,29 +181,8 @@ impl Client {
         let repository = destination.repository.as_str();
         let digest = &blob.digest;
 
-        let blob_url = &dst.url(&format!("{repository}/blobs/{digest}"));
-        let status = retry(
-            &dst.policy,
-            &dst.host,
-            &format!("HEAD blob {digest} in {repository}"),
-            move || async move {
-                Ok(dst
-                    .send(scope, repository, dst.http().head(blob_url))
-                    .await?
-                    .status())
-            },
-        )
-        .await?;
-        if status.is_success() {
-            tracing::debug!(%digest, repository, "blob already present");
-            return Ok(BlobOutcome::Present);
-        }
-        if status != StatusCode::NOT_FOUND {
-            return Err(dst.protocol(format!(
-                "HEAD blob {digest} in {repository} answered {status}"
-            )));
-        }
-
+        // Same registry: mount straight away. A mount of a blob the destination already
+        // links answers 201 too, so a HEAD first would only add a round trip per blob.
         if same_registry {
             let mount_url = &format!(
                 "{}?mount={digest}&from={}",
@@ -252,6 +231,29 @@ impl Client {
                 }
             }
         }
+        let blob_url = &dst.url(&format!("{repository}/blobs/{digest}"));
+        let status = retry(
+            &dst.policy,
+            &dst.host,
+            &format!("HEAD blob {digest} in {repository}"),
+            move || async move {
+                Ok(dst
+                    .send(scope, repository, dst.http().head(blob_url))
+                    .await?
+                    .status())
+            },
+        )
+        .await?;
+        if status.is_success() {
+            tracing::debug!(%digest, repository, "blob already present");
+            return Ok(BlobOutcome::Present);
+        }
+        if status != StatusCode::NOT_FOUND {
+            return Err(dst.protocol(format!(
+                "HEAD blob {digest} in {repository} answered {status}"
+            )));
+        }
+
         self.stream_blob(source, dst, repository, blob, bytes)
             .await?;
         Ok(BlobOutcome::Streamed)

@@ -28,6 +28,8 @@ impl From<Code> for ExitCode {
 pub struct Failure {
     pub code: Code,
     pub message: String,
+    /// Further lines under the message, e.g. every policy violation.
+    pub details: Vec<String>,
     pub hint: Option<String>,
 }
 
@@ -36,6 +38,7 @@ impl Failure {
         Self {
             code,
             message: message.into(),
+            details: Vec::new(),
             hint: None,
         }
     }
@@ -58,11 +61,32 @@ impl Failure {
         self.hint = Some(hint.into());
         self
     }
+
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The `--json` form of a failure, printed on stdout when the command printed no document
+    /// of its own, so a machine reading stdout always gets one JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "exit_code": self.code as u8,
+                "message": self.message,
+                "details": self.details,
+                "hint": self.hint,
+            }
+        })
+    }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "error: {}", self.message)?;
+        for detail in &self.details {
+            write!(f, "\n  {detail}")?;
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
+    let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -24,6 +25,9 @@ fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(failure) => {
             eprintln!("{failure}");
+            if json && !commands::json_printed() {
+                println!("{}", failure.to_json());
+            }
             failure.code.into()
         }
     }

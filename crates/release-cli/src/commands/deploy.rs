@@ -548,11 +548,11 @@ fn check_policy(config: &Config, env: &str, rendered: &StackFile) -> Result<(), 
         return Ok(());
     }
     Err(Failure::usage(format!(
-        "policy refuses the stack for {env} ({} problem{}), nothing was deployed:\n  {}",
+        "policy refuses the stack for {env} ({} problem{}), nothing was deployed:",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" },
-        problems.join("\n  ")
-    )))
+    ))
+    .with_details(problems))
 }
 
 async fn lock(
@@ -645,19 +645,62 @@ fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duratio
     }
 }
 
-/// A line per state change on stderr: the same on a terminal and in CI (no bars yet).
-/// Each line carries the seconds since the deploy started, for reading CI logs.
+/// Progress on stderr. On an interactive terminal, one line per service redrawn in place;
+/// in CI (`CI` or `JENKINS_URL` set) or when stderr is not a terminal, a plain line per state
+/// change with the seconds since the deploy started, for reading CI logs.
 fn progress_printer(global: &Global, started: Instant) -> impl Fn(Progress<'_>) + Sync + use<> {
+    use std::io::IsTerminal as _;
     let quiet = global.quiet;
+    let in_place = std::io::stderr().is_terminal()
+        && std::env::var_os("CI").is_none()
+        && std::env::var_os("JENKINS_URL").is_none();
+    let board = std::sync::Mutex::new(Board::default());
     move |p: Progress<'_>| {
-        if !quiet {
-            eprintln!(
-                "deploy: [{:>5.1}s] {}: {}",
-                started.elapsed().as_secs_f64(),
-                p.service,
-                p.state
-            );
+        if quiet {
+            return;
         }
+        let seconds = started.elapsed().as_secs_f64();
+        if in_place {
+            let mut board = board.lock().unwrap_or_else(|e| e.into_inner());
+            eprint!("{}", board.update(p.service, &p.state, seconds));
+        } else {
+            eprintln!("deploy: [{seconds:>5.1}s] {}: {}", p.service, p.state);
+        }
+    }
+}
+
+/// The in-place progress block: a row per service in order of first appearance.
+#[derive(Debug, Default)]
+struct Board {
+    rows: Vec<(String, String, f64)>,
+    drawn: usize,
+}
+
+impl Board {
+    /// Records `service`'s new state; returns the text that redraws the whole block over the
+    /// one drawn before (cursor up, then each row cleared and written).
+    fn update(&mut self, service: &str, state: &str, seconds: f64) -> String {
+        match self.rows.iter_mut().find(|r| r.0 == service) {
+            Some(row) => {
+                row.1 = state.to_owned();
+                row.2 = seconds;
+            }
+            None => self
+                .rows
+                .push((service.to_owned(), state.to_owned(), seconds)),
+        }
+        let width = self.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        if self.drawn > 0 {
+            out.push_str(&format!("\x1b[{}A", self.drawn));
+        }
+        for (name, state, at) in &self.rows {
+            out.push_str(&format!(
+                "\r\x1b[2Kdeploy: {name:<width$}  [{at:>5.1}s] {state}\n"
+            ));
+        }
+        self.drawn = self.rows.len();
+        out
     }
 }
 
@@ -666,6 +709,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_terminal_board_redraws_every_service_in_place() {
+        let mut board = Board::default();
+        let first = board.update("api", "updating", 0.5);
+        assert_eq!(first, "\r\x1b[2Kdeploy: api  [  0.5s] updating\n");
+        let second = board.update("admin-app", "updating", 0.6);
+        assert!(second.starts_with("\x1b[1A"), "{second:?}");
+        let third = board.update("api", "converged", 7.31);
+        assert_eq!(
+            third,
+            "\x1b[2A\r\x1b[2Kdeploy: api        [  7.3s] converged\n\r\x1b[2Kdeploy: admin-app  [  0.6s] updating\n"
+        );
+    }
 
     const CONFIG: &str = r#"
 [project]
@@ -702,15 +759,16 @@ stack_file = "stack.yml"
         let err = check_policy(&config, "dev", &rendered).unwrap_err();
         assert_eq!(err.code, Code::Usage);
         assert!(err.message.contains("2 problems"), "{}", err.message);
-        assert!(
-            err.message
-                .contains("service `worker`: image `r.example.com/t/worker:1.0.0` is not pinned")
+        assert_eq!(
+            err.details,
+            [
+                "service `side`: image `r.example.com/side:2` is not pinned by digest (the release does not build it; pin it as REPO:TAG@sha256:… in the stack file)",
+                "service `worker`: image `r.example.com/t/worker:1.0.0` is not pinned by digest (the release does not build it; pin it as REPO:TAG@sha256:… in the stack file)",
+            ]
         );
-        assert!(
-            err.message
-                .contains("service `side`: image `r.example.com/side:2` is not pinned")
-        );
-        assert!(!err.message.contains("`api`"), "{}", err.message);
+        let shown = err.to_string();
+        assert!(shown.contains("\n  service `side`"), "{shown}");
+        assert!(!shown.contains("`api`"), "{shown}");
     }
 
     #[test]

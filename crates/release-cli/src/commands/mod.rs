@@ -43,7 +43,16 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
         )
     })?;
     println!("{text}");
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process already printed its `--json` document (a failing command may print
+/// its report first, e.g. a deploy that rolled back).
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Aligns rows into columns separated by two spaces; the first row is the header.
