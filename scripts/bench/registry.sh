@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Registry benchmarks, side by side in one run against the testbed registry:
+# Registry benchmarks, side by side in one run, against both testbed registries (the
+# basic-auth one and the token-auth one on the same storage):
 #   1. resolve 6 and 200 tags: `release image digest` vs a `skopeo inspect` loop
 #   2. copy a multi-layer image to another repository: `release image copy` vs `skopeo copy`
+# Each measure is taken ROUNDS times, the tools alternating; the table shows medians.
 #
 #   eval "$(scripts/testbed env)" && scripts/bench/registry.sh
 #
 # Settings: BENCH_COPY_MB (total layer size of the copy image, default 512),
-#           BENCH_LAYERS (default 8), RELEASE (binary, default target/release/release).
+#           BENCH_LAYERS (default 8), RELEASE (binary, default target/release/release),
+#           ROUNDS (default 3).
 # Prints a Markdown table on stdout; progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 : "${RELEASE_TEST_REGISTRY:?run: eval \"\$(scripts/testbed env)\"}"
 REG="$RELEASE_TEST_REGISTRY"
+TOKEN_REG="${RELEASE_TEST_TOKEN_REGISTRY:?run: eval \"\$(scripts/testbed env)\"}"
+ROUNDS="${ROUNDS:-3}"
 RELEASE="${RELEASE:-target/release/release}"
 COPY_MB="${BENCH_COPY_MB:-512}"
 LAYERS="${BENCH_LAYERS:-8}"
@@ -26,6 +31,7 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.1f", a / b }'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 [ -x "$RELEASE" ] || cargo build --release -p release-cli >&2
 [ -x examples/hestino/image/demo-service ] || scripts/prepare-example >&2
@@ -40,22 +46,32 @@ for i in $(seq 1 199); do
 done
 
 skopeo_loop() {
+  local reg="$1"; shift
   for r in "$@"; do
-    skopeo inspect --creds "$CREDS" --format '{{.Digest}}' "docker://$REG/$r" >/dev/null
+    skopeo inspect --creds "$CREDS" --format '{{.Digest}}' "docker://$reg/$r" >/dev/null
   done
 }
 
 rows=()
-for n in 6 200; do
-  set -- "${refs[@]:0:$n}"
-  "$RELEASE" image digest "$@" >/dev/null # warm-up (page cache, registry)
-  a=$(now); "$RELEASE" image digest "$@" >"$WORK/ours"; b=$(now)
-  ours=$(elapsed_ms "$a" "$b")
-  [ "$(wc -l <"$WORK/ours")" = "$n" ] || { say "release printed the wrong number of lines"; exit 1; }
-  a=$(now); skopeo_loop "$@"; b=$(now)
-  theirs=$(elapsed_ms "$a" "$b")
-  rows+=("| resolve $n tags | ${ours} ms | ${theirs} ms (skopeo inspect loop) | $(ratio "$theirs" "$ours")× |")
-  say "resolve $n: release ${ours} ms, skopeo ${theirs} ms"
+label() { if [ "$1" = "$REG" ]; then echo "basic auth"; else echo "token auth"; fi; }
+
+for reg in "$REG" "$TOKEN_REG"; do
+  for n in 6 200; do
+    set -- "${refs[@]:0:$n}"
+    full=(); for r in "$@"; do full+=("$reg/$r"); done
+    "$RELEASE" image digest "${full[@]}" >/dev/null # warm-up (page cache, registry)
+    ours=(); theirs=()
+    for round in $(seq 1 "$ROUNDS"); do
+      a=$(now); "$RELEASE" image digest "${full[@]}" >"$WORK/ours"; b=$(now)
+      ours+=("$(elapsed_ms "$a" "$b")")
+      [ "$(wc -l <"$WORK/ours")" = "$n" ] || { say "release printed the wrong number of lines"; exit 1; }
+      a=$(now); skopeo_loop "$reg" "$@"; b=$(now)
+      theirs+=("$(elapsed_ms "$a" "$b")")
+      say "resolve $n ($(label "$reg")) round $round: release ${ours[-1]} ms, skopeo ${theirs[-1]} ms"
+    done
+    o=$(median "${ours[@]}"); t=$(median "${theirs[@]}")
+    rows+=("| resolve $n tags, $(label "$reg") | ${o} ms | ${t} ms (skopeo inspect loop) | $(ratio "$t" "$o")× |")
+  done
 done
 
 say "setup: ${LAYERS}-layer image of ${COPY_MB} MB in $REG/bench/$RUN/big"
@@ -66,24 +82,31 @@ per=$(( COPY_MB / LAYERS ))
 docker build -q -t "$REG/bench/$RUN/big:1" "$ctx" >/dev/null
 docker push -q "$REG/bench/$RUN/big:1" >/dev/null
 rm -rf "$ctx"
-
-a=$(now)
-/usr/bin/time -f '%M' -o "$WORK/rss" "$RELEASE" --json image copy "bench/$RUN/big:1" "bench/$RUN/big-copy-release:1" >"$WORK/copy.json"
-b=$(now)
-ours=$(elapsed_ms "$a" "$b"); rss_kb=$(cat "$WORK/rss")
-uploaded=$(sed -n 's/.*"bytes_uploaded": \([0-9]*\).*/\1/p' "$WORK/copy.json")
-a=$(now)
-skopeo copy -q --src-creds "$CREDS" --dest-creds "$CREDS" \
-  "docker://$REG/bench/$RUN/big:1" "docker://$REG/bench/$RUN/big-copy-skopeo:1" >/dev/null
-b=$(now)
-theirs=$(elapsed_ms "$a" "$b")
-rows+=("| copy ${COPY_MB} MB (${LAYERS} layers) to another repository | ${ours} ms, ${uploaded} blob bytes uploaded, peak RSS $((rss_kb / 1024)) MB | ${theirs} ms (skopeo copy) | $(ratio "$theirs" "$ours")× |")
-say "copy: release ${ours} ms (${uploaded} bytes uploaded), skopeo ${theirs} ms"
-
 digest_src=$("$RELEASE" image digest "bench/$RUN/big:1" | cut -d' ' -f2)
-digest_dst=$("$RELEASE" image digest "bench/$RUN/big-copy-release:1" | cut -d' ' -f2)
-[ "$digest_src" = "$digest_dst" ] || { say "copy changed the digest"; exit 1; }
 
-echo "| benchmark | release | baseline | speed-up |"
+for reg in "$REG" "$TOKEN_REG"; do
+  ours=(); theirs=(); rss=(); uploaded_all=0
+  for round in $(seq 1 "$ROUNDS"); do
+    # Fresh destination repositories every round, so neither tool finds the blobs linked.
+    dst="$reg/bench/$RUN/copy-release-$round-${reg##*:}:1"
+    a=$(now)
+    /usr/bin/time -f '%M' -o "$WORK/rss" "$RELEASE" --json image copy "$reg/bench/$RUN/big:1" "$dst" >"$WORK/copy.json"
+    b=$(now)
+    ours+=("$(elapsed_ms "$a" "$b")"); rss+=("$(cat "$WORK/rss")")
+    uploaded=$(sed -n 's/.*"bytes_uploaded": \([0-9]*\).*/\1/p' "$WORK/copy.json")
+    uploaded_all=$((uploaded_all + uploaded))
+    [ "$("$RELEASE" image digest "$dst" | cut -d' ' -f2)" = "$digest_src" ] || { say "copy changed the digest"; exit 1; }
+    a=$(now)
+    skopeo copy -q --src-creds "$CREDS" --dest-creds "$CREDS" \
+      "docker://$reg/bench/$RUN/big:1" "docker://$reg/bench/$RUN/copy-skopeo-$round-${reg##*:}:1" >/dev/null
+    b=$(now)
+    theirs+=("$(elapsed_ms "$a" "$b")")
+    say "copy ($(label "$reg")) round $round: release ${ours[-1]} ms (${uploaded} bytes uploaded), skopeo ${theirs[-1]} ms"
+  done
+  o=$(median "${ours[@]}"); t=$(median "${theirs[@]}"); r=$(median "${rss[@]}")
+  rows+=("| copy ${COPY_MB} MB (${LAYERS} layers) to another repository, $(label "$reg") | ${o} ms, ${uploaded_all} blob bytes uploaded in ${ROUNDS} rounds, peak RSS $((r / 1024)) MB | ${t} ms (skopeo copy) | $(ratio "$t" "$o")× |")
+done
+
+echo "| benchmark (median of $ROUNDS) | release | baseline | speed-up |"
 echo "|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

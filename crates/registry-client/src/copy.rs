@@ -34,9 +34,12 @@ pub struct CopyReport {
     pub manifests: usize,
     /// Distinct blobs the image refers to.
     pub blobs: usize,
-    /// Already at the destination (or same repository): nothing sent.
+    /// Found at the destination (same repository, or a HEAD after a declined mount or before
+    /// a cross-registry upload): nothing sent.
     pub blobs_present: usize,
-    /// Linked from the source repository by a cross-repository mount: nothing sent.
+    /// Linked from the source repository by a cross-repository mount: nothing sent. Within
+    /// one registry blobs are mounted without asking first, so this also counts blobs the
+    /// destination already linked (the registry answers those mounts with 201 too).
     pub blobs_mounted: usize,
     /// Streamed from the source registry.
     pub blobs_streamed: usize,
@@ -215,8 +218,9 @@ impl Client {
                     tracing::debug!(%digest, from = %source.repository, to = repository, "blob mounted");
                     return Ok(BlobOutcome::Mounted);
                 }
-                // The registry declined to mount and opened an upload session instead: close it,
-                // so no half-open upload lingers, then fall back to streaming.
+                // The registry declined to mount (the source repository does not link the blob)
+                // and opened an upload session instead: close it, so no half-open upload
+                // lingers, then look at the destination and stream only if it lacks the blob.
                 StatusCode::ACCEPTED => {
                     if let Some(location) = location {
                         let url = dst.join(&location)?;

@@ -22,7 +22,7 @@ use crate::exit::{Code, Failure};
 /// The `--json` document: the run, and what was recorded.
 #[derive(Debug, Serialize)]
 struct Output<'a> {
-    env: &'a str,
+    // `env` comes from the flattened report.
     stack: &'a str,
     /// The version recorded for the environment, if any.
     version: Option<&'a str>,
@@ -105,7 +105,6 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
 
     if global.json {
         super::print_json(&Output {
-            env: &args.env,
             stack: &env.stack,
             version,
             digests,
@@ -118,18 +117,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
         })?;
     } else {
         print!("{}", table(&report));
-        println!(
-            "{}: {} of {} checks passed in {:.2}s (slowest {:.2}s){}",
-            args.env,
-            report.passed,
-            report.checks.len(),
-            report.seconds,
-            report.slowest(),
-            match &args.junit {
-                Some(p) => format!("; JUnit: {}", p.display()),
-                None => String::new(),
-            }
-        );
+        println!("{}", summary(&report, args.junit.as_deref()));
     }
     if report.unreachable() {
         return Err(Failure::infrastructure(format!(
@@ -326,6 +314,22 @@ fn write_junit(path: &Path, xml: &[u8]) -> Result<(), Failure> {
     verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
 }
 
+/// The line under the table.
+fn summary(report: &CheckReport, junit: Option<&Path>) -> String {
+    format!(
+        "{}: {} of {} checks passed in {:.2}s (slowest {:.2}s){}",
+        report.env,
+        report.passed,
+        report.checks.len(),
+        report.seconds,
+        report.slowest(),
+        match junit {
+            Some(p) => format!("; JUnit: {}", p.display()),
+            None => String::new(),
+        }
+    )
+}
+
 fn table(report: &CheckReport) -> String {
     let mut rows = vec![vec![
         "KIND".to_owned(),
@@ -363,4 +367,102 @@ fn table(report: &CheckReport) -> String {
         ]);
     }
     super::render_table(&rows)
+}
+
+#[cfg(test)]
+mod output_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use verify::check::{Attempt, CheckOutcome, Kind};
+
+    /// A run of three checks with fixed times: one passed, one failed after two attempts, one
+    /// whose target could not be reached.
+    fn report() -> CheckReport {
+        let started = time::macros::datetime!(2026-11-29 12:00:00 UTC);
+        let attempt = |n: u64, at: f64, passed: bool, summary: &str| Attempt {
+            n,
+            at,
+            seconds: 0.012,
+            passed,
+            summary: summary.to_owned(),
+        };
+        let check = |kind: Kind, name: &str, service: &str, passed: bool| CheckOutcome {
+            kind,
+            name: name.to_owned(),
+            service: service.to_owned(),
+            target: "http://127.0.0.1:18080/health".to_owned(),
+            passed,
+            unreachable: false,
+            message: None,
+            status: Some(200),
+            latency_ms: Some(12.0),
+            excerpt: None,
+            started,
+            seconds: 0.012,
+            attempts: vec![attempt(1, 0.0, passed, "200 OK in 12 ms")],
+        };
+        let mut failed = check(Kind::Http, "admin health", "admin-app", false);
+        failed.message = Some("JSON /status is \"degraded\", expected \"ok\"".to_owned());
+        failed.excerpt = Some("{\"status\":\"degraded\"}".to_owned());
+        failed.seconds = 1.5;
+        failed.attempts = vec![
+            attempt(1, 0.0, false, "200 OK in 12 ms, /status is \"degraded\""),
+            attempt(2, 1.0, false, "200 OK in 11 ms, /status is \"degraded\""),
+        ];
+        let mut unreachable = check(Kind::Tcp, "db port", "db", false);
+        unreachable.target = "127.0.0.1:15432".to_owned();
+        unreachable.unreachable = true;
+        unreachable.status = None;
+        unreachable.latency_ms = None;
+        unreachable.message = Some("connect to 127.0.0.1:15432: Connection refused".to_owned());
+        unreachable.attempts = vec![attempt(1, 0.0, false, "Connection refused")];
+        CheckReport {
+            env: "dev".to_owned(),
+            started,
+            seconds: 1.52,
+            passed: 1,
+            failed: 2,
+            checks: vec![
+                check(Kind::Http, "api health", "api", true),
+                failed,
+                unreachable,
+            ],
+        }
+    }
+
+    #[test]
+    fn the_table_and_summary_read_as_documented() {
+        let report = report();
+        let text = format!(
+            "{}{}",
+            table(&report),
+            summary(&report, Some(Path::new("reports/check-dev.xml")))
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn the_json_document_has_the_run_and_the_record() {
+        let report = report();
+        let digests = BTreeMap::from([("api".to_owned(), format!("sha256:{}", "a".repeat(64)))]);
+        let output = Output {
+            stack: "hestino-dev",
+            version: Some("1.4.0"),
+            digests,
+            unreachable: report.unreachable(),
+            slowest: report.slowest(),
+            junit: Some(Path::new("reports/check-dev.xml")),
+            junit_sha256: "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ledger_seq: 7,
+            report: &report,
+        };
+        let text = serde_json::to_string(&output).unwrap();
+        assert_eq!(
+            text.matches("\"env\":").count(),
+            1,
+            "a key appears twice: {text}"
+        );
+        insta::assert_json_snapshot!(output);
+    }
 }
