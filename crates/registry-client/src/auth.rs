@@ -194,6 +194,25 @@ impl Scope {
     pub(crate) fn key(&self) -> String {
         self.0.join(" ")
     }
+
+    /// Whether a token granted for `self` also serves `other`: every resource `other` names
+    /// is in `self` with at least the same actions (`repository:a:pull,push` covers
+    /// `repository:a:pull`).
+    pub fn covers(&self, other: &Scope) -> bool {
+        fn split(item: &str) -> (&str, Vec<&str>) {
+            match item.rsplit_once(':') {
+                Some((resource, actions)) => (resource, actions.split(',').collect()),
+                None => (item, Vec::new()),
+            }
+        }
+        other.0.iter().all(|wanted| {
+            let (resource, actions) = split(wanted);
+            self.0.iter().any(|held| {
+                let (held_resource, held_actions) = split(held);
+                held_resource == resource && actions.iter().all(|a| held_actions.contains(a))
+            })
+        })
+    }
 }
 
 /// A bearer token and when to stop using it.
@@ -201,6 +220,8 @@ impl Scope {
 pub(crate) struct Token {
     pub(crate) value: Secret,
     pub(crate) expires: Instant,
+    /// What it was asked for (set when cached).
+    pub(crate) scope: Scope,
 }
 
 /// The token server's answer (Docker's token spec: `token`, or OAuth2's `access_token`).
@@ -219,6 +240,7 @@ impl TokenResponse {
         Some(Token {
             value: Secret::new(value),
             expires: Instant::now() + lifetime,
+            scope: Scope(Vec::new()),
         })
     }
 }
@@ -228,14 +250,22 @@ impl TokenResponse {
 pub(crate) struct TokenCache(HashMap<String, Token>);
 
 impl TokenCache {
+    /// A live token for `scope`, or for a broader scope that covers it (a copy's token
+    /// serves its later pulls and pushes). The registry still judges what the token grants:
+    /// a token server may grant less than was asked, and then the request is refused.
     pub(crate) fn get(&self, scope: &Scope) -> Option<Secret> {
+        let now = Instant::now();
+        if let Some(t) = self.0.get(&scope.key()).filter(|t| t.expires > now) {
+            return Some(t.value.clone());
+        }
         self.0
-            .get(&scope.key())
-            .filter(|t| t.expires > Instant::now())
+            .values()
+            .find(|t| t.expires > now && t.scope.covers(scope))
             .map(|t| t.value.clone())
     }
 
-    pub(crate) fn put(&mut self, scope: &Scope, token: Token) {
+    pub(crate) fn put(&mut self, scope: &Scope, mut token: Token) {
+        token.scope = scope.clone();
         self.0.insert(scope.key(), token);
     }
 
@@ -314,6 +344,31 @@ mod tests {
         assert!(cache.get(&Scope::push("a")).is_none());
         cache.forget(&Scope::pull("a"));
         assert!(cache.get(&Scope::pull("a")).is_none());
+    }
+
+    #[test]
+    fn a_broader_token_serves_narrower_scopes_and_nothing_else() {
+        let mount = Scope::mount("dst/x", "src/y");
+        assert!(mount.covers(&Scope::pull("src/y")));
+        assert!(mount.covers(&Scope::pull("dst/x")));
+        assert!(mount.covers(&Scope::push("dst/x")));
+        assert!(!mount.covers(&Scope::push("src/y")));
+        assert!(!mount.covers(&Scope::pull("other")));
+        assert!(!Scope::pull("dst/x").covers(&Scope::push("dst/x")));
+        // `a` must not cover `a/b` or `ab`: resources compare whole.
+        assert!(!Scope::push("a").covers(&Scope::pull("a/b")));
+        assert!(!Scope::push("a").covers(&Scope::pull("ab")));
+
+        let mut cache = TokenCache::default();
+        let t = TokenResponse {
+            token: Some("m".into()),
+            access_token: None,
+            expires_in: Some(300),
+        };
+        cache.put(&mount, t.into_token().unwrap());
+        assert_eq!(cache.get(&Scope::pull("src/y")).unwrap().expose(), "m");
+        assert_eq!(cache.get(&Scope::push("dst/x")).unwrap().expose(), "m");
+        assert!(cache.get(&Scope::push("src/y")).is_none());
     }
 
     #[test]

@@ -73,7 +73,14 @@ impl Client {
         source: &Reference,
         destination: &Reference,
     ) -> Result<CopyReport, Error> {
-        let top = self.fetch_manifest(source).await?;
+        // Within one registry, ask once for everything the copy needs (pull on the source,
+        // pull and push on the destination): one token serves every request that follows.
+        let scope = if source.registry == destination.registry {
+            Scope::mount(&destination.repository, &source.repository)
+        } else {
+            Scope::pull(&source.repository)
+        };
+        let top = self.fetch_manifest_as(source, &scope).await?;
         if let Some(wanted) = &destination.digest
             && wanted != &top.digest
         {
@@ -89,7 +96,7 @@ impl Client {
             let doc = top.doc().map_err(|m| dst_registry.protocol(m))?;
             for child in doc.manifests {
                 let child_source = by_digest(source, &child.digest);
-                let raw = self.fetch_manifest(&child_source).await?;
+                let raw = self.fetch_manifest_as(&child_source, &scope).await?;
                 if is_index(&raw.media_type) {
                     return Err(dst_registry
                         .protocol(format!("{child_source}: nested indexes are not supported")));

@@ -101,6 +101,17 @@ impl Client {
     /// GETs a manifest's exact bytes and checks them against the header and the reference's
     /// digest, if any.
     pub async fn fetch_manifest(&self, reference: &Reference) -> Result<RawManifest, Error> {
+        self.fetch_manifest_as(reference, &Scope::pull(&reference.repository))
+            .await
+    }
+
+    /// [`Client::fetch_manifest`] asking for `scope`, which must include pull on the
+    /// reference's repository: a copy asks for everything it will need in one token.
+    pub(crate) async fn fetch_manifest_as(
+        &self,
+        reference: &Reference,
+        scope: &Scope,
+    ) -> Result<RawManifest, Error> {
         let registry = self.registry(&reference.registry)?;
         let reg = &registry;
         let url = &reg.url(&format!(
@@ -108,7 +119,6 @@ impl Client {
             reference.repository,
             reference.target()
         ));
-        let scope = &Scope::pull(&reference.repository);
         let what = &format!("GET {}", reference);
         let fetched = retry(&reg.policy, &reg.host, what, move || async move {
             let request = reg.http().get(url).header(ACCEPT, MANIFEST_ACCEPT);
