@@ -59,8 +59,15 @@ fn resolve_by_token_matches_the_push_and_asks_one_token_per_scope() {
         requests[0].ends_with(&format!("scopes=repository:{repository}:pull")),
         "{requests:?}"
     );
-    // The answers came from the token-auth registry, which accepted the token.
+    // The answers came from the token-auth registry, which accepted the token; only the
+    // first request (sent before the client knew the registry wants tokens) met a 401, the
+    // other four waited for it to learn instead of collecting a 401 each.
     let log = testbed_log("registry-token.log");
+    let refused = log
+        .lines()
+        .filter(|l| l.contains(&format!(" /v2/{repository}/manifests/")) && l.contains("\" 401 "))
+        .count();
+    assert_eq!(refused, 1, "401 answers to the five resolves");
     let answered = format!("\"HEAD /v2/{repository}/manifests/t4 HTTP/");
     assert!(
         log.lines()

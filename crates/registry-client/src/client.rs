@@ -110,6 +110,8 @@ pub(crate) struct Registry {
     explicit: Option<Credentials>,
     credentials: tokio::sync::OnceCell<Credentials>,
     mode: Mutex<AuthMode>,
+    /// Held by the one request that learns the auth mode while it is unknown.
+    learning: tokio::sync::Mutex<()>,
     tokens: tokio::sync::Mutex<TokenCache>,
     permits: Semaphore,
 }
@@ -162,6 +164,7 @@ impl Registry {
             explicit: config.credentials.clone(),
             credentials: tokio::sync::OnceCell::new(),
             mode: Mutex::new(AuthMode::Unknown),
+            learning: tokio::sync::Mutex::new(()),
             tokens: tokio::sync::Mutex::new(TokenCache::default()),
             permits: Semaphore::new(config.concurrency.max(1)),
         })
@@ -334,6 +337,15 @@ impl Registry {
             .acquire()
             .await
             .map_err(|_| self.protocol("connection pool closed"))?;
+        // While the auth mode is unknown, one request at a time: its answer (accepted, or a
+        // 401 with the challenge) teaches every request queued behind it, instead of each of
+        // the concurrent first requests collecting a 401 of its own.
+        let _learning = if matches!(self.mode(), AuthMode::Unknown) {
+            let guard = self.learning.lock().await;
+            matches!(self.mode(), AuthMode::Unknown).then_some(guard)
+        } else {
+            None
+        };
         let spare = request.try_clone();
         let auth = self.authorization(scope, repository).await?;
         let sent = auth.clone();
@@ -364,6 +376,12 @@ impl Registry {
             }
             response
         } else {
+            // Accepted as sent (Basic credentials, or none): the registry does not want tokens.
+            if matches!(self.mode(), AuthMode::Unknown)
+                && (response.status().is_success() || response.status() == StatusCode::NOT_FOUND)
+            {
+                self.set_mode(AuthMode::Basic);
+            }
             response
         };
         self.classify(response, repository)
