@@ -19,8 +19,11 @@ use crate::reference::Reference;
 use crate::resolve::digest_header;
 use crate::retry::{Fail, retry};
 
-/// Blobs copied at once per image.
+/// Blobs streamed at once per image (each holds a bounded buffer and a connection).
 const BLOB_CONCURRENCY: usize = 4;
+/// Blob mounts at once per image: no bytes move, so only the registry's request bound
+/// (`ClientConfig::concurrency`) limits them.
+const MOUNT_CONCURRENCY: usize = 64;
 
 /// What a copy did.
 #[derive(Debug, Clone, Serialize)]
@@ -154,8 +157,13 @@ impl Client {
             .map(|d| (d.digest.clone(), d))
             .collect();
         counters.blobs.fetch_add(blobs.len(), Ordering::Relaxed);
+        let concurrency = if source.registry == destination.registry {
+            MOUNT_CONCURRENCY
+        } else {
+            BLOB_CONCURRENCY
+        };
         futures_util::stream::iter(blobs.into_values().map(Ok))
-            .try_for_each_concurrent(BLOB_CONCURRENCY, |blob| async move {
+            .try_for_each_concurrent(concurrency, |blob| async move {
                 let outcome = self
                     .copy_blob(source, destination, &blob, &counters.bytes)
                     .await?;
