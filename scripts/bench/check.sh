@@ -7,13 +7,15 @@
 #
 #   eval "$(scripts/testbed env)" && scripts/bench/check.sh
 #
-# Settings: RELEASE (binary, default target/debug/release), CHECKS (default 100),
+# Settings: RELEASE (binary, default target/debug/release), CHECKS (default 100), ROUNDS
+# (default 5; the tools alternate, the table shows medians and per-round ratios' medians),
 # URL_BASE (default http://127.0.0.1:18080). Prints a Markdown table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 RELEASE="${RELEASE:-target/debug/release}"
 CHECKS="${CHECKS:-100}"
+ROUNDS="${ROUNDS:-5}"
 URL_BASE="${URL_BASE:-http://127.0.0.1:18080}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -56,32 +58,32 @@ say "warm-up"
 "$RELEASE" -q check --env dev >/dev/null
 while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
 
-say "release check: $CHECKS HTTP checks"
-t0=$(now)
-"$RELEASE" -q --json check --env dev >"$WORK/report.json"
-t1=$(now)
-say "curl loop: $CHECKS sequential requests"
-t2=$(now)
-while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
-t3=$(now)
-
-ours=$(ms "$t0" "$t1")
-theirs=$(ms "$t2" "$t3")
-read -r run slowest passed <<<"$(python3 -c '
+ours=(); runs=(); slowests=(); theirs=(); wall_ratio=(); run_ratio=()
+for round in $(seq 1 "$ROUNDS"); do
+  t0=$(now)
+  "$RELEASE" -q --json check --env dev >"$WORK/report.json"
+  t1=$(now)
+  while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
+  t2=$(now)
+  read -r run slowest passed <<<"$(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(round(r["seconds"] * 1000, 1), round(r["slowest"] * 1000, 1), r["passed"])
 ' "$WORK/report.json")"
-[ "$passed" = "$CHECKS" ] || { say "only $passed of $CHECKS checks passed"; exit 1; }
+  [ "$passed" = "$CHECKS" ] || { say "only $passed of $CHECKS checks passed"; exit 1; }
+  ours+=("$(ms "$t0" "$t1")"); theirs+=("$(ms "$t1" "$t2")"); runs+=("$run"); slowests+=("$slowest")
+  wall_ratio+=("$(awk -v b="${ours[-1]}" -v s="$slowest" 'BEGIN { printf "%.2f", b / s }')")
+  run_ratio+=("$(awk -v r="$run" -v s="$slowest" 'BEGIN { printf "%.2f", r / s }')")
+  say "round $round: release ${ours[-1]} ms (run $run ms, slowest check $slowest ms), curl loop ${theirs[-1]} ms"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+o=$(median "${ours[@]}"); t=$(median "${theirs[@]}")
 
-printf '| measure | value |\n|---|---|\n'
-printf '| `release check`, %s HTTP checks, process wall time | %s ms |\n' "$CHECKS" "$ours"
-printf '| `release check`, the checks themselves (report `seconds`) | %s ms |\n' "$run"
-printf '| slowest single check | %s ms |\n' "$slowest"
-printf '| sequential `curl` loop, same %s URLs | %s ms |\n' "$CHECKS" "$theirs"
-awk -v a="$theirs" -v b="$ours" -v r="$run" -v s="$slowest" 'BEGIN {
-  if (b == 0) b = 1; if (s == 0) s = 0.1;
-  printf "| speed-up over curl (process wall) | %.1f× |\n", a / b;
-  printf "| check run / slowest check | %.2f× |\n", r / s;
-  printf "| process wall / slowest check | %.1f× |\n", b / s;
-}'
+printf '| measure (median of %s rounds) | value |\n|---|---|\n' "$ROUNDS"
+printf '| `release check`, %s HTTP checks, process wall time | %s ms |\n' "$CHECKS" "$o"
+printf '| `release check`, the checks themselves (report `seconds`) | %s ms |\n' "$(median "${runs[@]}")"
+printf '| slowest single check | %s ms |\n' "$(median "${slowests[@]}")"
+printf '| sequential `curl` loop, same %s URLs | %s ms |\n' "$CHECKS" "$t"
+printf '| speed-up over curl (process wall) | %s× |\n' "$(awk -v a="$t" -v b="$o" 'BEGIN { printf "%.1f", a / b }')"
+printf '| check run / slowest check | %s× |\n' "$(median "${run_ratio[@]}")"
+printf '| process wall / slowest check | %s× |\n' "$(median "${wall_ratio[@]}")"
