@@ -1,13 +1,11 @@
 //! `release`: the command-line front of the toolchain.
 
-use std::process::ExitCode;
-
 use release_cli::{cli, commands, exit};
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> ExitCode {
+fn main() {
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
     let json = cli.global.json;
@@ -18,19 +16,24 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return exit::Code::Infrastructure.into();
+            std::process::exit(exit::Code::Infrastructure as i32);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
-        Ok(code) => code.into(),
+    let code = match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
         Err(failure) => {
             eprintln!("{failure}");
             if json && !commands::json_printed() {
                 println!("{}", failure.to_json());
             }
-            failure.code.into()
+            failure.code
         }
-    }
+    };
+    // Everything the command wrote is durable by now (records are fsynced before a command
+    // returns). Tearing down the runtime would only close idle pooled connections one by one
+    // (a hundred after `release check`), so flush stdout and leave.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code as i32)
 }
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.

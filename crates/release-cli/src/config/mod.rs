@@ -139,7 +139,7 @@ impl Config {
         };
         let source = Source::parse(path, text).map_err(|d| invalid(vec![d]))?;
         let mut diagnostics = schema::unknown_keys(&source);
-        let raw: toml::Table = match toml::from_str(source.text()) {
+        let raw: toml::Table = match source.table() {
             Ok(t) => t,
             Err(e) => {
                 diagnostics.push(Diagnostic::new(path, None, format!("invalid TOML: {e}")));

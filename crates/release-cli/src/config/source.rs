@@ -62,8 +62,10 @@ impl Source {
         &self.path
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The document as plain TOML values for typed deserialisation, converted from the parse
+    /// already done rather than parsing the text a second time.
+    pub fn table(&self) -> Result<toml::Table, String> {
+        toml_edit::de::from_document(self.doc.clone()).map_err(|e| e.message().to_owned())
     }
 
     pub fn root(&self) -> &toml_edit::Table {
@@ -124,44 +126,66 @@ impl Source {
 
     /// Every string value in the document with its line, for checks such as "no `latest`".
     pub fn strings(&self) -> Vec<(usize, String)> {
+        let lines = LineIndex::new(&self.text);
         let mut out = Vec::new();
-        collect_strings(self.doc.as_item(), &self.text, &mut out);
+        collect_strings(self.doc.as_item(), &lines, &mut out);
         out
     }
 }
 
-fn collect_strings(item: &Item, text: &str, out: &mut Vec<(usize, String)>) {
+fn collect_strings(item: &Item, lines: &LineIndex, out: &mut Vec<(usize, String)>) {
     match item {
-        Item::Value(v) => collect_value(v, text, out),
-        Item::Table(t) => collect_table(t, text, out),
+        Item::Value(v) => collect_value(v, lines, out),
+        Item::Table(t) => collect_table(t, lines, out),
         Item::ArrayOfTables(a) => {
             for t in a.iter() {
-                collect_table(t, text, out);
+                collect_table(t, lines, out);
             }
         }
         Item::None => {}
     }
 }
 
-fn collect_table(t: &dyn TableLike, text: &str, out: &mut Vec<(usize, String)>) {
+fn collect_table(t: &dyn TableLike, lines: &LineIndex, out: &mut Vec<(usize, String)>) {
     for (_, item) in t.iter() {
-        collect_strings(item, text, out);
+        collect_strings(item, lines, out);
     }
 }
 
-fn collect_value(v: &toml_edit::Value, text: &str, out: &mut Vec<(usize, String)>) {
+fn collect_value(v: &toml_edit::Value, lines: &LineIndex, out: &mut Vec<(usize, String)>) {
     match v {
         toml_edit::Value::String(s) => {
-            let line = v.span().map(|s| line_at(text, s.start)).unwrap_or(0);
+            let line = v.span().map(|s| lines.line_at(s.start)).unwrap_or(0);
             out.push((line, s.value().clone()));
         }
-        toml_edit::Value::Array(a) => a.iter().for_each(|v| collect_value(v, text, out)),
+        toml_edit::Value::Array(a) => a.iter().for_each(|v| collect_value(v, lines, out)),
         toml_edit::Value::InlineTable(t) => {
             for (_, v) in t.iter() {
-                collect_value(v, text, out);
+                collect_value(v, lines, out);
             }
         }
         _ => {}
+    }
+}
+
+/// Byte offsets of every newline, so that many lookups do not each rescan the text (a
+/// config with 100 checks has hundreds of strings).
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        LineIndex(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// Same answer as [`line_at`].
+    fn line_at(&self, offset: usize) -> usize {
+        self.0.partition_point(|&newline| newline < offset) + 1
     }
 }
 
@@ -172,4 +196,23 @@ pub fn line_at(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_index_agrees_with_counting_newlines() {
+        for text in ["", "a", "\n", "a\nb\n\nccc\n", "x = 1\n[t]\ny = \"z\"\n\n"] {
+            let index = LineIndex::new(text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(
+                    index.line_at(offset),
+                    line_at(text, offset),
+                    "{text:?} @ {offset}"
+                );
+            }
+        }
+    }
 }
