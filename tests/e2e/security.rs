@@ -270,7 +270,7 @@ fn secrets_never_reach_any_output_channel_nor_a_child_process() {
 }
 
 /// A wrong password (a canary with characters that URL- and base64-encoding change) fails
-/// the push with exit 3 and `image digest` with exit 2, each saying authentication failed,
+/// the push and `image digest` alike with exit 2 and a hint, each saying authentication failed,
 /// and no form of the canary appears on stdout or stderr at RUST_LOG=trace.
 #[test]
 fn a_wrong_canary_password_is_never_echoed_on_failure_paths() {
@@ -289,7 +289,9 @@ fn a_wrong_canary_password_is_never_echoed_on_failure_paths() {
     bed.release(&p, ["-q", "build", "--version", "1.0.0"])
         .success();
     let push = bed.release_with(p.dir(), &vars, ["push", "--version", "1.0.0"]);
-    push.expect_code(3).stderr_has("authentication required");
+    push.expect_code(2)
+        .stderr_has("authentication required")
+        .stderr_has("hint: check RELEASE_REGISTRY_USERNAME");
     let reference = format!("{}/e2e/{dev}/web:1.0.0", bed.registry);
     let digest = bed.release_with(p.dir(), &vars, ["image", "digest", reference.as_str()]);
     digest

@@ -78,6 +78,31 @@ impl ImageError {
             ImageError::Engine { .. } | ImageError::PushFailed { .. }
         )
     }
+
+    /// Whether the registry refused the credentials the engine pushed with (the engine only
+    /// passes on the registry's words: `unauthorized: authentication required`, `denied: …`).
+    pub fn is_auth(&self) -> bool {
+        let refused = |message: &str| {
+            let m = message.to_ascii_lowercase();
+            m.contains("unauthorized")
+                || m.contains("authentication required")
+                || m.starts_with("denied")
+                || m.contains("no basic auth credentials")
+        };
+        match self {
+            ImageError::PushFailed { message, .. } => refused(message),
+            // The engine also reports the registry's refusal as an error of the push stream.
+            ImageError::Engine {
+                what: "push",
+                source,
+                ..
+            } => match source.as_ref() {
+                bollard::errors::Error::DockerStreamError { error } => refused(error),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 /// How many lines of build output a failure keeps.
@@ -330,6 +355,27 @@ fn dockerignore(context: &Path) -> Result<ignore::gitignore::Gitignore, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_refusals_are_auth_errors_and_other_push_failures_are_not() {
+        let push = |m: &str| ImageError::PushFailed {
+            image: "r/x:1".into(),
+            message: m.into(),
+        };
+        assert!(push("unauthorized: authentication required").is_auth());
+        assert!(push("denied: requested access to the resource is denied").is_auth());
+        assert!(push("no basic auth credentials").is_auth());
+        assert!(!push("blob upload unknown").is_auth());
+        assert!(!push("received unexpected HTTP status: 500 Internal Server Error").is_auth());
+        let stream = |m: &str| ImageError::Engine {
+            host: "unix:///var/run/docker.sock".into(),
+            what: "push",
+            image: "r/x:1".into(),
+            source: Box::new(bollard::errors::Error::DockerStreamError { error: m.into() }),
+        };
+        assert!(stream("unauthorized: authentication required").is_auth());
+        assert!(!stream("connection reset by peer").is_auth());
+    }
 
     fn names(tar: &[u8]) -> Vec<String> {
         let mut archive = tar::Archive::new(tar);

@@ -104,6 +104,9 @@ pub fn image_failure(service: &str, e: engine::ImageError) -> Failure {
         }
         engine::ImageError::Context { .. } => Failure::usage(format!("service `{service}`: {e}"))
             .with_hint("check `context` and `dockerfile` of the service in release.toml"),
+        _ if e.is_auth() => Failure::usage(format!("service `{service}`: {e}")).with_hint(
+            "check RELEASE_REGISTRY_USERNAME and RELEASE_REGISTRY_PASSWORD (or `docker login` for the registry)",
+        ),
         _ if e.is_infrastructure() => Failure::infrastructure(format!("service `{service}`: {e}")),
         _ => Failure::infrastructure(format!("service `{service}`: {e}")),
     }
