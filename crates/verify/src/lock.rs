@@ -7,8 +7,18 @@
 //! Waiting is bounded: after the timeout the error names the lock file and, from the
 //! `locks/<name>.holder` sidecar the holder writes after acquiring, who holds it.
 //!
-//! Lock order, to rule out deadlock: a caller may take `ledger` while holding any other
-//! lock, never the other way round, and never holds two locks besides `ledger`.
+//! Lock order, to rule out deadlock: locks are taken outermost first, in this order, and
+//! never the other way round:
+//!
+//! 1. `deploy-<env>`: held by a deploy, rollback or promotion for its whole run (it is what
+//!    makes two deploys to one environment wait for each other). Taken first, with nothing
+//!    else held; no code takes it while holding another lock.
+//! 2. `env-<env>` (an environment pointer's read-modify-write) or `releases` (recording a
+//!    release manifest): short, and never both at once.
+//! 3. `ledger`: innermost; taken inside any of the above, never while waiting for another.
+//!
+//! So a deploy may hold `deploy-<env>`, then `env-<env>`, then `ledger`; every other path
+//! holds a prefix of such a chain.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
