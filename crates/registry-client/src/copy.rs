@@ -301,7 +301,7 @@ impl Client {
             &format!("upload blob {digest} to {repository}"),
             move || async move {
                 let response = src
-                    .send(src_scope, &source.repository, src.http().get(src_url))
+                    .send(src_scope, &source.repository, src.bulk().get(src_url))
                     .await?;
                 if response.status() == StatusCode::NOT_FOUND {
                     return Err(Fail::Fatal(Error::BlobNotFound {
@@ -319,7 +319,7 @@ impl Client {
                     .send(
                         dst_scope,
                         repository,
-                        dst.http().post(uploads).header(CONTENT_LENGTH, 0),
+                        dst.bulk().post(uploads).header(CONTENT_LENGTH, 0),
                     )
                     .await?;
                 let location = match (
@@ -344,7 +344,7 @@ impl Client {
                     }
                 });
                 let put = dst
-                    .http()
+                    .bulk()
                     .put(url)
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, blob.size)
