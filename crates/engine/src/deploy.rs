@@ -386,8 +386,15 @@ impl Engine {
         // Seen on the testbed (about 1 run in 2 for an unpullable image): the rollback
         // completes at once on a spec that is not the one recorded before the deploy, and
         // Swarm keeps no previous spec to roll back to. Seen twice in a row, the recorded
-        // task template is put back explicitly; bounded. The root cause (which spec Swarm
-        // rolled back to) is not understood yet.
+        // task template is put back explicitly; bounded.
+        //
+        // Why, from swarmkit's updater (`manager/orchestrator/update/updater.go`): with
+        // `failure_action: rollback`, the updater of the failed update calls
+        // `rollbackUpdate`, which sets `Spec = PreviousSpec` and `PreviousSpec = nil`
+        // unless `UpdateStatus` is nil. Our `rollback=previous` request does not clear
+        // `UpdateStatus` (it sets it to `rollback_started`), so when both rollbacks happen
+        // the second swaps the first back: the service ends on the new spec with no
+        // previous spec left, which only an explicit restore can undo.
         let mut settled_on_new = 0u32;
         let mut re_requests = 0u32;
         loop {
