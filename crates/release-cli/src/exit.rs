@@ -133,3 +133,32 @@ impl From<registry_client::Error> for Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reads_the_same_as_text_and_as_json() {
+        let failure =
+            Failure::usage("policy refuses the stack for dev (2 problems), nothing was deployed:")
+                .with_details(vec!["service `a`: x".into(), "service `b`: y".into()])
+                .with_hint("pin every image");
+        assert_eq!(
+            failure.to_string(),
+            "error: policy refuses the stack for dev (2 problems), nothing was deployed:\n  service `a`: x\n  service `b`: y\n  hint: pin every image"
+        );
+        assert_eq!(
+            failure.to_json(),
+            serde_json::json!({"error": {
+                "exit_code": 2,
+                "message": "policy refuses the stack for dev (2 problems), nothing was deployed:",
+                "details": ["service `a`: x", "service `b`: y"],
+                "hint": "pin every image",
+            }})
+        );
+        let bare = Failure::infrastructure("registry unreachable").to_json();
+        assert_eq!(bare["error"]["exit_code"], 3);
+        assert_eq!(bare["error"]["hint"], serde_json::Value::Null);
+    }
+}
