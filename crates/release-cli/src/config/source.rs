@@ -183,19 +183,15 @@ impl LineIndex {
         )
     }
 
-    /// Same answer as [`line_at`].
+    /// 1-based line number of a byte offset: one more than the newlines before it.
     fn line_at(&self, offset: usize) -> usize {
         self.0.partition_point(|&newline| newline < offset) + 1
     }
 }
 
-/// 1-based line number of a byte offset.
+/// 1-based line number of a byte offset (one lookup; [`LineIndex`] for many).
 pub fn line_at(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    LineIndex::new(text).line_at(offset)
 }
 
 #[cfg(test)]
@@ -207,9 +203,13 @@ mod tests {
         for text in ["", "a", "\n", "a\nb\n\nccc\n", "x = 1\n[t]\ny = \"z\"\n\n"] {
             let index = LineIndex::new(text);
             for offset in 0..=text.len() + 2 {
+                let newlines_before = text.as_bytes()[..offset.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
                 assert_eq!(
                     index.line_at(offset),
-                    line_at(text, offset),
+                    newlines_before + 1,
                     "{text:?} @ {offset}"
                 );
             }
