@@ -428,15 +428,13 @@ fn write_outputs(global: &Global, options: &Options<'_>, s: Summary<'_>) -> Resu
         super::print_json(&report)?;
     } else if s.outcome != "deploy-failed" {
         let changed = report.services.iter().filter(|s| s.changed).count();
+        let what = if s.outcome == "rolled-back" {
+            format!("{} rolled back to {}", report.env, report.version)
+        } else {
+            format!("deployed {} to {}", report.version, report.env)
+        };
         println!(
-            "{} {} to {} (stack {}): {changed} of {} services changed, converged in {:.1}s",
-            if s.outcome == "rolled-back" {
-                "rolled back to"
-            } else {
-                "deployed"
-            },
-            report.version,
-            report.env,
+            "{what} (stack {}): {changed} of {} services changed, converged in {:.1}s",
             report.stack,
             report.services.len(),
             report.seconds
