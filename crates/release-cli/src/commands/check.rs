@@ -63,7 +63,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let xml = check::junit::render(&report).map_err(|e| Failure::infrastructure(e.to_string()))?;
     let junit_sha256 = verify::Digest::of(&xml);
     if let Some(path) = &args.junit {
-        write_junit(path, &xml)?;
+        stage::write_junit_xml(path, &xml)?;
     }
     let digests: BTreeMap<String, String> = pointer
         .as_ref()
@@ -302,16 +302,6 @@ fn ca_paths(config: &Config, env: &Environment) -> Vec<PathBuf> {
     cas.sort();
     cas.dedup();
     cas
-}
-
-fn write_junit(path: &Path, xml: &[u8]) -> Result<(), Failure> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
-    }
-    verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
 }
 
 /// The line under the table.

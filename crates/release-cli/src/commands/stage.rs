@@ -151,17 +151,23 @@ pub async fn resolve_tag(
 /// Writes a JUnit report atomically, creating its directory: a stage that ran must not
 /// be reported as failed (exit 3) for want of `target/junit/`.
 pub fn write_junit(path: &std::path::Path, report: &junit_report::Report) -> Result<(), Failure> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-    };
     let mut bytes = Vec::new();
     report
         .write_xml(&mut bytes)
         .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
+    write_junit_xml(path, &bytes)
+}
+
+/// Writes JUnit XML that is already encoded (`release check` hashes it for its record
+/// first): missing directories created, the file replaced atomically.
+pub fn write_junit_xml(path: &std::path::Path, xml: &[u8]) -> Result<(), Failure> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
     }
-    verify::atomic::write_atomic(path, &bytes).map_err(|e| cannot(&e))
+    verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
 }
 
 /// Maps a records error to the exit code contract.
