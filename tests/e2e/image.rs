@@ -15,6 +15,18 @@ pub(crate) fn pushed(bed: &Testbed, name: &str, service: &str) -> (String, Strin
     (format!("{repo}:1.0.0"), digest.to_owned())
 }
 
+/// `release --json image copy SOURCE DESTINATION`, which must succeed; returns the report.
+pub(crate) fn copied(
+    bed: &Testbed,
+    project: &Project,
+    source: &str,
+    destination: &str,
+) -> serde_json::Value {
+    bed.release(project, ["--json", "image", "copy", source, destination])
+        .success()
+        .json()
+}
+
 pub(crate) fn curl(bed: &Testbed, args: &[&str]) -> String {
     let auth = format!("{}:{}", bed.username, bed.password);
     let out = Command::new("curl")
@@ -144,13 +156,7 @@ fn digest_of_an_oci_index_is_the_index_and_lists_both_platforms() {
 
     // The whole index copies to another repository with its digest intact.
     let copy = format!("e2e/{}:multi", bed.unique("index-copy"));
-    let report = bed
-        .release(
-            &project,
-            ["--json", "image", "copy", reference.as_str(), copy.as_str()],
-        )
-        .success()
-        .json();
+    let report = copied(&bed, &project, &reference, &copy);
     assert_eq!(report["digest"], pushed.as_str());
     assert_eq!(report["manifests"], 3);
     assert_eq!(report["bytes_uploaded"], 0);
@@ -166,19 +172,7 @@ fn copy_to_another_repository_mounts_every_blob_and_uploads_no_bytes() {
     let destination_repo = format!("e2e/{}", bed.unique("copy-dst"));
     let destination = format!("{destination_repo}:2.0.0");
     let project = Project::new();
-    let report = bed
-        .release(
-            &project,
-            [
-                "--json",
-                "image",
-                "copy",
-                source.as_str(),
-                destination.as_str(),
-            ],
-        )
-        .success()
-        .json();
+    let report = copied(&bed, &project, &source, &destination);
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(report["bytes_uploaded"], 0);
     assert!(report["blobs"].as_u64().unwrap() >= 2);
@@ -207,13 +201,7 @@ fn copy_to_another_repository_mounts_every_blob_and_uploads_no_bytes() {
 
     // A retag in the same repository writes the manifest only.
     let retag = source.replace(":1.0.0", ":stable");
-    let report = bed
-        .release(
-            &project,
-            ["--json", "image", "copy", source.as_str(), retag.as_str()],
-        )
-        .success()
-        .json();
+    let report = copied(&bed, &project, &source, &retag);
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(report["blobs_present"], report["blobs"]);
     assert_eq!(report["manifests"], 1);
@@ -254,19 +242,7 @@ fn a_declined_mount_closes_its_upload_session_and_uploads_nothing_the_destinatio
         ],
     );
 
-    let report = bed
-        .release(
-            &project,
-            [
-                "--json",
-                "image",
-                "copy",
-                source.as_str(),
-                destination.as_str(),
-            ],
-        )
-        .success()
-        .json();
+    let report = copied(&bed, &project, &source, &destination);
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(report["bytes_uploaded"], 0);
     assert_eq!(report["blobs_present"], 1, "{report}");

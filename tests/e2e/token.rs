@@ -4,7 +4,7 @@
 
 use release_e2e::{Project, Testbed, testbed_log};
 
-use crate::image::pushed;
+use crate::image::{copied, pushed};
 
 /// Token-server log lines added since `before` that name `repository`.
 fn token_requests(before: usize, repository: &str) -> Vec<String> {
@@ -84,19 +84,12 @@ fn copy_by_token_mounts_with_pull_scope_on_the_source_and_uploads_nothing() {
     let destination_repo = format!("e2e/{}", bed.unique("token-copy-dst"));
     let project = Project::new();
     let before = log_len();
-    let report = bed
-        .release(
-            &project,
-            [
-                "--json",
-                "image",
-                "copy",
-                &format!("{}/{source}", bed.token_registry),
-                &format!("{}/{destination_repo}:2.0.0", bed.token_registry),
-            ],
-        )
-        .success()
-        .json();
+    let report = copied(
+        &bed,
+        &project,
+        &format!("{}/{source}", bed.token_registry),
+        &format!("{}/{destination_repo}:2.0.0", bed.token_registry),
+    );
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(report["bytes_uploaded"], 0);
     assert_eq!(report["blobs_mounted"], report["blobs"]);
