@@ -475,6 +475,46 @@ fn retry_after_beyond_the_budget_exits_3_at_once() {
 }
 
 #[test]
+fn copy_takes_the_digest_from_the_put_answer_and_heads_only_when_it_names_none() {
+    let bed = Testbed::up();
+    let (source, digest) = pushed(&bed, "confirm", "api");
+    let destination = format!("e2e/{}", bed.unique("confirm-copy"));
+    let copy_through = |proxy: &Proxy, tag: &str| {
+        let target = format!("{destination}:{tag}");
+        let run = bed.release_env(
+            &proxy.project(),
+            &through(proxy, "3"),
+            ["--json", "image", "copy", source.as_str(), target.as_str()],
+        );
+        run.success();
+        assert_eq!(run.json()["digest"], digest.as_str());
+        let direct = bed.release(&Project::new(), ["image", "digest", target.as_str()]);
+        assert_eq!(direct.success().stdout(), format!("{target} {digest}\n"));
+    };
+
+    // The registry names the stored digest in its answer to the PUT: no HEAD afterwards.
+    let proxy = Proxy::start(&bed, Vec::new());
+    copy_through(&proxy, "put");
+    assert_eq!(proxy.hits("PUT", "/manifests/put").len(), 1);
+    assert_eq!(proxy.hits("HEAD", "/manifests/").len(), 0);
+
+    // An answer without `Docker-Content-Digest`: the copy confirms with one HEAD.
+    let proxy = Proxy::start(
+        &bed,
+        vec![Rule::new(
+            "PUT",
+            "/manifests/",
+            vec![Fault::DropHeader("Docker-Content-Digest")],
+        )],
+    );
+    copy_through(&proxy, "head");
+    let put = proxy.hits("PUT", "/manifests/head");
+    assert_eq!(put.len(), 1);
+    assert!(put[0].fault.is_some(), "the header was dropped: {put:?}");
+    assert_eq!(proxy.hits("HEAD", "/manifests/head").len(), 1);
+}
+
+#[test]
 fn not_found_and_auth_failures_are_never_retried() {
     let bed = Testbed::up();
     let proxy = Proxy::start(&bed, Vec::new());

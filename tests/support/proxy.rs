@@ -24,6 +24,8 @@ pub enum Fault {
     Delay(Duration),
     /// Forward, but send only the first half of the response body, then close.
     Truncate,
+    /// Forward, and drop this header (any case) from the response.
+    DropHeader(&'static str),
 }
 
 /// Faults for requests whose method and path match, used up in order; then `always`.
@@ -203,6 +205,7 @@ fn serve(
     });
     let mut client = client;
     let mut truncate = false;
+    let mut drop_header = None;
     match fault {
         Some(Fault::Status(code, retry_after)) => {
             let retry = retry_after
@@ -220,6 +223,7 @@ fn serve(
         }
         Some(Fault::Delay(d)) => std::thread::sleep(d),
         Some(Fault::Truncate) => truncate = true,
+        Some(Fault::DropHeader(name)) => drop_header = Some(name),
         None => {}
     }
 
@@ -248,6 +252,9 @@ fn serve(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
         Err(e) => return Err(e),
     }
+    if let Some(name) = drop_header {
+        response = without_header(&response, name);
+    }
     if truncate {
         let split = response
             .windows(4)
@@ -259,4 +266,21 @@ fn serve(
     client.write_all(&response)?;
     client.flush()?;
     Ok(())
+}
+
+/// `response` with every `name:` header line removed from its head.
+fn without_header(response: &[u8], name: &str) -> Vec<u8> {
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |i| i + 2);
+    let head = String::from_utf8_lossy(&response[..split]);
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut out: Vec<u8> = head
+        .split_inclusive("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with(&prefix))
+        .collect::<String>()
+        .into_bytes();
+    out.extend_from_slice(&response[split..]);
+    out
 }

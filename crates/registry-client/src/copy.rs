@@ -70,7 +70,8 @@ impl Client {
     /// Copies `source` to `destination` preserving the digest: raw manifest PUTs with the
     /// original media type; within a repository nothing but the manifest; across repositories
     /// of one registry, blob mounts; across registries, streamed blobs, skipping those the
-    /// destination has. Confirms the destination digest afterwards.
+    /// destination has. Confirms the destination digest afterwards: from the registry's
+    /// answer to the manifest PUT, or by a HEAD when that answer does not name a digest.
     pub async fn copy(
         &self,
         source: &Reference,
@@ -114,17 +115,24 @@ impl Client {
             self.copy_blobs(source, destination, &top, &counters)
                 .await?;
         }
-        self.put_manifest(&dst_registry, &plain(destination), &top)
+        let confirmed = self
+            .put_manifest(&dst_registry, &plain(destination), &top)
             .await?;
         counters.manifests.fetch_add(1, Ordering::Relaxed);
 
-        let check = self.resolve(&plain(destination), false).await?;
-        if check.digest != top.digest {
-            return Err(Error::DigestMismatch {
-                reference: destination.to_string(),
-                expected: top.digest,
-                actual: check.digest,
-            });
+        // The registry names the digest of what it stored in its answer to the PUT
+        // (`Docker-Content-Digest`, compared in `put_manifest`). Only a registry that leaves
+        // the header out costs one more round trip: a HEAD of the destination. A HEAD would
+        // not guard against a concurrent re-tag either: one a moment after it goes unseen.
+        if !confirmed {
+            let check = self.resolve(&plain(destination), false).await?;
+            if check.digest != top.digest {
+                return Err(Error::DigestMismatch {
+                    reference: destination.to_string(),
+                    expected: top.digest,
+                    actual: check.digest,
+                });
+            }
         }
         Ok(CopyReport {
             source: source.to_string(),
@@ -363,12 +371,14 @@ impl Client {
         .await
     }
 
+    /// PUTs `raw` as `destination`. `Ok(true)` when the registry's answer names the digest
+    /// it stored (it equals `raw`'s, or this is an error); `Ok(false)` when it names none.
     async fn put_manifest(
         &self,
         dst: &Registry,
         destination: &Reference,
         raw: &RawManifest,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let url = &dst.url(&format!(
             "{}/manifests/{}",
             destination.repository,
@@ -404,16 +414,15 @@ impl Client {
                 "PUT manifest {destination} answered {status}: {body}"
             )));
         }
-        if let Some(written) = digest_header(&headers)
-            && written != raw.digest
-        {
-            return Err(Error::DigestMismatch {
+        match digest_header(&headers) {
+            Some(written) if written != raw.digest => Err(Error::DigestMismatch {
                 reference: destination.to_string(),
                 expected: raw.digest.clone(),
                 actual: written,
-            });
+            }),
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
-        Ok(())
     }
 }
 
