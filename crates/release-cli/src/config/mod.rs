@@ -215,13 +215,9 @@ impl Typed<'_> {
     /// Deserializes one section on its own, so that a type error in one section does not
     /// hide the problems of the others.
     fn section<T: DeserializeOwned>(&mut self, raw: &toml::Table, path: &[Seg]) -> Option<T> {
-        let mut value = Some(toml::Value::Table(raw.clone()));
-        for seg in path {
-            value = match (seg, value) {
-                (Seg::Key(k), Some(toml::Value::Table(mut t))) => t.remove(k),
-                _ => None,
-            };
-        }
+        // Only the section itself is copied (a copy of the whole table for every section
+        // made loading cost sections × file size: a third of loading 100 checks).
+        let value = lookup(raw, path).cloned();
         let name = dotted(path);
         let Some(value) = value else {
             self.diagnostics.push(
@@ -272,6 +268,17 @@ impl Typed<'_> {
             })
             .collect()
     }
+}
+
+/// The value at `path` (keys only) inside `raw`.
+fn lookup<'t>(raw: &'t toml::Table, path: &[Seg]) -> Option<&'t toml::Value> {
+    let (Seg::Key(first), rest) = path.split_first()? else {
+        return None;
+    };
+    rest.iter().try_fold(raw.get(first)?, |value, seg| match (seg, value) {
+        (Seg::Key(k), toml::Value::Table(t)) => t.get(k),
+        _ => None,
+    })
 }
 
 fn dotted(path: &[Seg]) -> String {
