@@ -58,17 +58,23 @@ say "warm-up"
 "$RELEASE" -q check --env dev >/dev/null
 while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
 
-ours=(); runs=(); slowests=(); theirs=(); wall_ratio=(); run_ratio=()
-for round in $(seq 1 "$ROUNDS"); do
-  # The process wall time, taken by the parent around the child alone (two `date` forks
-  # would add 3-5 ms to a 30 ms run).
-  wall=$(python3 -c '
+# The process wall time, taken by the parent around the child alone (two `date` forks
+# would add 3-5 ms to a 30 ms run).
+timed() {
+  python3 -c '
 import subprocess, sys, time
 with open(sys.argv[1], "w") as out:
     t = time.perf_counter()
     subprocess.run(sys.argv[2:], stdout=out, check=True)
     print(round((time.perf_counter() - t) * 1000, 1))
-' "$WORK/report.json" "$RELEASE" -q --json check --env dev)
+' "$@"
+}
+
+ours=(); runs=(); slowests=(); theirs=(); wall_ratio=(); run_ratio=(); bounded=()
+for round in $(seq 1 "$ROUNDS"); do
+  wall=$(timed "$WORK/report.json" "$RELEASE" -q --json check --env dev)
+  # The same checks, at most 16 at a time: fewer connections for the service to accept.
+  bounded+=("$(timed /dev/null "$RELEASE" -q --json check --env dev --concurrency 16)")
   t1=$(now)
   while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
   t2=$(now)
@@ -81,7 +87,7 @@ print(round(r["seconds"] * 1000, 1), round(r["slowest"] * 1000, 1), r["passed"])
   ours+=("$wall"); theirs+=("$(ms "$t1" "$t2")"); runs+=("$run"); slowests+=("$slowest")
   wall_ratio+=("$(awk -v b="${ours[-1]}" -v s="$slowest" 'BEGIN { printf "%.2f", b / s }')")
   run_ratio+=("$(awk -v r="$run" -v s="$slowest" 'BEGIN { printf "%.2f", r / s }')")
-  say "round $round: release ${ours[-1]} ms (run $run ms, slowest check $slowest ms), curl loop ${theirs[-1]} ms"
+  say "round $round: release ${ours[-1]} ms (run $run ms, slowest check $slowest ms), --concurrency 16 ${bounded[-1]} ms, curl loop ${theirs[-1]} ms"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 o=$(median "${ours[@]}"); t=$(median "${theirs[@]}")
@@ -90,6 +96,7 @@ printf '| measure (median of %s rounds) | value |\n|---|---|\n' "$ROUNDS"
 printf '| `release check`, %s HTTP checks, process wall time | %s ms |\n' "$CHECKS" "$o"
 printf '| `release check`, the checks themselves (report `seconds`) | %s ms |\n' "$(median "${runs[@]}")"
 printf '| slowest single check | %s ms |\n' "$(median "${slowests[@]}")"
+printf '| `release check --concurrency 16`, process wall time | %s ms |\n' "$(median "${bounded[@]}")"
 printf '| sequential `curl` loop, same %s URLs | %s ms |\n' "$CHECKS" "$t"
 printf '| speed-up over curl (process wall) | %s× |\n' "$(awk -v a="$t" -v b="$o" 'BEGIN { printf "%.1f", a / b }')"
 printf '| check run / slowest check | %s× |\n' "$(median "${run_ratio[@]}")"
