@@ -3,7 +3,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use release_e2e::{Project, Testbed, docker, example_dir, release_binary};
+use release_e2e::{Project, Testbed, docker, example_dir, junitparser, release_binary};
 use serde_json::Value;
 use verify::{Digest, EnvName, EnvPointer, StateDir, Version};
 
@@ -109,37 +109,6 @@ fn wait_running(stack: &str, services: &[&str], ports: &[u16]) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-/// The JUnit file as an independent parser (Python's junitparser) reads it.
-fn junitparser(path: &std::path::Path) -> Value {
-    let script = r#"
-import json, sys
-from junitparser import JUnitXml
-xml = JUnitXml.fromfile(sys.argv[1])
-suites = []
-for s in xml:
-    cases = []
-    for c in s:
-        r = [x for x in c.result if type(x).__name__ in ("Failure", "Error")]
-        cases.append({"classname": c.classname, "name": c.name,
-                      "message": r[0].message if r else None,
-                      "body": r[0].text if r else None, "time": c.time})
-    suites.append({"name": s.name, "tests": s.tests, "failures": s.failures,
-                   "timestamp": s.timestamp, "cases": cases})
-print(json.dumps(suites))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "junitparser failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Asserts that the JUnit file says what `--json` said: counts, classnames, messages.

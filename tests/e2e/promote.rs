@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
-use release_e2e::{Project, Testbed, docker, example_dir};
+use release_e2e::{Project, Testbed, docker, example_dir, junitparser};
+use serde_json::Value;
 
 /// A two-service project with DEV and PROD as two stacks on the one Swarm; PROD has
 /// `promote_from = "dev"` and requires approval. `web` answers HTTP checks on a port unique
@@ -162,9 +163,26 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
     .expect_code(1)
     .stdout_has("FAIL  approval given")
     .stderr_has("refused");
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<testcase").count(), 5, "{xml}");
-    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    let parsed = junitparser(&junit);
+    let suite = &parsed[0];
+    assert_eq!(suite["name"], "promote 1.0.0 to prod", "{parsed:#}");
+    assert_eq!(suite["tests"], 5, "{parsed:#}");
+    assert_eq!(suite["failures"], 1, "{parsed:#}");
+    assert!(suite["timestamp"].as_str().is_some(), "{parsed:#}");
+    let cases = suite["cases"].as_array().unwrap();
+    assert!(
+        cases.iter().all(|c| c["classname"] == "gate.prod"),
+        "{parsed:#}"
+    );
+    let failed: Vec<&Value> = cases.iter().filter(|c| !c["message"].is_null()).collect();
+    assert_eq!(failed.len(), 1, "{parsed:#}");
+    assert_eq!(failed[0]["name"], "approval given", "{parsed:#}");
+    // The cause itself is the message Jenkins shows, not just the word "gate".
+    assert_ne!(failed[0]["message"], "gate", "{parsed:#}");
+    assert!(
+        failed[0]["body"].as_str().is_some_and(|b| !b.is_empty()),
+        "{parsed:#}"
+    );
 
     // Manifest edited after it was recorded.
     let manifest = p.project.state_dir().join("releases/1.0.0.json");

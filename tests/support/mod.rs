@@ -146,6 +146,39 @@ impl Testbed {
     }
 }
 
+/// The JUnit file as an independent parser (Python's junitparser, installed by the testbed)
+/// reads it: one object per suite with its name, counts, timestamp and cases (classname,
+/// name, failure message and body, time).
+pub fn junitparser(path: &Path) -> serde_json::Value {
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml
+xml = JUnitXml.fromfile(sys.argv[1])
+suites = []
+for s in xml:
+    cases = []
+    for c in s:
+        r = [x for x in c.result if type(x).__name__ in ("Failure", "Error")]
+        cases.append({"classname": c.classname, "name": c.name,
+                      "message": r[0].message if r else None,
+                      "body": r[0].text if r else None, "time": c.time})
+    suites.append({"name": s.name, "tests": s.tests, "failures": s.failures,
+                   "timestamp": s.timestamp, "cases": cases})
+print(json.dumps(suites))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "junitparser failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("junitparser printed JSON")
+}
+
 /// The text of one of the testbed's logs (`registry.log`, `registry-token.log`,
 /// `token-server.log`).
 pub fn testbed_log(name: &str) -> String {

@@ -443,24 +443,35 @@ fn write_outputs(global: &Global, options: &Options<'_>, s: Summary<'_>) -> Resu
     Ok(())
 }
 
-/// One JUnit test case per service of the rendered stack.
+/// One JUnit test case per service of the rendered stack (`classname` `deploy.<env>`), in
+/// the shape every stage writes (`verify::junit`).
 fn write_junit(path: &Path, report: &Report) -> Result<(), Failure> {
-    use junit_report::{ReportBuilder, TestCase, TestSuiteBuilder};
-    let cases = report.services.iter().map(|s| {
-        let time = junit_report::Duration::seconds_f64(s.seconds);
-        let name = format!("{} runs {}", s.service, s.image);
-        let mut case = match s.result {
-            "converged" | "unchanged" => TestCase::success(&name, time),
-            other => TestCase::failure(&name, time, other, s.cause.as_deref().unwrap_or(other)),
-        };
-        case.set_classname(&format!("deploy.{}", report.env));
-        case
-    });
-    let suite = TestSuiteBuilder::new(&format!("deploy {} to {}", report.version, report.env))
-        .add_testcases(cases)
-        .build();
-    let junit = ReportBuilder::new().add_testsuite(suite).build();
-    stage::write_junit(path, &junit)
+    use verify::junit::{self, Case, Suite};
+    let classname = junit::classname(&["deploy", &report.env]);
+    let cases = report
+        .services
+        .iter()
+        .map(|s| Case {
+            classname: classname.clone(),
+            name: format!("{} runs {}", s.service, s.image),
+            seconds: s.seconds,
+            failure: match s.result {
+                "converged" | "unchanged" => None,
+                other => Some(junit::Failure {
+                    kind: other.to_owned(),
+                    message: s.cause.clone().unwrap_or_else(|| other.to_owned()),
+                    details: s.cause.clone().unwrap_or_else(|| other.to_owned()),
+                }),
+            },
+            output: Some(s.result.to_owned()),
+        })
+        .collect();
+    let suite = Suite {
+        name: format!("deploy {} to {}", report.version, report.env),
+        timestamp: stage::started_ago(report.seconds),
+        cases,
+    };
+    stage::write_junit_suites(path, &[suite])
 }
 
 fn describe(outcome: &Outcome) -> String {

@@ -236,22 +236,27 @@ fn print_verdict(global: &Global, verdict: &Verdict, dry_run: bool) -> Result<()
 
 /// One test case per gate condition, in a suite named after the promotion.
 fn write_junit(path: &Path, env: &str, version: &str, verdict: &Verdict) -> Result<(), Failure> {
-    use junit_report::{ReportBuilder, TestCase, TestSuiteBuilder};
-    let classname = format!("gate.{}", env.replace('.', "_"));
-    let cases = verdict.conditions.iter().map(|c| {
-        let time = junit_report::Duration::ZERO;
-        let mut case = if c.passed {
-            TestCase::success(c.name, time)
-        } else {
-            TestCase::failure(c.name, time, "gate", &c.detail)
-        };
-        case.set_classname(&classname);
-        case.set_system_out(&c.detail);
-        case
-    });
-    let suite = TestSuiteBuilder::new(&format!("promote {version} to {env}"))
-        .add_testcases(cases)
-        .build();
-    let junit = ReportBuilder::new().add_testsuite(suite).build();
-    stage::write_junit(path, &junit)
+    use verify::junit::{self, Case, Suite};
+    let classname = junit::classname(&["gate", env]);
+    let cases = verdict
+        .conditions
+        .iter()
+        .map(|c| Case {
+            classname: classname.clone(),
+            name: c.name.to_owned(),
+            seconds: 0.0,
+            failure: (!c.passed).then(|| junit::Failure {
+                kind: "gate".to_owned(),
+                message: c.detail.clone(),
+                details: c.detail.clone(),
+            }),
+            output: c.passed.then(|| c.detail.clone()),
+        })
+        .collect();
+    let suite = Suite {
+        name: format!("promote {version} to {env}"),
+        timestamp: time::OffsetDateTime::now_utc(),
+        cases,
+    };
+    stage::write_junit_suites(path, &[suite])
 }

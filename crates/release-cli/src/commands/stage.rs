@@ -148,14 +148,19 @@ pub async fn resolve_tag(
         .to_owned())
 }
 
-/// Writes a JUnit report atomically, creating its directory: a stage that ran must not
-/// be reported as failed (exit 3) for want of `target/junit/`.
-pub fn write_junit(path: &std::path::Path, report: &junit_report::Report) -> Result<(), Failure> {
-    let mut bytes = Vec::new();
-    report
-        .write_xml(&mut bytes)
-        .map_err(|e| Failure::infrastructure(format!("cannot encode JUnit XML: {e}")))?;
-    write_junit_xml(path, &bytes)
+/// Writes JUnit suites (`verify::junit`) atomically, creating the directory: a stage that
+/// ran must not be reported as failed (exit 3) for want of `target/junit/`.
+pub fn write_junit_suites(
+    path: &std::path::Path,
+    suites: &[verify::junit::Suite],
+) -> Result<(), Failure> {
+    let xml = verify::junit::render(suites).map_err(|e| Failure::infrastructure(e.to_string()))?;
+    write_junit_xml(path, &xml)
+}
+
+/// The moment a stage that has run for `seconds` started.
+pub fn started_ago(seconds: f64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() - time::Duration::seconds_f64(seconds)
 }
 
 /// Writes JUnit XML that is already encoded (`release check` hashes it for its record

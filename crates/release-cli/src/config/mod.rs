@@ -275,10 +275,11 @@ fn lookup<'t>(raw: &'t toml::Table, path: &[Seg]) -> Option<&'t toml::Value> {
     let (Seg::Key(first), rest) = path.split_first()? else {
         return None;
     };
-    rest.iter().try_fold(raw.get(first)?, |value, seg| match (seg, value) {
-        (Seg::Key(k), toml::Value::Table(t)) => t.get(k),
-        _ => None,
-    })
+    rest.iter()
+        .try_fold(raw.get(first)?, |value, seg| match (seg, value) {
+            (Seg::Key(k), toml::Value::Table(t)) => t.get(k),
+            _ => None,
+        })
 }
 
 fn dotted(path: &[Seg]) -> String {

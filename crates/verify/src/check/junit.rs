@@ -1,75 +1,58 @@
-//! The JUnit XML of a check run, shaped for the Jenkins JUnit plugin:
-//! a `<testsuites>` root, one `<testsuite>` per kind of check, `classname` =
-//! `check.<env>.<service>` (dots inside names replaced, since the plugin splits packages on
-//! dots), the check's human name, and on failure a one-line `message` with the details in
-//! the body: target, status, latency, the response excerpt and every attempt.
+//! The JUnit XML of a check run, in the shape of [`crate::junit`]: one `<testsuite>` per
+//! kind of check, `classname` = `check.<env>.<service>`, the check's human name, and on
+//! failure the cause as the message with the details in the body: target, status, latency,
+//! the response excerpt and every attempt.
 //!
 //! Reports contain no header values: probes never put them into an outcome.
 
 use std::fmt::Write as _;
 
-use junit_report::{ReportBuilder, TestCase, TestSuiteBuilder};
-
 use super::{CheckError, CheckOutcome, CheckReport, Kind};
+use crate::junit::{self, Case, Failure, Suite};
 
 /// The JUnit document for `report`.
 pub fn render(report: &CheckReport) -> Result<Vec<u8>, CheckError> {
     let mut kinds: Vec<Kind> = report.checks.iter().map(|c| c.kind).collect();
     kinds.sort();
     kinds.dedup();
-    let mut builder = ReportBuilder::new();
-    for kind in kinds {
-        let cases = report
-            .checks
-            .iter()
-            .filter(|c| c.kind == kind)
-            .map(|c| test_case(&report.env, c));
-        let suite =
-            TestSuiteBuilder::new(&format!("check.{}.{}", segment(&report.env), kind.as_str()))
-                .set_timestamp(report.started)
-                .add_testcases(cases)
-                .build();
-        builder.add_testsuite(suite);
-    }
-    let mut bytes = Vec::new();
-    builder
-        .build()
-        .write_xml(&mut bytes)
-        .map_err(|e| CheckError::Junit(e.to_string()))?;
-    Ok(bytes)
+    let suites: Vec<Suite> = kinds
+        .into_iter()
+        .map(|kind| Suite {
+            name: junit::classname(&["check", &report.env, kind.as_str()]),
+            timestamp: report.started,
+            cases: report
+                .checks
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| test_case(&report.env, c))
+                .collect(),
+        })
+        .collect();
+    junit::render(&suites).map_err(|e| CheckError::Junit(e.to_string()))
 }
 
 /// `check.<env>.<service>`.
 pub fn classname(env: &str, service: &str) -> String {
-    format!("check.{}.{}", segment(env), segment(service))
+    junit::classname(&["check", env, service])
 }
 
-fn test_case(env: &str, c: &CheckOutcome) -> TestCase {
-    let time = junit_report::Duration::seconds_f64(c.seconds);
-    let name = xml_text(&c.name);
-    let mut case = match &c.message {
-        None => {
-            let mut case = TestCase::success(&name, time);
-            case.set_system_out(&xml_text(&details(c)));
-            case
-        }
-        Some(message) => {
-            let mut case = junit_report::TestCaseBuilder::failure(
-                &name,
-                time,
-                if c.unreachable {
-                    "unreachable"
-                } else {
-                    c.kind.as_str()
-                },
-                &xml_text(&one_line(message)),
-            );
-            case.set_trace(&cdata_safe(&xml_text(&details(c))));
-            case.build()
-        }
-    };
-    case.set_classname(&classname(env, &c.service));
-    case
+fn test_case(env: &str, c: &CheckOutcome) -> Case {
+    let failure = c.message.as_ref().map(|message| Failure {
+        kind: if c.unreachable {
+            "unreachable".to_owned()
+        } else {
+            c.kind.as_str().to_owned()
+        },
+        message: message.clone(),
+        details: details(c),
+    });
+    Case {
+        classname: classname(env, &c.service),
+        name: c.name.clone(),
+        seconds: c.seconds,
+        output: failure.is_none().then(|| details(c)),
+        failure,
+    }
 }
 
 /// The failure body: what was probed, the last answer, and every attempt.
@@ -105,28 +88,6 @@ fn details(c: &CheckOutcome) -> String {
         );
     }
     out
-}
-
-/// Dots split packages in the Jenkins plugin; keep each name one segment.
-fn segment(name: &str) -> String {
-    name.replace('.', "_")
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Drops characters XML 1.0 cannot carry at all (control characters other than tab and
-/// newline), which a response excerpt may contain.
-fn xml_text(text: &str) -> String {
-    text.chars()
-        .filter(|&c| matches!(c, '\t' | '\n' | '\r') || !c.is_control())
-        .collect()
-}
-
-/// junit-report writes the failure body as one CDATA section without splitting `]]>`.
-fn cdata_safe(text: &str) -> String {
-    text.replace("]]>", "]] >")
 }
 
 #[cfg(test)]
