@@ -72,7 +72,13 @@ impl StackFile {
             path: path.to_owned(),
             message,
         };
-        let Some(services) = document.get("services").and_then(Value::as_mapping) else {
+        // What policy reads (ports, replicas, images, secrets) may come from an anchor
+        // through a merge key (`<<: *defaults`), as `docker stack deploy` would apply it.
+        let mut merged = document.clone();
+        merged
+            .apply_merge()
+            .map_err(|e| shape(format!("cannot apply merge keys: {e}")))?;
+        let Some(services) = merged.get("services").and_then(Value::as_mapping) else {
             return Err(shape("no `services` mapping".into()));
         };
         let mut parsed = BTreeMap::new();

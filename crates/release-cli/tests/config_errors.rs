@@ -175,6 +175,21 @@ fn stack_and_policy_problems() {
 }
 
 #[test]
+fn ports_and_replicas_merged_from_an_anchor_are_checked_too() {
+    let stack = "x-published: &published\n  ports: [\"6379:6379\"]\nx-many: &many\n  replicas: 3\nservices:\n  api:\n    image: a/api:1\n  worker:\n    image: a/worker:1\n    <<: *published\n    deploy:\n      <<: *many\n";
+    let text = VALID.replace("[services.worker]", "[services.worker]\ninternal = true");
+    let problems = load_with(&text, &[("stack.yml", stack)]).unwrap_err();
+    assert!(
+        problems.contains("internal service `worker` publishes port 6379"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("service `worker` runs 3 replicas in environment `dev`; its limit is 1"),
+        "{problems}"
+    );
+}
+
+#[test]
 fn environments_never_share_secrets() {
     let dev = format!("{STACK}secrets:\n  api_key:\n    external: true\n");
     let prod = format!("{STACK}secrets:\n  api_key:\n    external: true\n");
