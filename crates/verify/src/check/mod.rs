@@ -249,11 +249,16 @@ pub async fn run(
 ) -> CheckReport {
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
-    let outcomes: Vec<CheckOutcome> = futures_util::stream::iter(checks)
-        .map(|spec| run_one(spec, client))
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
+    // Unordered, so a slow check holds only its own slot: an ordered buffer keeps every
+    // finished check's slot until all checks before it have finished too.
+    let mut outcomes: Vec<(usize, CheckOutcome)> =
+        futures_util::stream::iter(checks.into_iter().enumerate())
+            .map(|(i, spec)| async move { (i, run_one(spec, client).await) })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    let outcomes: Vec<CheckOutcome> = outcomes.into_iter().map(|(_, c)| c).collect();
     let passed = outcomes.iter().filter(|c| c.passed).count();
     CheckReport {
         env: env.to_owned(),
@@ -367,6 +372,86 @@ pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// A real HTTP server on loopback: `/slow` answers after `delay`, anything else at once.
+    fn server(delay: Duration) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut header = String::new();
+                    while reader
+                        .read_line(&mut header)
+                        .map(|n| n > 2)
+                        .unwrap_or(false)
+                    {
+                        header.clear();
+                    }
+                    if line.contains("/slow") {
+                        std::thread::sleep(delay);
+                    }
+                    let mut stream = stream;
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                });
+            }
+        });
+        addr
+    }
+
+    fn http_check(name: &str, url: &str) -> CheckSpec {
+        CheckSpec {
+            name: name.to_owned(),
+            service: "api".to_owned(),
+            timing: Timing::new(Some(Duration::from_secs(5)), None, None),
+            probe: Probe::Http(Box::new(HttpProbe::new(
+                Method::GET,
+                Url::parse(url).expect("URL"),
+                200,
+            ))),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_check_holds_only_its_own_slot_and_the_report_keeps_the_order() {
+        let delay = Duration::from_secs(2);
+        let addr = server(delay);
+        let mut checks = vec![http_check("slow", &format!("http://{addr}/slow"))];
+        for i in 0..5 {
+            checks.push(http_check(
+                &format!("fast {i}"),
+                &format!("http://{addr}/fast"),
+            ));
+        }
+        let client = http_client(&[]).expect("client");
+        let report = run("dev", checks, &client, 2).await;
+
+        assert_eq!(report.passed, 6, "{report:#?}");
+        let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["slow", "fast 0", "fast 1", "fast 2", "fast 3", "fast 4"]
+        );
+        // Two slots: the slow check keeps one, the five fast ones pass through the other
+        // long before it answers.
+        for fast in &report.checks[1..] {
+            let waited = (fast.started - report.started).as_seconds_f64();
+            assert!(
+                waited < delay.as_secs_f64() / 2.0,
+                "{} started {waited:.3}s into the run: it waited for the slow check",
+                fast.name
+            );
+        }
+        assert!(report.checks[0].seconds >= delay.as_secs_f64());
+    }
 
     #[test]
     fn the_deadline_always_fits_one_attempt() {
