@@ -412,8 +412,8 @@ fn policy_violations_are_refused_and_nothing_changes() {
 
     assert_runs(&f.stack, &a);
 
-    // Replicas that only a YAML merge key sets are seen too: policy reads the stack as
-    // rendered, merge keys applied.
+    // Replicas that only a YAML merge key sets are seen too, already when the config is
+    // read (the stack's policy applies merge keys as `docker stack deploy` does).
     let text = stack_file(&f.repo, "").replacen(
         "version: \"3.8\"\n",
         "version: \"3.8\"\nx-two: &two\n  replicas: 2\n",
@@ -428,8 +428,7 @@ fn policy_violations_are_refused_and_nothing_changes() {
         .write("stack.yml", &format!("{head}  worker:\n{worker}"));
     deploy(&bed, &f, "1.1.0")
         .expect_code(2)
-        .stderr_has("service `worker`: 2 replicas, above its limit of 1")
-        .stderr_has("nothing was deployed");
+        .stderr_has("service `worker` runs 2 replicas in environment `e2e`; its limit is 1");
 
     assert_runs(&f.stack, &a);
     let services = docker(["stack", "services", &f.stack, "--format", "{{.Name}}"]);
