@@ -191,10 +191,6 @@ impl Scope {
         &self.0
     }
 
-    pub(crate) fn key(&self) -> String {
-        self.0.join(" ")
-    }
-
     /// Whether a token granted for `self` also serves `other`: every resource `other` names
     /// is in `self` with at least the same actions (`repository:a:pull,push` covers
     /// `repository:a:pull`).
@@ -220,8 +216,6 @@ impl Scope {
 pub(crate) struct Token {
     pub(crate) value: Secret,
     pub(crate) expires: Instant,
-    /// What it was asked for (set when cached).
-    pub(crate) scope: Scope,
 }
 
 /// The token server's answer (Docker's token spec: `token`, or OAuth2's `access_token`).
@@ -240,14 +234,13 @@ impl TokenResponse {
         Some(Token {
             value: Secret::new(value),
             expires: Instant::now() + lifetime,
-            scope: Scope(Vec::new()),
         })
     }
 }
 
-/// Cached tokens, one per scope.
+/// Cached tokens, by the scope they were asked for.
 #[derive(Debug, Default)]
-pub(crate) struct TokenCache(HashMap<String, Token>);
+pub(crate) struct TokenCache(HashMap<Scope, Token>);
 
 impl TokenCache {
     /// A live token for `scope`, or for a broader scope that covers it (a copy's token
@@ -255,22 +248,21 @@ impl TokenCache {
     /// a token server may grant less than was asked, and then the request is refused.
     pub(crate) fn get(&self, scope: &Scope) -> Option<Secret> {
         let now = Instant::now();
-        if let Some(t) = self.0.get(&scope.key()).filter(|t| t.expires > now) {
+        if let Some(t) = self.0.get(scope).filter(|t| t.expires > now) {
             return Some(t.value.clone());
         }
         self.0
-            .values()
-            .find(|t| t.expires > now && t.scope.covers(scope))
-            .map(|t| t.value.clone())
+            .iter()
+            .find(|(held, t)| t.expires > now && held.covers(scope))
+            .map(|(_, t)| t.value.clone())
     }
 
-    pub(crate) fn put(&mut self, scope: &Scope, mut token: Token) {
-        token.scope = scope.clone();
-        self.0.insert(scope.key(), token);
+    pub(crate) fn put(&mut self, scope: &Scope, token: Token) {
+        self.0.insert(scope.clone(), token);
     }
 
     pub(crate) fn forget(&mut self, scope: &Scope) {
-        self.0.remove(&scope.key());
+        self.0.remove(scope);
     }
 }
 
