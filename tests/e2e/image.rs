@@ -27,6 +27,13 @@ pub(crate) fn copied(
         .json()
 }
 
+/// `release image digest REFERENCE` prints exactly `REFERENCE DIGEST`.
+pub(crate) fn assert_resolves(bed: &Testbed, reference: &str, digest: &str) {
+    let run = bed.release(&Project::new(), ["image", "digest", reference]);
+    run.success();
+    assert_eq!(run.stdout(), format!("{reference} {digest}\n"));
+}
+
 pub(crate) fn curl(bed: &Testbed, args: &[&str]) -> String {
     let auth = format!("{}:{}", bed.username, bed.password);
     let out = Command::new("curl")
@@ -53,9 +60,7 @@ fn digest_matches_what_docker_push_reported() {
     let bed = Testbed::up();
     let (reference, digest) = pushed(&bed, "digest", "api");
     let project = Project::new();
-    let run = bed.release(&project, ["image", "digest", reference.as_str()]);
-    run.success();
-    assert_eq!(run.stdout(), format!("{reference} {digest}\n"));
+    assert_resolves(&bed, &reference, &digest);
 
     let json = bed
         .release(
@@ -160,9 +165,7 @@ fn digest_of_an_oci_index_is_the_index_and_lists_both_platforms() {
     assert_eq!(report["digest"], pushed.as_str());
     assert_eq!(report["manifests"], 3);
     assert_eq!(report["bytes_uploaded"], 0);
-    bed.release(&project, ["image", "digest", copy.as_str()])
-        .success()
-        .stdout_has(&pushed);
+    assert_resolves(&bed, &copy, &pushed);
 }
 
 #[test]
@@ -195,9 +198,7 @@ fn copy_to_another_repository_mounts_every_blob_and_uploads_no_bytes() {
             "blob bytes were uploaded to {destination_repo}: {verb} in the registry log"
         );
     }
-    bed.release(&project, ["image", "digest", destination.as_str()])
-        .success()
-        .stdout_has(&format!("{destination} {digest}"));
+    assert_resolves(&bed, &destination, &digest);
 
     // A retag in the same repository writes the manifest only.
     let retag = source.replace(":1.0.0", ":stable");
@@ -488,8 +489,7 @@ fn copy_takes_the_digest_from_the_put_answer_and_heads_only_when_it_names_none()
         );
         run.success();
         assert_eq!(run.json()["digest"], digest.as_str());
-        let direct = bed.release(&Project::new(), ["image", "digest", target.as_str()]);
-        assert_eq!(direct.success().stdout(), format!("{target} {digest}\n"));
+        assert_resolves(&bed, &target, &digest);
     };
 
     // The registry names the stored digest in its answer to the PUT: no HEAD afterwards.

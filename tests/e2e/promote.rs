@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use release_e2e::{Project, Testbed, docker, example_dir, junitparser};
+use release_e2e::{Project, Testbed, docker, example_dir, junit_suite};
 use serde_json::Value;
 
 /// A two-service project with DEV and PROD as two stacks on the one Swarm; PROD has
@@ -163,25 +163,20 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
     .expect_code(1)
     .stdout_has("FAIL  approval given")
     .stderr_has("refused");
-    let parsed = junitparser(&junit);
-    let suite = &parsed[0];
-    assert_eq!(suite["name"], "promote 1.0.0 to prod", "{parsed:#}");
-    assert_eq!(suite["tests"], 5, "{parsed:#}");
-    assert_eq!(suite["failures"], 1, "{parsed:#}");
-    assert!(suite["timestamp"].as_str().is_some(), "{parsed:#}");
+    let suite = junit_suite(&junit, "promote 1.0.0 to prod", 5, 1);
     let cases = suite["cases"].as_array().unwrap();
     assert!(
         cases.iter().all(|c| c["classname"] == "gate.prod"),
-        "{parsed:#}"
+        "{suite:#}"
     );
     let failed: Vec<&Value> = cases.iter().filter(|c| !c["message"].is_null()).collect();
-    assert_eq!(failed.len(), 1, "{parsed:#}");
-    assert_eq!(failed[0]["name"], "approval given", "{parsed:#}");
+    assert_eq!(failed.len(), 1, "{suite:#}");
+    assert_eq!(failed[0]["name"], "approval given", "{suite:#}");
     // The cause itself is the message Jenkins shows, not just the word "gate".
-    assert_ne!(failed[0]["message"], "gate", "{parsed:#}");
+    assert_ne!(failed[0]["message"], "gate", "{suite:#}");
     assert!(
         failed[0]["body"].as_str().is_some_and(|b| !b.is_empty()),
-        "{parsed:#}"
+        "{suite:#}"
     );
 
     // Manifest edited after it was recorded.

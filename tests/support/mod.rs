@@ -179,6 +179,19 @@ print(json.dumps(suites))
     serde_json::from_slice(&out.stdout).expect("junitparser printed JSON")
 }
 
+/// The single suite of a stage's JUnit file (deploy, promote), as junitparser reads it,
+/// after checking its name, its counts and that it is timestamped.
+pub fn junit_suite(path: &Path, name: &str, tests: u64, failures: u64) -> serde_json::Value {
+    let parsed = junitparser(path);
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1), "{parsed:#}");
+    let suite = parsed[0].clone();
+    assert_eq!(suite["name"], name, "{parsed:#}");
+    assert_eq!(suite["tests"], tests, "{parsed:#}");
+    assert_eq!(suite["failures"], failures, "{parsed:#}");
+    assert!(suite["timestamp"].as_str().is_some(), "{parsed:#}");
+    suite
+}
+
 /// The text of one of the testbed's logs (`registry.log`, `registry-token.log`,
 /// `token-server.log`).
 pub fn testbed_log(name: &str) -> String {

@@ -457,11 +457,14 @@ fn write_junit(path: &Path, report: &Report) -> Result<(), Failure> {
             seconds: s.seconds,
             failure: match s.result {
                 "converged" | "unchanged" => None,
-                other => Some(junit::Failure {
-                    kind: other.to_owned(),
-                    message: s.cause.clone().unwrap_or_else(|| other.to_owned()),
-                    details: s.cause.clone().unwrap_or_else(|| other.to_owned()),
-                }),
+                other => {
+                    let cause = s.cause.clone().unwrap_or_else(|| other.to_owned());
+                    Some(junit::Failure {
+                        kind: other.to_owned(),
+                        message: cause.clone(),
+                        details: cause,
+                    })
+                }
             },
             output: Some(s.result.to_owned()),
         })
