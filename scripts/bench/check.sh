@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Check benchmark, side by side in one run: 100 HTTP checks against the running example
-# DEV service (admin-app, 127.0.0.1:18080, deployed by scripts/demo) with
-#   1. `release check` (all checks concurrent, one HTTP client, JSON pointer judged)
-#   2. a sequential `curl -sf` loop over the same 100 URLs
+# Check benchmark, side by side in one run, for two sets of 100 checks:
+#   http   GET /health?check=N on the running example DEV service (admin-app,
+#          127.0.0.1:18080, deployed by scripts/demo), JSON pointer /status == "ok":
+#          answers that cost next to nothing, so the run is bound by the machine's CPU;
+#   https  GET https://REGISTRY/v2/?check=N on the testbed registry, 401 expected, verified
+#          against the testbed CA: a TLS handshake per check, each check waits on the server;
+# each with
+#   1. `release check` (all checks concurrent, one HTTP client)
+#   2. a sequential `curl` loop over the same URLs
 # and `release check`'s total time against its slowest single check.
 #
 #   eval "$(scripts/testbed env)" && scripts/bench/check.sh
 #
 # Settings: RELEASE (binary, default target/debug/release), CHECKS (default 100), ROUNDS
 # (default 5; the tools alternate, the table shows medians and per-round ratios' medians),
-# URL_BASE (default http://127.0.0.1:18080). Prints a Markdown table on stdout.
+# URL_BASE (default http://127.0.0.1:18080), RELEASE_TEST_REGISTRY and RELEASE_REGISTRY_CA
+# (set by `scripts/testbed env`). Prints a Markdown table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,87 +23,146 @@ RELEASE="${RELEASE:-target/debug/release}"
 CHECKS="${CHECKS:-100}"
 ROUNDS="${ROUNDS:-5}"
 URL_BASE="${URL_BASE:-http://127.0.0.1:18080}"
+: "${RELEASE_TEST_REGISTRY:?is unset: run eval \"\$(scripts/testbed env)\" first}"
+: "${RELEASE_REGISTRY_CA:?is unset: run eval \"\$(scripts/testbed env)\" first}"
+TLS_BASE="https://$RELEASE_TEST_REGISTRY"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 [ -x "$RELEASE" ] || cargo build -p release-cli >&2
 curl -sf -o /dev/null "$URL_BASE/health" || {
   echo "bench: $URL_BASE/health does not answer; run scripts/demo first" >&2
   exit 3
 }
+code=$(curl -s --cacert "$RELEASE_REGISTRY_CA" -o /dev/null -w '%{http_code}' "$TLS_BASE/v2/" || true)
+[ "$code" = 401 ] || {
+  echo "bench: $TLS_BASE/v2/ answered '$code', not 401; run scripts/testbed up first" >&2
+  exit 3
+}
 
-# The example config, its DEV checks replaced by $CHECKS HTTP checks on distinct URLs.
+# config SET: the example config with its DEV checks replaced by $CHECKS checks of SET,
+# in $WORK/SET/release.toml, their URLs in $WORK/SET/urls.
 EXAMPLE="$PWD/examples/hestino"
-awk '/^\[\[environments\.dev\.checks\]\]/ { skip = 1 } /^\[environments\.prod\]/ { skip = 0 } !skip' \
-  "$EXAMPLE/release.toml" |
-  sed -e "s|^context = \"image\"|context = \"$EXAMPLE/image\"|" >"$WORK/release.toml"
-cp "$EXAMPLE"/stack.*.yml "$WORK/"
-: >"$WORK/urls"
-for i in $(seq 1 "$CHECKS"); do
-  url="$URL_BASE/health?check=$i"
-  echo "$url" >>"$WORK/urls"
-  cat >>"$WORK/release.toml" <<EOF
+config() {
+  local set="$1" dir="$WORK/$1" url judge
+  mkdir -p "$dir"
+  awk '/^\[\[environments\.dev\.checks\]\]/ { skip = 1 } /^\[environments\.prod\]/ { skip = 0 } !skip' \
+    "$EXAMPLE/release.toml" |
+    sed -e "s|^context = \"image\"|context = \"$EXAMPLE/image\"|" >"$dir/release.toml"
+  cp "$EXAMPLE"/stack.*.yml "$dir/"
+  : >"$dir/urls"
+  for i in $(seq 1 "$CHECKS"); do
+    if [ "$set" = http ]; then
+      url="$URL_BASE/health?check=$i"
+      judge="json_pointer = \"/status\"
+json_equals = \"ok\""
+    else
+      url="$TLS_BASE/v2/?check=$i"
+      judge="expect_status = 401
+ca = \"$RELEASE_REGISTRY_CA\""
+    fi
+    echo "$url" >>"$dir/urls"
+    cat >>"$dir/release.toml" <<EOF
 
 [[environments.dev.checks]]
 kind = "http"
-name = "health $i"
+name = "$set $i"
 service = "admin-app"
 url = "$url"
-json_pointer = "/status"
-json_equals = "ok"
+$judge
 timeout = "5s"
 EOF
-done
-export RELEASE_CONFIG="$WORK/release.toml" RELEASE_STATE_DIR="$WORK/state"
+  done
+}
 
-say "warm-up"
-"$RELEASE" -q check --env dev >/dev/null
-while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
+# curl_loop SET: the sequential loop a user would otherwise write; every URL must answer
+# what the check expects.
+curl_loop() {
+  local set="$1" url code
+  while read -r url; do
+    if [ "$set" = http ]; then
+      curl -sf -o /dev/null "$url"
+    else
+      code=$(curl -s --cacert "$RELEASE_REGISTRY_CA" -o /dev/null -w '%{http_code}' "$url")
+      [ "$code" = 401 ] || { say "$url answered $code"; return 1; }
+    fi
+  done <"$WORK/$set/urls"
+}
 
-# The process wall time, taken by the parent around the child alone (two `date` forks
-# would add 3-5 ms to a 30 ms run).
-timed() {
-  python3 -c '
+# release SET [ARGS...]: `release check` on SET's config; prints the process wall time in
+# ms, taken by the parent around the child alone (two `date` forks would add 3-5 ms to a
+# 30 ms run), and leaves the JSON report in $WORK/SET/report.json.
+release() {
+  local set="$1"
+  shift
+  RELEASE_CONFIG="$WORK/$set/release.toml" RELEASE_STATE_DIR="$WORK/$set/state" python3 -c '
 import subprocess, sys, time
 with open(sys.argv[1], "w") as out:
     t = time.perf_counter()
     subprocess.run(sys.argv[2:], stdout=out, check=True)
     print(round((time.perf_counter() - t) * 1000, 1))
-' "$@"
+' "$WORK/$set/report.json" "$RELEASE" -q --json check --env dev "$@"
 }
 
-ours=(); runs=(); slowests=(); theirs=(); wall_ratio=(); run_ratio=(); bounded=()
+sets=(http https)
+for set in "${sets[@]}"; do config "$set"; done
+say "warm-up"
+for set in "${sets[@]}"; do
+  release "$set" >/dev/null
+  curl_loop "$set"
+done
+
+declare -A ours runs slowests theirs wall_ratio run_ratio
+bounded=()
 for round in $(seq 1 "$ROUNDS"); do
-  wall=$(timed "$WORK/report.json" "$RELEASE" -q --json check --env dev)
-  # The same checks, at most 16 at a time: fewer connections for the service to accept.
-  bounded+=("$(timed /dev/null "$RELEASE" -q --json check --env dev --concurrency 16)")
-  t1=$(now)
-  while read -r url; do curl -sf -o /dev/null "$url"; done <"$WORK/urls"
-  t2=$(now)
-  read -r run slowest passed <<<"$(python3 -c '
+  for set in "${sets[@]}"; do
+    wall=$(release "$set")
+    read -r run slowest passed <<<"$(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(round(r["seconds"] * 1000, 1), round(r["slowest"] * 1000, 1), r["passed"])
-' "$WORK/report.json")"
-  [ "$passed" = "$CHECKS" ] || { say "only $passed of $CHECKS checks passed"; exit 1; }
-  ours+=("$wall"); theirs+=("$(ms "$t1" "$t2")"); runs+=("$run"); slowests+=("$slowest")
-  wall_ratio+=("$(awk -v b="${ours[-1]}" -v s="$slowest" 'BEGIN { printf "%.2f", b / s }')")
-  run_ratio+=("$(awk -v r="$run" -v s="$slowest" 'BEGIN { printf "%.2f", r / s }')")
-  say "round $round: release ${ours[-1]} ms (run $run ms, slowest check $slowest ms), --concurrency 16 ${bounded[-1]} ms, curl loop ${theirs[-1]} ms"
+' "$WORK/$set/report.json")"
+    [ "$passed" = "$CHECKS" ] || { say "$set: only $passed of $CHECKS checks passed"; exit 1; }
+    t1=$(now)
+    curl_loop "$set"
+    t2=$(now)
+    loop=$(ms "$t1" "$t2")
+    ours[$set]+=" $wall"
+    runs[$set]+=" $run"
+    slowests[$set]+=" $slowest"
+    theirs[$set]+=" $loop"
+    wall_ratio[$set]+=" $(ratio "$wall" "$slowest")"
+    run_ratio[$set]+=" $(ratio "$run" "$slowest")"
+    say "round $round, $set: release $wall ms (run $run ms, slowest check $slowest ms), curl loop $loop ms"
+  done
+  # The same HTTP checks, at most 16 at a time: fewer connections for the service to accept.
+  bounded+=("$(release http --concurrency 16)")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-o=$(median "${ours[@]}"); t=$(median "${theirs[@]}")
 
-printf '| measure (median of %s rounds) | value |\n|---|---|\n' "$ROUNDS"
-printf '| `release check`, %s HTTP checks, process wall time | %s ms |\n' "$CHECKS" "$o"
-printf '| `release check`, the checks themselves (report `seconds`) | %s ms |\n' "$(median "${runs[@]}")"
-printf '| slowest single check | %s ms |\n' "$(median "${slowests[@]}")"
-printf '| `release check --concurrency 16`, process wall time | %s ms |\n' "$(median "${bounded[@]}")"
-printf '| sequential `curl` loop, same %s URLs | %s ms |\n' "$CHECKS" "$t"
-printf '| speed-up over curl (process wall) | %s× |\n' "$(awk -v a="$t" -v b="$o" 'BEGIN { printf "%.1f", a / b }')"
-printf '| check run / slowest check | %s× |\n' "$(median "${run_ratio[@]}")"
-printf '| process wall / slowest check | %s× |\n' "$(median "${wall_ratio[@]}")"
+# row LABEL ARRAY SUFFIX: the medians of one measure for both sets.
+row() {
+  local -n values="$2"
+  # shellcheck disable=SC2086 # space-separated numbers
+  printf '| %s | %s%s | %s%s |\n' "$1" "$(median ${values[http]})" "$3" "$(median ${values[https]})" "$3"
+}
+speedup() {
+  # shellcheck disable=SC2086 # space-separated numbers
+  awk -v a="$(median ${theirs[$1]})" -v b="$(median ${ours[$1]})" 'BEGIN { printf "%.1f", a / b }'
+}
+
+printf '| measure (median of %s rounds) | %s HTTP checks, example on loopback | %s HTTPS checks, testbed registry |\n|---|---|---|\n' \
+  "$ROUNDS" "$CHECKS" "$CHECKS"
+row '`release check`, process wall time' ours ' ms'
+row '`release check`, the checks themselves (report `seconds`)' runs ' ms'
+row 'slowest single check' slowests ' ms'
+row "sequential \`curl\` loop, same $CHECKS URLs" theirs ' ms'
+printf '| speed-up over curl (process wall) | %s× | %s× |\n' "$(speedup http)" "$(speedup https)"
+row 'check run / slowest check' run_ratio '×'
+row 'process wall / slowest check' wall_ratio '×'
+printf '| `release check --concurrency 16`, process wall time | %s ms | |\n' "$(median "${bounded[@]}")"
