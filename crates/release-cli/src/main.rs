@@ -11,8 +11,8 @@ fn main() {
     let json = cli.global.json;
     // `check` is many small requests whose cost is the kernel's and the services': one
     // thread drives them without waking another for every connection (100 HTTP checks on
-    // 2 cores: 30 -> 26 ms; TLS checks unchanged; BENCHMARKS.md). The other commands
-    // stream and hash layers, where a second worker thread helps.
+    // 2 cores: 30 -> 26 ms; TLS checks unchanged; BENCHMARKS.md). The other commands keep
+    // the worker pool; they stream and hash layers and were not measured on one thread.
     let mut builder = if matches!(cli.command, cli::Command::Check(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {
