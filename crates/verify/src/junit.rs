@@ -7,7 +7,7 @@
 //! - on failure a one-line `message` (the plugin's summary line) and the details in the
 //!   body;
 //! - no character XML 1.0 cannot carry (a response excerpt or a Docker error may hold
-//!   control characters), and no `]]>` in a body (junit-report writes the body as one
+//!   control characters), and no `]]>` in a body (junit-report writes a body as one
 //!   CDATA section without splitting it).
 //!
 //! Callers never put secret values into a case: the text here is written as given.
@@ -89,7 +89,7 @@ fn test_case(c: &Case) -> TestCase {
         None => {
             let mut case = TestCase::success(&name, time);
             if let Some(output) = &c.output {
-                case.set_system_out(&xml_text(output));
+                case.set_system_out(&body(output));
             }
             case
         }
@@ -100,7 +100,7 @@ fn test_case(c: &Case) -> TestCase {
                 &xml_text(&f.kind),
                 &xml_text(&one_line(&f.message)),
             );
-            case.set_trace(&cdata_safe(&xml_text(&f.details)));
+            case.set_trace(&body(&f.details));
             case.build()
         }
     };
@@ -120,8 +120,10 @@ fn xml_text(text: &str) -> String {
         .collect()
 }
 
-fn cdata_safe(text: &str) -> String {
-    text.replace("]]>", "]] >")
+/// Text for a body (`<system-out>`, a failure's trace), which junit-report writes as one
+/// CDATA section: XML-safe characters, and no `]]>` to end the section early.
+fn body(text: &str) -> String {
+    xml_text(text).replace("]]>", "]] >")
 }
 
 #[cfg(test)]
@@ -142,7 +144,7 @@ mod tests {
             name: name.to_owned(),
             seconds: 1.5,
             failure,
-            output: Some("converged\u{7} after 1.5s".to_owned()),
+            output: Some("converged\u{7} after 1.5s ]]> <b>".to_owned()),
         }
     }
 
@@ -180,8 +182,14 @@ mod tests {
             out.contains(r#"message="task exited with code 3""#),
             "{out}"
         );
-        assert!(out.contains("]] >"), "{out}");
-        assert!(!out.contains("]]> "), "{out}");
+        // Both bodies (the passing case's output, the failure's details) held a `]]>`:
+        // every one left in the document ends one of the CDATA sections.
+        assert_eq!(out.matches("]] >").count(), 2, "{out}");
+        assert_eq!(
+            out.matches("]]>").count(),
+            out.matches("<![CDATA[").count(),
+            "{out}"
+        );
         assert!(!out.chars().any(|c| c == '\u{1b}' || c == '\u{7}'), "{out}");
         assert_eq!(out.matches("<failure").count(), 1, "{out}");
         assert_eq!(out.matches("<system-out>").count(), 1, "{out}");
