@@ -494,3 +494,67 @@ deadline = "2s"
         "took {elapsed:?}"
     );
 }
+
+#[test]
+fn a_certificate_problem_is_a_verdict_and_a_stack_never_deployed_is_out_of_reach() {
+    let bed = Testbed::up();
+    let project = Project::new();
+    let image = format!("{}/e2e/none:1.0.0", bed.registry);
+    project.write(
+        "stack.yml",
+        &stack_file(&[("web", service(&image, None, &[]))]),
+    );
+
+    // The testbed registry answers over TLS with a certificate from the testbed CA, which
+    // this check does not name: the server was reached and failed the check.
+    let tls = format!(
+        r#"[[environments.e2e.checks]]
+kind = "http"
+name = "registry without its CA"
+service = "web"
+url = "https://{}/v2/"
+expect_status = 401
+timeout = "2s"
+"#,
+        bed.registry
+    );
+    project.write("release.toml", &config("e2e-tls", &["web"], &[], &tls));
+    let run = bed.release(&project, ["--json", "check", "--env", "e2e"]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report["unreachable"], false, "{report:#}");
+    let message = check_by_name(&report, "registry without its CA")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.starts_with(&format!("TLS handshake with {} failed:", bed.registry))
+            && message.contains("UnknownIssuer"),
+        "{message}"
+    );
+
+    // A stack the engine has never run, and a port nobody listens on: nothing of the
+    // environment is there to judge.
+    let port = free_port();
+    let gone = format!(
+        r#"[[environments.e2e.checks]]
+kind = "swarm"
+timeout = "2s"
+
+[[environments.e2e.checks]]
+kind = "http"
+name = "web answers /health"
+service = "web"
+url = "http://127.0.0.1:{port}/health"
+timeout = "500ms"
+"#
+    );
+    project.write(
+        "release.toml",
+        &config("e2e-never-deployed", &["web"], &[], &gone),
+    );
+    bed.release(&project, ["check", "--env", "e2e"])
+        .expect_code(3)
+        .stdout_has("stack e2e-never-deployed is not deployed")
+        .stderr_has("environment `e2e` could not be reached");
+}

@@ -267,3 +267,50 @@ fn a_missing_config_file_says_how_to_name_one() {
     );
     assert!(stderr.contains("hint: pass --config FILE"), "{stderr}");
 }
+
+#[test]
+fn checks_that_could_never_judge_anything_are_refused() {
+    let text = format!(
+        r#"{VALID}
+[[environments.dev.checks]]
+kind = "http"
+name = "pointer alone"
+service = "api"
+url = "http://127.0.0.1:8080/health"
+json_pointer = "/status"
+
+[[environments.dev.checks]]
+kind = "http"
+name = "pointer without slash"
+service = "api"
+url = "htp://ci:canary-pw@127.0.0.1:8080/health"
+json_pointer = "status"
+json_equals = "ok"
+retry_interval = "0s"
+
+[[environments.dev.checks]]
+kind = "swarm"
+services = []
+timeout = "0ms"
+"#
+    );
+    let message = problems(&text);
+    for expected in [
+        "check `pointer alone` has json_pointer without json_equals",
+        "check `pointer without slash` has json_pointer `status`, which does not start with `/`",
+        "retry_interval must be longer than 0",
+        "timeout must be longer than 0",
+        "a swarm check of environment `dev` lists no services",
+        "has URL `htp://ci:***@127.0.0.1:8080/health` that is not http:// or https://",
+    ] {
+        assert!(
+            message.contains(expected),
+            "missing {expected:?} in:\n{message}"
+        );
+    }
+    assert!(!message.contains("canary-pw"), "{message}");
+    assert!(
+        message.starts_with("6 problems in release.toml"),
+        "{message}"
+    );
+}

@@ -191,18 +191,22 @@ fn http_probe(c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
     let bad = |what: String| Failure::usage(format!("check `{}`: {what}", c.name));
     let method = check::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| bad(format!("`{}` is not an HTTP method", c.method)))?;
-    let url = check::Url::parse(&c.url).map_err(|e| bad(format!("URL `{}`: {e}", c.url)))?;
+    let url = check::Url::parse(&c.url)
+        .map_err(|e| bad(format!("URL `{}`: {e}", check::mask_password(&c.url))))?;
     let mut probe = HttpProbe::new(method, url, c.expect_status);
     for (name, value) in &c.headers {
         let header = check::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("`{name}` is not a header name")))?;
-        let value = match value.strip_prefix("env:") {
-            Some(var) => std::env::var(var).map_err(|_| {
-                bad(format!(
-                    "header `{name}` reads environment variable {var}, which is not set"
-                ))
-            })?,
-            None => value.clone(),
+        let (value, secret) = match value.strip_prefix("env:") {
+            Some(var) => (
+                std::env::var(var).map_err(|_| {
+                    bad(format!(
+                        "header `{name}` reads environment variable {var}, which is not set"
+                    ))
+                })?,
+                true,
+            ),
+            None => (value.clone(), false),
         };
         // Never echo the value: it may be a token.
         let value = check::HeaderValue::from_str(&value).map_err(|_| {
@@ -210,15 +214,17 @@ fn http_probe(c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
                 "the value of header `{name}` is not a valid header value"
             ))
         })?;
-        probe = probe.header(header, value);
+        probe = if secret {
+            probe.secret_header(header, value)
+        } else {
+            probe.header(header, value)
+        };
     }
     probe.body_contains = c.body_contains.clone();
-    if let Some(pointer) = &c.json_pointer {
-        let want = match &c.json_equals {
-            Some(v) => serde_json::to_value(v)
-                .map_err(|e| bad(format!("json_equals cannot be compared as JSON: {e}")))?,
-            None => serde_json::Value::Null,
-        };
+    // Validation refuses one of the pair without the other.
+    if let (Some(pointer), Some(equals)) = (&c.json_pointer, &c.json_equals) {
+        let want = serde_json::to_value(equals)
+            .map_err(|e| bad(format!("json_equals cannot be compared as JSON: {e}")))?;
         probe.json = Some((pointer.clone(), want));
     }
     probe.max_latency = c

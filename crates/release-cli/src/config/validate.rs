@@ -241,6 +241,27 @@ impl Validator<'_> {
                     let mut p = cpath.clone();
                     p.push(Seg::from(key));
                     self.duration(&p, value.as_deref());
+                    // A zero timeout fails every attempt; a zero interval retries in a
+                    // busy loop, listing thousands of attempts in the report.
+                    if key != "deadline"
+                        && let Some(Ok(d)) = value.as_deref().map(parse_duration)
+                        && d.is_zero()
+                    {
+                        self.push(
+                            &p,
+                            format!("{key} must be longer than 0"),
+                            "write a duration such as \"500ms\" or \"1s\"",
+                        );
+                    }
+                }
+                if let Check::Swarm(swarm) = check
+                    && swarm.services.as_ref().is_some_and(Vec::is_empty)
+                {
+                    self.push(
+                        &cpath,
+                        format!("a swarm check of environment `{env}` lists no services"),
+                        "name the services to check, or leave `services` out to check all of them",
+                    );
                 }
                 if let Check::Http(http) = check {
                     let mut p = cpath.clone();
@@ -251,17 +272,36 @@ impl Validator<'_> {
                             &cpath,
                             format!(
                                 "check `{}` has URL `{}` that is not http:// or https://",
-                                http.name, http.url
+                                http.name,
+                                verify::check::mask_password(&http.url)
                             ),
                             "write a full URL, e.g. http://127.0.0.1:18080/health",
                         );
                     }
-                    if http.json_equals.is_some() && http.json_pointer.is_none() {
-                        self.push(
+                    match (&http.json_pointer, &http.json_equals) {
+                        (None, Some(_)) => self.push(
                             &cpath,
                             format!("check `{}` has json_equals without json_pointer", http.name),
                             "add json_pointer, e.g. \"/status\"",
-                        );
+                        ),
+                        (Some(_), None) => self.push(
+                            &cpath,
+                            format!("check `{}` has json_pointer without json_equals", http.name),
+                            "add the value it must equal, e.g. json_equals = \"ok\"",
+                        ),
+                        (Some(pointer), Some(_))
+                            if !(pointer.is_empty() || pointer.starts_with('/')) =>
+                        {
+                            self.push(
+                                &cpath,
+                                format!(
+                                    "check `{}` has json_pointer `{pointer}`, which does not start with `/`",
+                                    http.name
+                                ),
+                                "write a JSON pointer (RFC 6901), e.g. \"/status\" or \"/checks/0/ok\"",
+                            );
+                        }
+                        _ => {}
                     }
                 }
             }

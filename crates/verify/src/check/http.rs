@@ -19,6 +19,9 @@ pub struct HttpProbe {
     /// Values are marked sensitive: their `Debug` prints `Sensitive`, and no report ever
     /// includes a header value (only the names, in [`HttpProbe::header_names`]).
     headers: HeaderMap,
+    /// Values read from the environment (tokens): cut out of excerpts and causes, in case
+    /// the server echoes a request header back.
+    secrets: Vec<String>,
     pub expect_status: u16,
     pub body_contains: Option<String>,
     /// JSON pointer and the value it must equal.
@@ -32,6 +35,7 @@ impl HttpProbe {
             method,
             url,
             headers: HeaderMap::new(),
+            secrets: Vec::new(),
             expect_status,
             body_contains: None,
             json: None,
@@ -44,6 +48,24 @@ impl HttpProbe {
         value.set_sensitive(true);
         self.headers.append(name, value);
         self
+    }
+
+    /// Adds a request header whose value is a secret: besides never being shown, it is
+    /// replaced by `***` wherever an answer repeats it.
+    pub fn secret_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        if let Ok(text) = value.to_str()
+            && !text.is_empty()
+        {
+            self.secrets.push(text.to_owned());
+        }
+        self.header(name, value)
+    }
+
+    /// `text` with every secret header value replaced by `***`.
+    fn redact(&self, text: String) -> String {
+        self.secrets
+            .iter()
+            .fold(text, |text, secret| text.replace(secret.as_str(), "***"))
     }
 
     pub fn header_names(&self) -> Vec<String> {
@@ -70,6 +92,20 @@ impl HttpProbe {
             .await;
         let mut response = match sent {
             Ok(r) => r,
+            // The server answered, but not with a certificate this client trusts: that is a
+            // verdict on the environment, not an environment out of reach.
+            Err(e) if e.is_connect() && is_tls(&e) => {
+                let cause = root_cause(&e);
+                let hint = if cause.contains("UnknownIssuer") {
+                    "; set the check's `ca` to the CA that signed the server's certificate"
+                } else {
+                    ""
+                };
+                return Probed::fail(format!(
+                    "TLS handshake with {} failed: {cause}{hint}",
+                    authority(&self.url),
+                ));
+            }
             Err(e) if e.is_connect() => {
                 return Probed::unreachable(format!(
                     "cannot connect to {}: {}",
@@ -78,7 +114,10 @@ impl HttpProbe {
                 ));
             }
             Err(e) if e.is_timeout() => {
-                return Probed::fail(format!("no response within {}", human(budget)));
+                return Probed {
+                    timed_out: true,
+                    ..Probed::fail(format!("no response within {}", human(budget)))
+                };
             }
             Err(e) => return Probed::fail(format!("request failed: {}", root_cause(&e))),
         };
@@ -95,11 +134,14 @@ impl HttpProbe {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => {
-                    return Probed::fail(format!(
-                        "status {} but the body did not arrive within {}",
-                        status.as_u16(),
-                        human(budget)
-                    ));
+                    return Probed {
+                        timed_out: true,
+                        ..Probed::fail(format!(
+                            "status {} but the body did not arrive within {}",
+                            status.as_u16(),
+                            human(budget)
+                        ))
+                    };
                 }
                 Err(e) => {
                     return Probed::fail(format!(
@@ -113,12 +155,15 @@ impl HttpProbe {
         let latency = t0.elapsed();
         let summary = format!("{status} in {}", human_latency(latency));
         Probed {
-            failure: self.judge(status.as_u16(), latency, &body),
+            failure: self
+                .judge(status.as_u16(), latency, &body)
+                .map(|cause| self.redact(cause)),
             unreachable: false,
+            timed_out: false,
             summary,
             status: Some(status.as_u16()),
             latency: Some(latency),
-            excerpt: Some(excerpt(&body, EXCERPT_BYTES)),
+            excerpt: Some(self.redact(excerpt(&body, EXCERPT_BYTES))),
         }
         .with_cause_in_summary()
     }
@@ -150,7 +195,7 @@ impl HttpProbe {
             };
             match value.pointer(pointer) {
                 None => return Some(format!("JSON {pointer} is missing, expected {want}")),
-                Some(got) if got != want => {
+                Some(got) if !same_json(got, want) => {
                     return Some(format!("JSON {pointer} is {got}, expected {want}"));
                 }
                 Some(_) => {}
@@ -200,6 +245,61 @@ fn authority(url: &Url) -> String {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         _ => url.to_string(),
     }
+}
+
+/// JSON equality where numbers compare by value: `1` in release.toml equals `1.0` in a
+/// response.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// `text` (a URL as written, perhaps not even parseable) with the password of a
+/// `user:password@` part replaced by `***`, for error messages.
+pub fn mask_password(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    let Some(at) = text[start..end].rfind('@').map(|i| start + i) else {
+        return text.to_owned();
+    };
+    match text[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:***{}", &text[..colon], &text[at..]),
+        None => text.to_owned(),
+    }
+}
+
+/// The TLS layer refused the connection: rustls reports through tokio-rustls as an I/O
+/// error of kind `InvalidData` (which no TCP or DNS failure is), wrapped by reqwest's
+/// connector in another I/O error. `io::Error::source` skips the error it wraps, so the
+/// walk goes through `get_ref`.
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        match c.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::InvalidData => return true,
+            Some(io) => {
+                cause = io
+                    .get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static))
+                    .or_else(|| c.source());
+            }
+            None => cause = c.source(),
+        }
+    }
+    false
 }
 
 /// The innermost error's text: `Connection refused (os error 111)` rather than reqwest's
@@ -262,6 +362,50 @@ mod tests {
             Url::parse("http://ci:canary-pw@127.0.0.1:1/health").unwrap_or_else(|e| panic!("{e}"));
         let target = HttpProbe::new(Method::GET, url, 200).target();
         assert_eq!(target, "GET http://ci:***@127.0.0.1:1/health");
+    }
+
+    #[test]
+    fn numbers_compare_by_value_and_pointers_judge_nested_values() {
+        let mut p = probe();
+        p.json = Some(("/replicas".to_owned(), serde_json::json!(1)));
+        let fast = Duration::from_millis(5);
+        assert_eq!(p.judge(200, fast, br#"{"replicas":1.0}"#), None);
+        assert_eq!(
+            p.judge(200, fast, br#"{"replicas":2}"#).as_deref(),
+            Some("JSON /replicas is 2, expected 1")
+        );
+        p.json = Some(("/db".to_owned(), serde_json::json!({"ok": true, "lag": 0})));
+        assert_eq!(p.judge(200, fast, br#"{"db":{"lag":0.0,"ok":true}}"#), None);
+    }
+
+    #[test]
+    fn passwords_are_masked_in_urls_as_written() {
+        for (written, shown) in [
+            ("http://ci:pw@h:1/x", "http://ci:***@h:1/x"),
+            ("htp://ci:p@w@h/x?q=a@b", "htp://ci:***@h/x?q=a@b"),
+            ("ci:pw@h", "ci:***@h"),
+            ("http://ci@h/x", "http://ci@h/x"),
+            ("http://h/x?mail=a:b@c", "http://h/x?mail=a:b@c"),
+        ] {
+            assert_eq!(mask_password(written), shown, "{written}");
+        }
+    }
+
+    #[test]
+    fn secret_header_values_are_cut_out_of_what_a_server_echoes() {
+        let p = probe()
+            .secret_header(
+                HeaderName::from_static("authorization"),
+                HeaderValue::from_static("Bearer canary-secret"),
+            )
+            .header(
+                HeaderName::from_static("accept"),
+                HeaderValue::from_static("application/json"),
+            );
+        assert_eq!(
+            p.redact("auth: Bearer canary-secret, accept: application/json".to_owned()),
+            "auth: ***, accept: application/json"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use http::{HttpProbe, http_client};
+pub use http::{HttpProbe, http_client, mask_password};
 /// The HTTP vocabulary of [`HttpProbe`], so callers need not depend on reqwest.
 pub use reqwest::header::{HeaderName, HeaderValue};
 pub use reqwest::{Client, Method, Url};
@@ -143,6 +143,27 @@ impl Probe {
             Probe::Swarm(p) => p.attempt().await,
         }
     }
+
+    /// An attempt that got no answer within `budget`. A TCP connect or an engine that does
+    /// not answer is unreachable; an HTTP request may have connected and be waiting on a
+    /// slow server, so it is a plain failure (reqwest does not say which phase timed out).
+    fn no_answer(&self, budget: Duration) -> Probed {
+        let within = human(budget);
+        let probed = match self {
+            Probe::Http(_) => Probed::fail(format!("no response within {within}")),
+            Probe::Tcp(p) => Probed::unreachable(format!(
+                "cannot connect to {}: no answer within {within}",
+                p.address
+            )),
+            Probe::Swarm(_) => {
+                Probed::unreachable(format!("the Docker Engine did not answer within {within}"))
+            }
+        };
+        Probed {
+            timed_out: true,
+            ..probed
+        }
+    }
 }
 
 /// The result of one attempt, as a probe reports it.
@@ -152,6 +173,8 @@ pub(crate) struct Probed {
     pub failure: Option<String>,
     /// The failure is that the target could not be reached at all (refused, no engine).
     pub unreachable: bool,
+    /// The attempt ran out of its time budget before an answer.
+    pub timed_out: bool,
     /// What was observed, one line: `200 OK in 3 ms`.
     pub summary: String,
     /// HTTP status, when a response came.
@@ -228,7 +251,8 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// Every check failed because nothing could be reached: an infrastructure problem
-    /// (engine down, environment not deployed), not a verdict on the release.
+    /// (engine down, stack not deployed, connections refused or unanswered), not a verdict
+    /// on the release. A certificate the client does not trust is a verdict.
     pub fn unreachable(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.unreachable)
     }
@@ -291,7 +315,7 @@ async fn run_one(spec: CheckSpec, client: &reqwest::Client) -> CheckOutcome {
         let t0 = Instant::now();
         let probed = match tokio::time::timeout(budget, spec.probe.attempt(client, budget)).await {
             Ok(p) => p,
-            Err(_) => Probed::fail(format!("no answer within {}", human(budget))),
+            Err(_) => spec.probe.no_answer(budget),
         };
         let passed = probed.failure.is_none();
         tracing::debug!(
@@ -306,7 +330,13 @@ async fn run_one(spec: CheckSpec, client: &reqwest::Client) -> CheckOutcome {
             passed,
             summary: probed.summary.clone(),
         });
-        last = probed;
+        // The deadline may leave the last attempt a sliver of its timeout; when that runs
+        // out, the full attempt before it (its status, latency, excerpt) is the better
+        // cause. Every attempt stays listed.
+        let cut_short = budget < spec.timing.timeout;
+        if passed || n == 1 || !(cut_short && probed.timed_out) {
+            last = probed;
+        }
         if passed {
             break;
         }
@@ -374,7 +404,9 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
 
-    /// A real HTTP server on loopback: `/slow` answers after `delay`, anything else at once.
+    /// A real HTTP server on loopback: `/slow` answers after `delay`, `/unavailable` answers
+    /// 503 after `delay`, `/echo` answers with the request's header lines, anything else
+    /// `ok` at once.
     fn server(delay: Duration) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address").to_string();
@@ -386,20 +418,33 @@ mod tests {
                     if reader.read_line(&mut line).is_err() {
                         return;
                     }
+                    let mut headers = String::new();
                     let mut header = String::new();
                     while reader
                         .read_line(&mut header)
                         .map(|n| n > 2)
                         .unwrap_or(false)
                     {
+                        headers.push_str(&header);
                         header.clear();
                     }
-                    if line.contains("/slow") {
+                    if line.contains("/slow") || line.contains("/unavailable") {
                         std::thread::sleep(delay);
                     }
+                    let (status, body) = if line.contains("/unavailable") {
+                        ("503 Service Unavailable", "down".to_owned())
+                    } else if line.contains("/echo") {
+                        ("200 OK", headers)
+                    } else {
+                        ("200 OK", "ok".to_owned())
+                    };
                     let mut stream = stream;
                     let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
                     );
                 });
             }
@@ -451,6 +496,81 @@ mod tests {
             );
         }
         assert!(report.checks[0].seconds >= delay.as_secs_f64());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_the_deadline_cuts_short_does_not_hide_the_answer_before_it() {
+        // Each attempt gets its 503 after 300 ms; the third starts at ~0.8 s with 200 ms
+        // left of the 1 s deadline and runs out.
+        let addr = server(Duration::from_millis(300));
+        let mut check = http_check("down", &format!("http://{addr}/unavailable"));
+        check.timing = Timing::new(
+            Some(Duration::from_millis(400)),
+            Some(Duration::from_millis(100)),
+            Some(Duration::from_secs(1)),
+        );
+        let client = http_client(&[]).expect("client");
+        let report = run("dev", vec![check], &client, 1).await;
+        let c = &report.checks[0];
+
+        assert_eq!(c.attempts.len(), 3, "{c:#?}");
+        let cut = &c.attempts[2];
+        assert!(cut.summary.starts_with("no response within"), "{c:#?}");
+        assert!(cut.seconds < 0.35, "{c:#?}");
+        // The cause is the last full attempt's answer, not the sliver's timeout.
+        assert_eq!(c.status, Some(503), "{c:#?}");
+        assert_eq!(c.excerpt.as_deref(), Some("down"), "{c:#?}");
+        let message = c.message.as_deref().unwrap_or_default();
+        assert!(
+            message.starts_with("status 503, expected 200 (after 3 attempts"),
+            "{message}"
+        );
+        assert!(!c.unreachable);
+        assert!((0.95..1.3).contains(&c.seconds), "{c:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_echoes_a_secret_header_shows_it_masked() {
+        let addr = server(Duration::ZERO);
+        let probe = HttpProbe::new(
+            Method::GET,
+            Url::parse(&format!("http://{addr}/echo")).expect("URL"),
+            200,
+        )
+        .secret_header(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer canary-secret"),
+        );
+        let mut probe = probe;
+        probe.body_contains = Some("healthy".to_owned());
+        let check = CheckSpec {
+            probe: Probe::Http(Box::new(probe)),
+            ..http_check("echo", "http://unused")
+        };
+        let client = http_client(&[]).expect("client");
+        let report = run("dev", vec![check], &client, 1).await;
+        let c = &report.checks[0];
+        assert!(!c.passed);
+        let excerpt = c.excerpt.as_deref().unwrap_or_default();
+        assert!(excerpt.contains("authorization: ***"), "{excerpt}");
+        let everything = format!("{report:?}");
+        assert!(!everything.contains("canary-secret"), "{everything}");
+    }
+
+    #[test]
+    fn a_connect_or_an_engine_without_answer_is_unreachable_a_slow_response_is_not() {
+        let budget = Duration::from_millis(500);
+        let tcp = Probe::Tcp(TcpProbe {
+            address: "10.0.0.1:80".to_owned(),
+        });
+        let p = tcp.no_answer(budget);
+        assert!(p.unreachable && p.timed_out);
+        assert_eq!(
+            p.failure.as_deref(),
+            Some("cannot connect to 10.0.0.1:80: no answer within 500ms")
+        );
+        let http = http_check("h", "http://10.0.0.1/").probe.no_answer(budget);
+        assert!(!http.unreachable && http.timed_out);
     }
 
     #[test]

@@ -66,6 +66,14 @@ impl SwarmProbe {
             }
             Err(e) => return Probed::fail(e.to_string()),
         };
+        if services.is_empty() {
+            // Nothing of the stack is there: the environment is not deployed (or was removed),
+            // which says nothing about the release being checked.
+            return Probed::unreachable(format!(
+                "stack {} is not deployed: the engine runs none of its services",
+                self.target.stack
+            ));
+        }
         let Some(service) = services
             .iter()
             .find(|s| s.stack_service == self.stack_service)
