@@ -105,6 +105,11 @@ impl SwarmProbe {
             }
             problems.push(why);
         }
+        // Containers on other nodes cannot be inspected from this engine. Swarm reports a
+        // task with a healthcheck as running only once the check has passed, and fails it
+        // when the container turns unhealthy, so their running state stands for their
+        // health; the summary says so.
+        let mut on_other_nodes = 0;
         for task in service.tasks.iter().filter(|t| t.is_running()) {
             match &task.health {
                 TaskHealth::Healthy | TaskHealth::NoHealthcheck => {}
@@ -119,10 +124,7 @@ impl SwarmProbe {
                     slot(task.slot),
                     one_line(output)
                 )),
-                TaskHealth::Unknown => problems.push(format!(
-                    "task {} health unknown (container not inspectable from this engine)",
-                    slot(task.slot)
-                )),
+                TaskHealth::Unknown => on_other_nodes += 1,
             }
         }
         if let Some(want) = &self.expected_digest {
@@ -159,11 +161,17 @@ impl SwarmProbe {
             Some(d) => format!("recorded digest {}", short(d.as_str())),
             None => "no digest recorded for the environment (not judged)".to_owned(),
         };
-        let summary = format!(
+        let mut summary = format!(
             "{running}/{} running, {digest}, {} published port(s)",
             service.desired,
             service.published_ports.len()
         );
+        if on_other_nodes > 0 {
+            summary.push_str(&format!(
+                ", health of {on_other_nodes} task(s) not inspectable from this engine taken \
+                 from Swarm's running state"
+            ));
+        }
         if problems.is_empty() {
             Probed {
                 summary,
@@ -191,4 +199,71 @@ fn short(digest: &str) -> &str {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::TaskDetail;
+
+    fn task(slot: u64, health: TaskHealth) -> TaskDetail {
+        TaskDetail {
+            id: format!("t{slot}"),
+            slot: Some(slot),
+            state: "running".to_owned(),
+            image: "r/api:1@sha256:aa".to_owned(),
+            container_id: Some(format!("c{slot}")),
+            health,
+            error: None,
+        }
+    }
+
+    fn service(tasks: Vec<TaskDetail>) -> ServiceTasks {
+        ServiceTasks {
+            name: "s_api".to_owned(),
+            stack_service: "api".to_owned(),
+            image: "r/api:1@sha256:aa".to_owned(),
+            global: false,
+            desired: tasks.len() as u64,
+            published_ports: Vec::new(),
+            tasks,
+        }
+    }
+
+    fn probe() -> SwarmProbe {
+        SwarmProbe {
+            target: SwarmTarget::new(None, "s"),
+            stack_service: "api".to_owned(),
+            expected_digest: None,
+            internal: false,
+        }
+    }
+
+    #[test]
+    fn a_running_task_on_another_node_passes_on_swarms_word_and_says_so() {
+        let p = probe().judge(&service(vec![
+            task(1, TaskHealth::Healthy),
+            task(2, TaskHealth::Unknown),
+        ]));
+        assert_eq!(p.failure, None, "{p:?}");
+        assert!(
+            p.summary.ends_with(
+                "health of 1 task(s) not inspectable from this engine taken from Swarm's running state"
+            ),
+            "{}",
+            p.summary
+        );
+    }
+
+    #[test]
+    fn an_unhealthy_or_starting_task_fails() {
+        let p = probe().judge(&service(vec![
+            task(1, TaskHealth::Unhealthy("curl: (7) refused".to_owned())),
+            task(2, TaskHealth::Starting),
+        ]));
+        assert_eq!(
+            p.failure.as_deref(),
+            Some("task 1 unhealthy: curl: (7) refused; task 2 health: starting")
+        );
+    }
 }
