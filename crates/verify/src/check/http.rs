@@ -52,11 +52,19 @@ impl HttpProbe {
 
     /// Adds a request header whose value is a secret: besides never being shown, it is
     /// replaced by `***` wherever an answer repeats it.
+    /// The credential of a `Scheme credential` value (`Bearer …`) is cut out on its own
+    /// too, in case only that part comes back.
     pub fn secret_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        if let Ok(text) = value.to_str()
-            && !text.is_empty()
-        {
-            self.secrets.push(text.to_owned());
+        if let Ok(text) = value.to_str() {
+            let text = text.trim();
+            if !text.is_empty() {
+                self.secrets.push(text.to_owned());
+            }
+            if let Some((_, credential)) = text.rsplit_once(' ')
+                && credential.len() >= 4
+            {
+                self.secrets.push(credential.to_owned());
+            }
         }
         self.header(name, value)
     }
@@ -66,6 +74,16 @@ impl HttpProbe {
         self.secrets
             .iter()
             .fold(text, |text, secret| text.replace(secret.as_str(), "***"))
+    }
+
+    /// The excerpt of `body` for reports. Secrets are cut from the whole body before it is
+    /// shortened, so a secret across the cut leaves no prefix behind.
+    fn excerpt(&self, body: &[u8]) -> String {
+        if self.secrets.is_empty() {
+            return excerpt(body, EXCERPT_BYTES);
+        }
+        let text = self.redact(String::from_utf8_lossy(body).into_owned());
+        excerpt(text.as_bytes(), EXCERPT_BYTES)
     }
 
     pub fn header_names(&self) -> Vec<String> {
@@ -163,7 +181,7 @@ impl HttpProbe {
             summary,
             status: Some(status.as_u16()),
             latency: Some(latency),
-            excerpt: Some(self.redact(excerpt(&body, EXCERPT_BYTES))),
+            excerpt: Some(self.excerpt(&body)),
         }
         .with_cause_in_summary()
     }
@@ -406,6 +424,16 @@ mod tests {
             p.redact("auth: Bearer canary-secret, accept: application/json".to_owned()),
             "auth: ***, accept: application/json"
         );
+        assert_eq!(
+            p.redact("token=canary-secret".to_owned()),
+            "token=***",
+            "the credential alone"
+        );
+        // A secret across the excerpt's cut leaves no prefix in it.
+        let body = format!("{}canary-secret", "x".repeat(EXCERPT_BYTES - 6));
+        let shown = p.excerpt(body.as_bytes());
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.ends_with("x***"), "{shown}");
     }
 
     #[test]
