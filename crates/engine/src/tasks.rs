@@ -3,8 +3,9 @@
 //!
 //! Swarm reports task state but not container health; health lives on the container,
 //! so each running task's container is inspected on the engine we talk to. On a
-//! multi-node Swarm, containers on other nodes cannot be inspected from here and their
-//! health is reported as unknown rather than guessed.
+//! multi-node Swarm, containers on other nodes cannot be inspected from here (the engine
+//! answers 404): their health is reported as such, not guessed; any other failure to
+//! inspect is reported as unknown.
 
 use std::collections::HashMap;
 
@@ -69,7 +70,9 @@ pub enum TaskHealth {
     Unhealthy(String),
     /// The image and the stack declare no healthcheck.
     NoHealthcheck,
-    /// No container yet, or it runs on another node.
+    /// The engine we talk to does not have the container: it runs on another node.
+    OtherNode,
+    /// No container yet, or inspecting it failed.
     Unknown,
 }
 
@@ -167,12 +170,16 @@ impl Engine {
     }
 
     async fn container_health(&self, id: &str) -> TaskHealth {
-        let Ok(container) = self
+        let container = match self
             .docker()
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
-        else {
-            return TaskHealth::Unknown;
+        {
+            Ok(c) => c,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return TaskHealth::OtherNode,
+            Err(_) => return TaskHealth::Unknown,
         };
         let Some(health) = container.state.and_then(|s| s.health) else {
             return TaskHealth::NoHealthcheck;

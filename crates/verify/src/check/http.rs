@@ -55,13 +55,15 @@ impl HttpProbe {
     /// The credential of a `Scheme credential` value (`Bearer …`) is cut out on its own
     /// too, in case only that part comes back.
     pub fn secret_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        // Shorter values would turn every `42` of an excerpt into `***`.
+        const SHORTEST: usize = 4;
         if let Ok(text) = value.to_str() {
             let text = text.trim();
-            if !text.is_empty() {
+            if text.len() >= SHORTEST {
                 self.secrets.push(text.to_owned());
             }
             if let Some((_, credential)) = text.rsplit_once(' ')
-                && credential.len() >= 4
+                && credential.len() >= SHORTEST
             {
                 self.secrets.push(credential.to_owned());
             }
@@ -131,12 +133,7 @@ impl HttpProbe {
                     root_cause(&e)
                 ));
             }
-            Err(e) if e.is_timeout() => {
-                return Probed {
-                    timed_out: true,
-                    ..Probed::fail(format!("no response within {}", human(budget)))
-                };
-            }
+            Err(e) if e.is_timeout() => return Probed::no_response(budget),
             Err(e) => return Probed::fail(format!("request failed: {}", root_cause(&e))),
         };
         let status = response.status();
@@ -152,14 +149,11 @@ impl HttpProbe {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => {
-                    return Probed {
-                        timed_out: true,
-                        ..Probed::fail(format!(
-                            "status {} but the body did not arrive within {}",
-                            status.as_u16(),
-                            human(budget)
-                        ))
-                    };
+                    return Probed::timed_out(Probed::fail(format!(
+                        "status {} but the body did not arrive within {}",
+                        status.as_u16(),
+                        human(budget)
+                    )));
                 }
                 Err(e) => {
                     return Probed::fail(format!(
@@ -287,9 +281,10 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// `user:password@` part replaced by `***`, for error messages.
 pub fn mask_password(text: &str) -> String {
     let start = text.find("://").map_or(0, |i| i + 3);
-    let end = text[start..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| start + i);
+    // The authority ends at the first `/`: a password may hold an unencoded `?` or `#`
+    // (that is what makes such a URL unparseable), and masking a query's `a:b@c` when
+    // there is no path costs nothing.
+    let end = text[start..].find('/').map_or(text.len(), |i| start + i);
     let Some(at) = text[start..end].rfind('@').map(|i| start + i) else {
         return text.to_owned();
     };
@@ -404,6 +399,8 @@ mod tests {
             ("ci:pw@h", "ci:***@h"),
             ("http://ci@h/x", "http://ci@h/x"),
             ("http://h/x?mail=a:b@c", "http://h/x?mail=a:b@c"),
+            ("http://ci:p#ss@h/x", "http://ci:***@h/x"),
+            ("http://ci:p?ss@h/", "http://ci:***@h/"),
         ] {
             assert_eq!(mask_password(written), shown, "{written}");
         }

@@ -108,7 +108,8 @@ impl SwarmProbe {
         // Containers on other nodes cannot be inspected from this engine. Swarm reports a
         // task with a healthcheck as running only once the check has passed, and fails it
         // when the container turns unhealthy, so their running state stands for their
-        // health; the summary says so.
+        // health; the summary says so. A container this engine has but could not inspect
+        // is a problem.
         let mut on_other_nodes = 0;
         for task in service.tasks.iter().filter(|t| t.is_running()) {
             match &task.health {
@@ -124,7 +125,11 @@ impl SwarmProbe {
                     slot(task.slot),
                     one_line(output)
                 )),
-                TaskHealth::Unknown => on_other_nodes += 1,
+                TaskHealth::OtherNode => on_other_nodes += 1,
+                TaskHealth::Unknown => problems.push(format!(
+                    "task {} health unknown (its container could not be inspected)",
+                    slot(task.slot)
+                )),
             }
         }
         if let Some(want) = &self.expected_digest {
@@ -168,8 +173,8 @@ impl SwarmProbe {
         );
         if on_other_nodes > 0 {
             summary.push_str(&format!(
-                ", health of {on_other_nodes} task(s) not inspectable from this engine taken \
-                 from Swarm's running state"
+                ", health of {on_other_nodes} task(s) on other nodes taken from Swarm's running \
+                 state"
             ));
         }
         if problems.is_empty() {
@@ -243,15 +248,23 @@ mod tests {
     fn a_running_task_on_another_node_passes_on_swarms_word_and_says_so() {
         let p = probe().judge(&service(vec![
             task(1, TaskHealth::Healthy),
-            task(2, TaskHealth::Unknown),
+            task(2, TaskHealth::OtherNode),
         ]));
         assert_eq!(p.failure, None, "{p:?}");
         assert!(
-            p.summary.ends_with(
-                "health of 1 task(s) not inspectable from this engine taken from Swarm's running state"
-            ),
+            p.summary
+                .ends_with("health of 1 task(s) on other nodes taken from Swarm's running state"),
             "{}",
             p.summary
+        );
+    }
+
+    #[test]
+    fn a_container_this_engine_could_not_inspect_fails() {
+        let p = probe().judge(&service(vec![task(1, TaskHealth::Unknown)]));
+        assert_eq!(
+            p.failure.as_deref(),
+            Some("task 1 health unknown (its container could not be inspected)")
         );
     }
 
