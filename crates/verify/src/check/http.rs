@@ -95,11 +95,7 @@ impl HttpProbe {
     /// What the check calls, for reports (JUnit): a password in the URL's userinfo is
     /// shown as `***`, since JUnit files are archived and published by Jenkins.
     pub(crate) fn target(&self) -> String {
-        let mut url = self.url.clone();
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-        }
-        format!("{} {}", self.method, url)
+        format!("{} {}", self.method, mask_password(self.url.as_str()))
     }
 
     pub(crate) async fn attempt(&self, client: &Client, budget: Duration) -> Probed {
