@@ -557,4 +557,49 @@ timeout = "500ms"
         .expect_code(3)
         .stdout_has("stack e2e-never-deployed is not deployed")
         .stderr_has("environment `e2e` could not be reached");
+
+    // Behind a firewall that drops packets, connection attempts get no answer at all:
+    // also out of reach, not a slow server.
+    let (silent, _listener, _queued) = silent_address();
+    let dropped = format!(
+        r#"[[environments.e2e.checks]]
+kind = "http"
+name = "web answers /health"
+service = "web"
+url = "http://{silent}/health"
+timeout = "500ms"
+"#
+    );
+    project.write(
+        "release.toml",
+        &config("e2e-never-deployed", &["web"], &[], &dropped),
+    );
+    bed.release(&project, ["check", "--env", "e2e"])
+        .expect_code(3)
+        .stdout_has(&format!("cannot connect to {silent}: no answer within"))
+        .stderr_has("environment `e2e` could not be reached");
+}
+
+/// A loopback address whose accept queue is full: the kernel drops further connection
+/// attempts without an answer, as a firewall that drops packets does. The listener and
+/// the queued streams keep it so.
+fn silent_address() -> (String, socket2::Socket, Vec<std::net::TcpStream>) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(0).expect("listen");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("address");
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => return (addr.to_string(), socket, queued),
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
 }

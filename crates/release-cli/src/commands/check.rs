@@ -56,7 +56,8 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let specs = specs(&config, &args.env, env, pointer.as_ref())?;
     let cas = ca_paths(&config, env);
     let cas: Vec<&Path> = cas.iter().map(PathBuf::as_path).collect();
-    let client = check::http_client(&cas).map_err(|e| Failure::usage(e.to_string()))?;
+    let client = check::http_client(&cas, check::connect_timeout(&specs))
+        .map_err(|e| Failure::usage(e.to_string()))?;
 
     let report = check::run(&args.env, specs, &client, usize::from(args.concurrency)).await;
 

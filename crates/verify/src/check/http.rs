@@ -122,6 +122,14 @@ impl HttpProbe {
                     authority(&self.url),
                 ));
             }
+            // The client's connect timeout (see [`http_client`]) ran out: no server answered.
+            Err(e) if e.is_connect() && e.is_timeout() => {
+                return Probed::timed_out(Probed::unreachable(format!(
+                    "cannot connect to {}: no answer within {}",
+                    authority(&self.url),
+                    human(t0.elapsed())
+                )));
+            }
             Err(e) if e.is_connect() => {
                 return Probed::unreachable(format!(
                     "cannot connect to {}: {}",
@@ -225,8 +233,14 @@ impl Probed {
 /// One client for all HTTP checks of a run, trusting the system roots plus `cas` (PEM).
 /// Redirects are not followed: a health endpoint that redirects is answering something
 /// else, and the expected status says so.
-pub fn http_client(cas: &[&Path]) -> Result<Client, CheckError> {
+///
+/// A connection (TCP and TLS) not made within `connect_timeout` fails as out of reach,
+/// which is what tells a firewall that drops packets (exit 3) from a server that accepted
+/// the connection and is slow to answer (a failure). Being the client's, it is one value
+/// for every check: [`connect_timeout`](super::connect_timeout) picks it from the checks.
+pub fn http_client(cas: &[&Path], connect_timeout: Duration) -> Result<Client, CheckError> {
     let mut builder = Client::builder()
+        .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("release-check/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(128);

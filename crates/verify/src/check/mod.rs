@@ -145,8 +145,9 @@ impl Probe {
     }
 
     /// An attempt that got no answer within `budget`. A TCP connect or an engine that does
-    /// not answer is unreachable; an HTTP request may have connected and be waiting on a
-    /// slow server, so it is a plain failure (reqwest does not say which phase timed out).
+    /// not answer is unreachable. An HTTP connection that is not made fails sooner, on the
+    /// client's connect timeout (as unreachable), so an HTTP request still without an
+    /// answer here has connected and waits on a slow server: a plain failure.
     fn no_answer(&self, budget: Duration) -> Probed {
         let within = human(budget);
         match self {
@@ -205,8 +206,7 @@ impl Probed {
         }
     }
 
-    /// An HTTP request that got no response within `budget` (connected or not: reqwest
-    /// does not say).
+    /// An HTTP request that got no response within `budget`.
     pub(crate) fn no_response(budget: Duration) -> Self {
         Self::timed_out(Self::fail(format!("no response within {}", human(budget))))
     }
@@ -273,6 +273,20 @@ impl CheckReport {
     }
 }
 
+/// The connect timeout for the one HTTP client of `checks`: nine tenths of the shortest
+/// HTTP attempt timeout, so that a connection nobody answers fails on it (as out of reach)
+/// before any request's own timeout ends the attempt as "no response". A connection
+/// slower than that is out of reach for every check of the run, even one allowed longer.
+pub fn connect_timeout(checks: &[CheckSpec]) -> Duration {
+    checks
+        .iter()
+        .filter(|c| matches!(c.probe, Probe::Http(_)))
+        .map(|c| c.timing.timeout)
+        .min()
+        .unwrap_or(Timing::DEFAULT_TIMEOUT)
+        .mul_f64(0.9)
+}
+
 /// Runs `checks` concurrently, at most `concurrency` at a time, all HTTP checks through
 /// `client`. Outcomes are in the order of `checks`.
 pub async fn run(
@@ -318,10 +332,15 @@ async fn run_one(spec: CheckSpec, client: &reqwest::Client) -> CheckOutcome {
         if n > 1 && remaining.is_zero() {
             break;
         }
-        let budget = spec
-            .timing
-            .timeout
-            .min(remaining.max(Duration::from_millis(1)));
+        // The deadline always fits the first attempt whole (`remaining` is already a few
+        // microseconds short of it, which would make a "500ms" timeout read "499ms").
+        let budget = if n == 1 {
+            spec.timing.timeout
+        } else {
+            spec.timing
+                .timeout
+                .min(remaining.max(Duration::from_millis(1)))
+        };
         let t0 = Instant::now();
         let probed = match tokio::time::timeout(budget, spec.probe.attempt(client, budget)).await {
             Ok(p) => p,
@@ -486,7 +505,7 @@ mod tests {
                 &format!("http://{addr}/fast"),
             ));
         }
-        let client = http_client(&[]).expect("client");
+        let client = http_client(&[], Timing::DEFAULT_TIMEOUT).expect("client");
         let report = run("dev", checks, &client, 2).await;
 
         assert_eq!(report.passed, 6, "{report:#?}");
@@ -520,7 +539,7 @@ mod tests {
             Some(Duration::from_millis(50)),
             Some(Duration::from_millis(1500)),
         );
-        let client = http_client(&[]).expect("client");
+        let client = http_client(&[], Timing::DEFAULT_TIMEOUT).expect("client");
         let report = run("dev", vec![check], &client, 1).await;
         let c = &report.checks[0];
 
@@ -558,7 +577,7 @@ mod tests {
             probe: Probe::Http(Box::new(probe)),
             ..http_check("echo", "http://unused")
         };
-        let client = http_client(&[]).expect("client");
+        let client = http_client(&[], Timing::DEFAULT_TIMEOUT).expect("client");
         let report = run("dev", vec![check], &client, 1).await;
         let c = &report.checks[0];
         assert!(!c.passed);
@@ -582,6 +601,65 @@ mod tests {
         );
         let http = http_check("h", "http://10.0.0.1/").probe.no_answer(budget);
         assert!(!http.unreachable && http.timed_out);
+    }
+
+    /// A listener whose accept queue is full: the kernel drops further connection attempts
+    /// without an answer, as a firewall that drops packets does. The returned streams keep
+    /// the queue full.
+    fn silent_address() -> (String, tokio::net::TcpListener, Vec<std::net::TcpStream>) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind");
+        let listener = socket.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("address");
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => queued.push(stream),
+                Err(_) => return (addr.to_string(), listener, queued),
+            }
+        }
+        panic!("the accept queue of {addr} never filled");
+    }
+
+    #[tokio::test]
+    async fn a_connection_nobody_answers_is_out_of_reach_a_server_slow_to_answer_is_not() {
+        let (silent, _listener, _queued) = silent_address();
+        let slow = server(Duration::from_secs(3));
+        let timing = Timing::new(Some(Duration::from_millis(500)), None, None);
+        let checks = vec![
+            CheckSpec {
+                timing,
+                ..http_check("dropped", &format!("http://{silent}/health"))
+            },
+            CheckSpec {
+                timing,
+                ..http_check("slow", &format!("http://{slow}/slow"))
+            },
+        ];
+        let client = http_client(&[], connect_timeout(&checks)).expect("client");
+        let report = run("dev", checks.clone(), &client, 2).await;
+
+        let dropped = &report.checks[0];
+        assert!(dropped.unreachable, "{dropped:#?}");
+        let message = dropped.message.as_deref().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("cannot connect to {silent}: no answer within 4")),
+            "{message}"
+        );
+        // Cut by the connect timeout, nine tenths of the attempt timeout.
+        let attempt = dropped.attempts[0].seconds;
+        assert!((0.44..0.5).contains(&attempt), "{dropped:#?}");
+        let slow = &report.checks[1];
+        assert!(!slow.unreachable && !slow.passed, "{slow:#?}");
+        assert_eq!(slow.message.as_deref(), Some("no response within 500ms"));
+        assert!(!report.unreachable());
+
+        // Only the silent address: the environment is out of reach (exit 3).
+        let client = http_client(&[], connect_timeout(&checks[..1])).expect("client");
+        let report = run("dev", checks[..1].to_vec(), &client, 1).await;
+        assert!(report.unreachable(), "{report:#?}");
     }
 
     #[test]
