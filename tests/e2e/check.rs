@@ -232,6 +232,20 @@ retry_interval = "500ms"
         "the check should have retried until healthy: {http:#}"
     );
     assert_eq!(http["status"], 200);
+    // The swarm checks of web and cache start together and share a listing of the stack
+    // (the debug log names each listing), rather than listing it once per attempt.
+    let swarm_attempts: usize = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "swarm")
+        .map(|c| c["attempts"].as_array().unwrap().len())
+        .sum();
+    let listings = stderr.matches("listed the stack").count();
+    assert!(
+        (1..swarm_attempts).contains(&listings),
+        "{listings} listings for {swarm_attempts} swarm attempts\n{stderr}"
+    );
 
     let xml = std::fs::read(&junit).unwrap();
     let parsed = junitparser(&junit);

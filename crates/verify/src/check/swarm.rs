@@ -2,20 +2,35 @@
 //! on the digest recorded for the environment, and an internal service publishes no port.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use engine::{Engine, EngineError, ServiceTasks, TaskHealth};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::Probed;
 use crate::digest::Digest;
 
 /// The stack all Swarm checks of a run look at, and one engine connection for all of them,
 /// made on first use (and retried by later attempts if it failed).
+///
+/// Attempts share listings of the stack: an attempt takes the last listing if it was
+/// still in progress when the attempt began, and lists the stack itself otherwise. The
+/// checks of a stack's services start together, so one listing (its services, their
+/// tasks, a container inspection per task) serves them all, rather than one per service;
+/// a retry, begun after its wait, always sees a newer one.
 #[derive(Debug)]
 pub struct SwarmTarget {
     host: Option<String>,
     stack: String,
     engine: OnceCell<Engine>,
+    listing: Mutex<Option<Listing>>,
+}
+
+#[derive(Debug)]
+struct Listing {
+    /// When the engine's answers were all in.
+    done: Instant,
+    services: Arc<Vec<ServiceTasks>>,
 }
 
 impl SwarmTarget {
@@ -26,7 +41,36 @@ impl SwarmTarget {
             host,
             stack: stack.into(),
             engine: OnceCell::new(),
+            listing: Mutex::new(None),
         })
+    }
+
+    /// The stack's services and tasks as seen after `since`: the last listing if it ended
+    /// after `since` (it was in progress then, and this attempt waited for it), else a new
+    /// one. The lock is held while listing, so attempts that begin meanwhile wait for it;
+    /// an attempt cut off by its timeout releases the lock without a listing.
+    async fn services(
+        &self,
+        engine: &Engine,
+        since: Instant,
+    ) -> Result<Arc<Vec<ServiceTasks>>, EngineError> {
+        let mut last = self.listing.lock().await;
+        if let Some(listing) = last.as_ref()
+            && listing.done >= since
+        {
+            return Ok(Arc::clone(&listing.services));
+        }
+        let services = Arc::new(engine.stack_tasks(&self.stack).await?);
+        tracing::debug!(
+            stack = %self.stack,
+            "listed the stack: {} services",
+            services.len()
+        );
+        *last = Some(Listing {
+            done: Instant::now(),
+            services: Arc::clone(&services),
+        });
+        Ok(services)
     }
 
     async fn engine(&self) -> Result<&Engine, EngineError> {
@@ -55,11 +99,12 @@ impl SwarmProbe {
     }
 
     pub(crate) async fn attempt(&self) -> Probed {
+        let since = Instant::now();
         let engine = match self.target.engine().await {
             Ok(e) => e,
             Err(e) => return Probed::unreachable(e.to_string()),
         };
-        let services = match engine.stack_tasks(&self.target.stack).await {
+        let services = match self.target.services(engine, since).await {
             Ok(s) => s,
             Err(e @ (EngineError::Connect { .. } | EngineError::Unreachable { .. })) => {
                 return Probed::unreachable(e.to_string());
