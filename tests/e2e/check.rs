@@ -510,7 +510,7 @@ deadline = "2s"
 }
 
 #[test]
-fn a_certificate_problem_is_a_verdict_and_a_stack_never_deployed_is_out_of_reach() {
+fn a_certificate_problem_is_a_verdict_and_an_environment_without_answer_is_out_of_reach() {
     let bed = Testbed::up();
     let project = Project::new();
     let image = format!("{}/e2e/none:1.0.0", bed.registry);
@@ -519,24 +519,41 @@ fn a_certificate_problem_is_a_verdict_and_a_stack_never_deployed_is_out_of_reach
         &stack_file(&[("web", service(&image, None, &[]))]),
     );
 
-    // The testbed registry answers over TLS with a certificate from the testbed CA, which
-    // this check does not name: the server was reached and failed the check.
+    // The testbed registry answers over TLS with a certificate from the testbed CA. The
+    // check that names the CA passes; the one that does not was reached and failed, even
+    // though the other check of the run trusts the CA (a check's `ca` is its own).
     let tls = format!(
         r#"[[environments.e2e.checks]]
 kind = "http"
+name = "registry with its CA"
+service = "web"
+url = "https://{registry}/v2/"
+expect_status = 401
+ca = "{ca}"
+timeout = "2s"
+
+[[environments.e2e.checks]]
+kind = "http"
 name = "registry without its CA"
 service = "web"
-url = "https://{}/v2/"
+url = "https://{registry}/v2/"
 expect_status = 401
 timeout = "2s"
 "#,
-        bed.registry
+        registry = bed.registry,
+        ca = bed.ca.display(),
     );
     project.write("release.toml", &config("e2e-tls", &["web"], &[], &tls));
     let run = bed.release(&project, ["--json", "check", "--env", "e2e"]);
     run.expect_code(1);
     let report = run.json();
     assert_eq!(report["unreachable"], false, "{report:#}");
+    assert_eq!(report["passed"], 1, "{report:#}");
+    assert_eq!(
+        check_by_name(&report, "registry with its CA")["status"],
+        401,
+        "{report:#}"
+    );
     let message = check_by_name(&report, "registry without its CA")["message"]
         .as_str()
         .unwrap_or_default()

@@ -3,7 +3,7 @@
 //! module turns `release.toml` into typed checks, and prints.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,12 +54,9 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let state = stage::state_dir(global, &config)?;
     let pointer = state.read_env(&env_name).map_err(stage::record_failure)?;
     let specs = specs(&config, &args.env, env, pointer.as_ref())?;
-    let cas = ca_paths(&config, env);
-    let cas: Vec<&Path> = cas.iter().map(PathBuf::as_path).collect();
-    let client = check::http_client(&cas, check::connect_timeout(&specs))
-        .map_err(|e| Failure::usage(e.to_string()))?;
-
-    let report = check::run(&args.env, specs, &client, usize::from(args.concurrency)).await;
+    let clients =
+        check::HttpClients::for_checks(&specs).map_err(|e| Failure::usage(e.to_string()))?;
+    let report = check::run(&args.env, specs, &clients, usize::from(args.concurrency)).await;
 
     let xml = check::junit::render(&report).map_err(|e| Failure::infrastructure(e.to_string()))?;
     let junit_sha256 = verify::Digest::of(&xml);
@@ -153,7 +150,7 @@ fn specs(
                 name: c.name.clone(),
                 service: c.service.clone(),
                 timing,
-                probe: Probe::Http(Box::new(http_probe(c)?)),
+                probe: Probe::Http(Box::new(http_probe(config, c)?)),
             }),
             Check::Tcp(c) => specs.push(CheckSpec {
                 name: c.name.clone(),
@@ -188,7 +185,7 @@ fn timing(check: &Check) -> Result<Timing, Failure> {
     ))
 }
 
-fn http_probe(c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
+fn http_probe(config: &Config, c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
     let bad = |what: String| Failure::usage(format!("check `{}`: {what}", c.name));
     let method = check::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| bad(format!("`{}` is not an HTTP method", c.method)))?;
@@ -222,6 +219,7 @@ fn http_probe(c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
         };
     }
     probe.body_contains = c.body_contains.clone();
+    probe.ca = c.ca.as_ref().map(|ca| config.dir.join(ca));
     // Validation refuses one of the pair without the other.
     if let (Some(pointer), Some(equals)) = (&c.json_pointer, &c.json_equals) {
         let want = serde_json::to_value(equals)
@@ -293,22 +291,6 @@ fn swarm_spec(
             internal,
         }),
     }
-}
-
-/// CA files of the HTTP checks, resolved against the config's directory. All go into the
-/// one client of the run.
-fn ca_paths(config: &Config, env: &Environment) -> Vec<PathBuf> {
-    let mut cas: Vec<PathBuf> = env
-        .checks
-        .iter()
-        .filter_map(|c| match c {
-            Check::Http(h) => h.ca.as_ref().map(|ca| config.dir.join(ca)),
-            _ => None,
-        })
-        .collect();
-    cas.sort();
-    cas.dedup();
-    cas
 }
 
 /// The line under the table.

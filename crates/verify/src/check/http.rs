@@ -1,6 +1,7 @@
 //! HTTP checks: one request per attempt, judged on status, latency, body and a JSON value.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -27,6 +28,9 @@ pub struct HttpProbe {
     /// JSON pointer and the value it must equal.
     pub json: Option<(String, serde_json::Value)>,
     pub max_latency: Option<Duration>,
+    /// A CA certificate (PEM bundle) trusted for this check, besides the system roots;
+    /// only this check's requests trust it.
+    pub ca: Option<PathBuf>,
 }
 
 impl HttpProbe {
@@ -40,6 +44,7 @@ impl HttpProbe {
             body_contains: None,
             json: None,
             max_latency: None,
+            ca: None,
         }
     }
 
@@ -98,7 +103,10 @@ impl HttpProbe {
         format!("{} {}", self.method, mask_password(self.url.as_str()))
     }
 
-    pub(crate) async fn attempt(&self, client: &Client, budget: Duration) -> Probed {
+    pub(crate) async fn attempt(&self, clients: &HttpClients, budget: Duration) -> Probed {
+        let Some(client) = clients.get(&self.ca) else {
+            return Probed::fail("no HTTP client was built for this check's `ca`");
+        };
         let t0 = Instant::now();
         let sent = client
             .request(self.method.clone(), self.url.clone())
@@ -230,21 +238,50 @@ impl Probed {
     }
 }
 
-/// One client for all HTTP checks of a run, trusting the system roots plus `cas` (PEM).
-/// Redirects are not followed: a health endpoint that redirects is answering something
-/// else, and the expected status says so.
+/// The HTTP clients of a run: one per distinct `ca` among its HTTP checks, so a CA is
+/// trusted only by the checks that declare it, and all checks without one share a client
+/// (one in all for the usual run). Checks of one client share its connections.
+#[derive(Debug, Clone)]
+pub struct HttpClients {
+    by_ca: BTreeMap<Option<PathBuf>, Client>,
+}
+
+impl HttpClients {
+    /// Builds the clients `checks` need (reading each CA file once), all with the connect
+    /// timeout [`connect_timeout`](super::connect_timeout) picks from `checks`.
+    pub fn for_checks(checks: &[super::CheckSpec]) -> Result<Self, CheckError> {
+        let connect = super::connect_timeout(checks);
+        let mut by_ca = BTreeMap::new();
+        for check in checks {
+            if let super::Probe::Http(p) = &check.probe
+                && !by_ca.contains_key(&p.ca)
+            {
+                by_ca.insert(p.ca.clone(), http_client(p.ca.as_deref(), connect)?);
+            }
+        }
+        Ok(Self { by_ca })
+    }
+
+    fn get(&self, ca: &Option<PathBuf>) -> Option<&Client> {
+        self.by_ca.get(ca)
+    }
+}
+
+/// A client trusting the system roots plus `ca` (PEM). Redirects are not followed: a
+/// health endpoint that redirects is answering something else, and the expected status
+/// says so.
 ///
 /// A connection (TCP and TLS) not made within `connect_timeout` fails as out of reach,
 /// which is what tells a firewall that drops packets (exit 3) from a server that accepted
 /// the connection and is slow to answer (a failure). Being the client's, it is one value
-/// for every check: [`connect_timeout`](super::connect_timeout) picks it from the checks.
-pub fn http_client(cas: &[&Path], connect_timeout: Duration) -> Result<Client, CheckError> {
+/// for all its checks.
+fn http_client(ca: Option<&Path>, connect_timeout: Duration) -> Result<Client, CheckError> {
     let mut builder = Client::builder()
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("release-check/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(128);
-    for path in cas {
+    if let Some(path) = ca {
         let pem = std::fs::read(path).map_err(|e| CheckError::Ca {
             path: path.display().to_string(),
             reason: e.to_string(),

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use http::{HttpProbe, http_client, mask_password};
+pub use http::{HttpClients, HttpProbe, mask_password};
 /// The HTTP vocabulary of [`HttpProbe`], so callers need not depend on reqwest.
 pub use reqwest::header::{HeaderName, HeaderValue};
 pub use reqwest::{Client, Method, Url};
@@ -136,9 +136,9 @@ impl Probe {
         }
     }
 
-    async fn attempt(&self, client: &reqwest::Client, budget: Duration) -> Probed {
+    async fn attempt(&self, clients: &HttpClients, budget: Duration) -> Probed {
         match self {
-            Probe::Http(p) => p.attempt(client, budget).await,
+            Probe::Http(p) => p.attempt(clients, budget).await,
             Probe::Tcp(p) => p.attempt().await,
             Probe::Swarm(p) => p.attempt().await,
         }
@@ -273,7 +273,7 @@ impl CheckReport {
     }
 }
 
-/// The connect timeout for the one HTTP client of `checks`: nine tenths of the shortest
+/// The connect timeout for the HTTP clients of `checks`: nine tenths of the shortest
 /// HTTP attempt timeout, so that a connection nobody answers fails on it (as out of reach)
 /// before any request's own timeout ends the attempt as "no response". A connection
 /// slower than that is out of reach for every check of the run, even one allowed longer.
@@ -287,12 +287,13 @@ pub fn connect_timeout(checks: &[CheckSpec]) -> Duration {
         .mul_f64(0.9)
 }
 
-/// Runs `checks` concurrently, at most `concurrency` at a time, all HTTP checks through
-/// `client`. Outcomes are in the order of `checks`.
+/// Runs `checks` concurrently, at most `concurrency` at a time, the HTTP checks through
+/// `clients` (built for them by [`HttpClients::for_checks`]). Outcomes are in the order of
+/// `checks`.
 pub async fn run(
     env: &str,
     checks: Vec<CheckSpec>,
-    client: &reqwest::Client,
+    clients: &HttpClients,
     concurrency: usize,
 ) -> CheckReport {
     let started = OffsetDateTime::now_utc();
@@ -301,7 +302,7 @@ pub async fn run(
     // finished check's slot until all checks before it have finished too.
     let mut outcomes: Vec<(usize, CheckOutcome)> =
         futures_util::stream::iter(checks.into_iter().enumerate())
-            .map(|(i, spec)| async move { (i, run_one(spec, client).await) })
+            .map(|(i, spec)| async move { (i, run_one(spec, clients).await) })
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
@@ -319,7 +320,7 @@ pub async fn run(
 }
 
 /// Attempts until the check passes or its deadline is reached.
-async fn run_one(spec: CheckSpec, client: &reqwest::Client) -> CheckOutcome {
+async fn run_one(spec: CheckSpec, clients: &HttpClients) -> CheckOutcome {
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
     let deadline = clock + spec.timing.deadline;
@@ -342,7 +343,7 @@ async fn run_one(spec: CheckSpec, client: &reqwest::Client) -> CheckOutcome {
                 .min(remaining.max(Duration::from_millis(1)))
         };
         let t0 = Instant::now();
-        let probed = match tokio::time::timeout(budget, spec.probe.attempt(client, budget)).await {
+        let probed = match tokio::time::timeout(budget, spec.probe.attempt(clients, budget)).await {
             Ok(p) => p,
             Err(_) => spec.probe.no_answer(budget),
         };
@@ -505,8 +506,8 @@ mod tests {
                 &format!("http://{addr}/fast"),
             ));
         }
-        let client = http_client(&[], Timing::DEFAULT_TIMEOUT).expect("client");
-        let report = run("dev", checks, &client, 2).await;
+        let clients = HttpClients::for_checks(&checks).expect("clients");
+        let report = run("dev", checks, &clients, 2).await;
 
         assert_eq!(report.passed, 6, "{report:#?}");
         let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
@@ -539,8 +540,9 @@ mod tests {
             Some(Duration::from_millis(50)),
             Some(Duration::from_millis(1500)),
         );
-        let client = http_client(&[], Timing::DEFAULT_TIMEOUT).expect("client");
-        let report = run("dev", vec![check], &client, 1).await;
+        let checks = vec![check];
+        let clients = HttpClients::for_checks(&checks).expect("clients");
+        let report = run("dev", checks, &clients, 1).await;
         let c = &report.checks[0];
 
         assert_eq!(c.attempts.len(), 3, "{c:#?}");
@@ -577,8 +579,9 @@ mod tests {
             probe: Probe::Http(Box::new(probe)),
             ..http_check("echo", "http://unused")
         };
-        let client = http_client(&[], Timing::DEFAULT_TIMEOUT).expect("client");
-        let report = run("dev", vec![check], &client, 1).await;
+        let checks = vec![check];
+        let clients = HttpClients::for_checks(&checks).expect("clients");
+        let report = run("dev", checks, &clients, 1).await;
         let c = &report.checks[0];
         assert!(!c.passed);
         let excerpt = c.excerpt.as_deref().unwrap_or_default();
@@ -638,8 +641,8 @@ mod tests {
                 ..http_check("slow", &format!("http://{slow}/slow"))
             },
         ];
-        let client = http_client(&[], connect_timeout(&checks)).expect("client");
-        let report = run("dev", checks.clone(), &client, 2).await;
+        let clients = HttpClients::for_checks(&checks).expect("clients");
+        let report = run("dev", checks.clone(), &clients, 2).await;
 
         let dropped = &report.checks[0];
         assert!(dropped.unreachable, "{dropped:#?}");
@@ -657,8 +660,8 @@ mod tests {
         assert!(!report.unreachable());
 
         // Only the silent address: the environment is out of reach (exit 3).
-        let client = http_client(&[], connect_timeout(&checks[..1])).expect("client");
-        let report = run("dev", checks[..1].to_vec(), &client, 1).await;
+        let clients = HttpClients::for_checks(&checks[..1]).expect("clients");
+        let report = run("dev", checks[..1].to_vec(), &clients, 1).await;
         assert!(report.unreachable(), "{report:#?}");
     }
 
