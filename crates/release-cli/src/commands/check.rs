@@ -293,15 +293,19 @@ fn swarm_spec(
     }
 }
 
+fn elapsed(seconds: f64) -> String {
+    check::human_elapsed(Duration::from_secs_f64(seconds))
+}
+
 /// The line under the table.
 fn summary(report: &CheckReport, junit: Option<&Path>) -> String {
     format!(
-        "{}: {} of {} checks passed in {:.2}s (slowest {:.2}s){}",
+        "{}: {} of {} checks passed in {} (slowest {}){}",
         report.env,
         report.passed,
         report.checks.len(),
-        report.seconds,
-        report.slowest(),
+        elapsed(report.seconds),
+        elapsed(report.slowest()),
         match junit {
             Some(p) => format!("; JUnit: {}", p.display()),
             None => String::new(),
@@ -340,7 +344,7 @@ fn table(report: &CheckReport) -> String {
                 "FAIL"
             }
             .to_owned(),
-            format!("{:.2}s", c.seconds),
+            elapsed(c.seconds),
             c.attempts.len().to_string(),
             detail,
         ]);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Url};
 
-use super::{CheckError, EXCERPT_BYTES, Probed, excerpt, human};
+use super::{CheckError, EXCERPT_BYTES, Probed, excerpt, human, human_elapsed};
 
 /// Bytes of a body read for `body_contains` and JSON; a health endpoint answers far less.
 const MAX_BODY: usize = 256 * 1024;
@@ -177,7 +177,7 @@ impl HttpProbe {
             }
         }
         let latency = t0.elapsed();
-        let summary = format!("{status} in {}", human_latency(latency));
+        let summary = format!("{status} in {}", human_elapsed(latency));
         Probed {
             failure: self
                 .judge(status.as_u16(), latency, &body)
@@ -203,7 +203,7 @@ impl HttpProbe {
         {
             return Some(format!(
                 "latency {} over the {} budget",
-                human_latency(latency),
+                human_elapsed(latency),
                 human(max)
             ));
         }
@@ -370,14 +370,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = source;
     }
     cause.to_string()
-}
-
-fn human_latency(d: Duration) -> String {
-    if d < Duration::from_millis(10) {
-        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
-    } else {
-        human(d)
-    }
 }
 
 #[cfg(test)]

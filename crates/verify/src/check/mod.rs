@@ -419,6 +419,16 @@ pub(crate) fn human(d: Duration) -> String {
     }
 }
 
+/// `2.5ms`, `31ms`, `1.5s`: a measured time, with a decimal below 10 ms where `human`
+/// would round a fast answer to `0ms`.
+pub fn human_elapsed(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        human(d)
+    }
+}
+
 /// The first `max` bytes of `bytes` as text, cut at a character boundary.
 pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tokio::net::TcpStream;
 
-use super::{Probed, human};
+use super::{Probed, human_elapsed};
 
 /// Connect to `host:port`.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ impl TcpProbe {
             Ok(_) => {
                 let latency = t0.elapsed();
                 Probed {
-                    summary: format!("connected in {}", human(latency)),
+                    summary: format!("connected in {}", human_elapsed(latency)),
                     latency: Some(latency),
                     ..Probed::default()
                 }
