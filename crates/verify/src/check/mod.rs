@@ -74,8 +74,8 @@ impl Timing {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
-    /// Defaults: a 5 s attempt, 1 s between attempts, and a deadline of one attempt (no
-    /// retries) unless one is given.
+    /// Defaults: a 5 s attempt, 1 s between attempts, and a deadline of one attempt's
+    /// timeout unless one is given (attempts that fail sooner are retried within it).
     pub fn new(
         timeout: Option<Duration>,
         retry_interval: Option<Duration>,
