@@ -12,9 +12,12 @@
 # state directory, never to the demo's own. Settings: ENV (default dev), ROUNDS (default
 # 20). Prints a Markdown table on stdout.
 set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: $0 BINARY_A BINARY_B" >&2; exit 2; }
+# Resolved where the caller stands, before moving to the repository.
+A="$(realpath "$1")"
+B="$(realpath "$2")"
 cd "$(dirname "$0")/../.."
 
-[ $# -eq 2 ] || { echo "usage: $0 BEFORE_BINARY AFTER_BINARY" >&2; exit 2; }
 ENV="${ENV:-dev}"
 ROUNDS="${ROUNDS:-20}"
 STATE="$PWD/target/demo-state"
@@ -24,7 +27,7 @@ trap 'rm -rf "$WORK"' EXIT
 cp -r "$STATE" "$WORK/state"
 
 RELEASE_CONFIG="$PWD/examples/hestino/release.toml" RELEASE_STATE_DIR="$WORK/state" \
-  python3 - "$ENV" "$ROUNDS" "$1" "$(realpath "$1")" "$2" "$(realpath "$2")" <<'EOF'
+  python3 - "$ENV" "$ROUNDS" "$1" "$A" "$2" "$B" <<'EOF'
 import json, statistics, subprocess, sys, time
 
 env, rounds = sys.argv[1], int(sys.argv[2])

@@ -108,12 +108,30 @@ impl HttpProbe {
             return Probed::fail("no HTTP client was built for this check's `ca`");
         };
         let t0 = Instant::now();
-        let sent = client
+        let send = client
             .request(self.method.clone(), self.url.clone())
             .headers(self.headers.clone())
             .timeout(budget)
-            .send()
-            .await;
+            .send();
+        tokio::pin!(send);
+        // reqwest does not say whether a timeout hit the connection or the answer, so an
+        // answer that has not come by half the budget starts a plain TCP connect to the
+        // same address beside it: a server that accepts it was reached and is slow (a
+        // failure), one that does not is out of reach (exit 3 when all are). Answers in
+        // time cost nothing more.
+        let reach = async {
+            tokio::time::sleep(budget / 2).await;
+            accepts_connections(&self.url).await
+        };
+        tokio::pin!(reach);
+        let mut reached = None;
+        let sent = loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => break sent,
+                accepted = &mut reach, if reached.is_none() => reached = Some(accepted),
+            }
+        };
         let mut response = match sent {
             Ok(r) => r,
             // The server answered, but not with a certificate this client trusts: that is a
@@ -130,14 +148,14 @@ impl HttpProbe {
                     authority(&self.url),
                 ));
             }
-            // The client's connect timeout (see [`http_client`]) ran out: no server answered.
-            Err(e) if e.is_connect() && e.is_timeout() => {
+            Err(e) if e.is_timeout() && reached != Some(true) => {
                 return Probed::timed_out(Probed::unreachable(format!(
                     "cannot connect to {}: no answer within {}",
                     authority(&self.url),
-                    human(t0.elapsed())
+                    human(budget)
                 )));
             }
+            Err(e) if e.is_timeout() => return Probed::no_response(budget),
             Err(e) if e.is_connect() => {
                 return Probed::unreachable(format!(
                     "cannot connect to {}: {}",
@@ -145,7 +163,6 @@ impl HttpProbe {
                     root_cause(&e)
                 ));
             }
-            Err(e) if e.is_timeout() => return Probed::no_response(budget),
             Err(e) => return Probed::fail(format!("request failed: {}", root_cause(&e))),
         };
         let status = response.status();
@@ -247,16 +264,14 @@ pub struct HttpClients {
 }
 
 impl HttpClients {
-    /// Builds the clients `checks` need (reading each CA file once), all with the connect
-    /// timeout [`connect_timeout`](super::connect_timeout) picks from `checks`.
+    /// Builds the clients `checks` need, reading each CA file once.
     pub fn for_checks(checks: &[super::CheckSpec]) -> Result<Self, CheckError> {
-        let connect = super::connect_timeout(checks);
         let mut by_ca = BTreeMap::new();
         for check in checks {
             if let super::Probe::Http(p) = &check.probe
                 && !by_ca.contains_key(&p.ca)
             {
-                by_ca.insert(p.ca.clone(), http_client(p.ca.as_deref(), connect)?);
+                by_ca.insert(p.ca.clone(), http_client(p.ca.as_deref())?);
             }
         }
         Ok(Self { by_ca })
@@ -269,15 +284,9 @@ impl HttpClients {
 
 /// A client trusting the system roots plus `ca` (PEM). Redirects are not followed: a
 /// health endpoint that redirects is answering something else, and the expected status
-/// says so.
-///
-/// A connection (TCP and TLS) not made within `connect_timeout` fails as out of reach,
-/// which is what tells a firewall that drops packets (exit 3) from a server that accepted
-/// the connection and is slow to answer (a failure). Being the client's, it is one value
-/// for all its checks.
-fn http_client(ca: Option<&Path>, connect_timeout: Duration) -> Result<Client, CheckError> {
+/// says so. Each request has its attempt's timeout, connecting included.
+fn http_client(ca: Option<&Path>) -> Result<Client, CheckError> {
     let mut builder = Client::builder()
-        .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("release-check/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(128);
@@ -297,6 +306,17 @@ fn http_client(ca: Option<&Path>, connect_timeout: Duration) -> Result<Client, C
     builder
         .build()
         .map_err(|e| CheckError::Client(e.to_string()))
+}
+
+/// Whether `url`'s host accepts a TCP connection on its port (its name resolved as for
+/// the request). Pending for as long as the connect is.
+async fn accepts_connections(url: &Url) -> bool {
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    // `[::1]` in a URL is `::1` to a socket.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    tokio::net::TcpStream::connect((host, port)).await.is_ok()
 }
 
 fn authority(url: &Url) -> String {

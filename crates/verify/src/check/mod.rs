@@ -136,29 +136,33 @@ impl Probe {
         }
     }
 
+    /// One attempt, ended after `budget` at the latest. An HTTP attempt ends itself on its
+    /// request's timeout (connecting, the answer and the body), which lets it say which of
+    /// them the time ran out on; the outer bound here is a safety net a little later.
     async fn attempt(&self, clients: &HttpClients, budget: Duration) -> Probed {
-        match self {
-            Probe::Http(p) => p.attempt(clients, budget).await,
-            Probe::Tcp(p) => p.attempt().await,
-            Probe::Swarm(p) => p.attempt().await,
-        }
-    }
-
-    /// An attempt that got no answer within `budget`. A TCP connect or an engine that does
-    /// not answer is unreachable. An HTTP connection that is not made fails sooner, on the
-    /// client's connect timeout (as unreachable), so an HTTP request still without an
-    /// answer here has connected and waits on a slow server: a plain failure.
-    fn no_answer(&self, budget: Duration) -> Probed {
+        const HTTP_SAFETY_NET: Duration = Duration::from_millis(250);
         let within = human(budget);
         match self {
-            Probe::Http(_) => Probed::no_response(budget),
-            Probe::Tcp(p) => Probed::timed_out(Probed::unreachable(format!(
-                "cannot connect to {}: no answer within {within}",
-                p.address
-            ))),
-            Probe::Swarm(_) => Probed::timed_out(Probed::unreachable(format!(
-                "the Docker Engine did not answer within {within}"
-            ))),
+            Probe::Http(p) => {
+                tokio::time::timeout(budget + HTTP_SAFETY_NET, p.attempt(clients, budget))
+                    .await
+                    .unwrap_or_else(|_| Probed::no_response(budget))
+            }
+            Probe::Tcp(p) => tokio::time::timeout(budget, p.attempt())
+                .await
+                .unwrap_or_else(|_| {
+                    Probed::timed_out(Probed::unreachable(format!(
+                        "cannot connect to {}: no answer within {within}",
+                        p.address
+                    )))
+                }),
+            Probe::Swarm(p) => tokio::time::timeout(budget, p.attempt())
+                .await
+                .unwrap_or_else(|_| {
+                    Probed::timed_out(Probed::unreachable(format!(
+                        "the Docker Engine did not answer within {within}"
+                    )))
+                }),
         }
     }
 }
@@ -273,20 +277,6 @@ impl CheckReport {
     }
 }
 
-/// The connect timeout for the HTTP clients of `checks`: nine tenths of the shortest
-/// HTTP attempt timeout, so that a connection nobody answers fails on it (as out of reach)
-/// before any request's own timeout ends the attempt as "no response". A connection
-/// slower than that is out of reach for every check of the run, even one allowed longer.
-pub fn connect_timeout(checks: &[CheckSpec]) -> Duration {
-    checks
-        .iter()
-        .filter(|c| matches!(c.probe, Probe::Http(_)))
-        .map(|c| c.timing.timeout)
-        .min()
-        .unwrap_or(Timing::DEFAULT_TIMEOUT)
-        .mul_f64(0.9)
-}
-
 /// Runs `checks` concurrently, at most `concurrency` at a time, the HTTP checks through
 /// `clients` (built for them by [`HttpClients::for_checks`]). Outcomes are in the order of
 /// `checks`.
@@ -343,10 +333,7 @@ async fn run_one(spec: CheckSpec, clients: &HttpClients) -> CheckOutcome {
                 .min(remaining.max(Duration::from_millis(1)))
         };
         let t0 = Instant::now();
-        let probed = match tokio::time::timeout(budget, spec.probe.attempt(clients, budget)).await {
-            Ok(p) => p,
-            Err(_) => spec.probe.no_answer(budget),
-        };
+        let probed = spec.probe.attempt(clients, budget).await;
         let passed = probed.failure.is_none();
         tracing::debug!(
             check = %spec.name,
@@ -600,22 +587,6 @@ mod tests {
         assert!(!everything.contains("canary-secret"), "{everything}");
     }
 
-    #[test]
-    fn a_connect_or_an_engine_without_answer_is_unreachable_a_slow_response_is_not() {
-        let budget = Duration::from_millis(500);
-        let tcp = Probe::Tcp(TcpProbe {
-            address: "10.0.0.1:80".to_owned(),
-        });
-        let p = tcp.no_answer(budget);
-        assert!(p.unreachable && p.timed_out);
-        assert_eq!(
-            p.failure.as_deref(),
-            Some("cannot connect to 10.0.0.1:80: no answer within 500ms")
-        );
-        let http = http_check("h", "http://10.0.0.1/").probe.no_answer(budget);
-        assert!(!http.unreachable && http.timed_out);
-    }
-
     /// A listener whose accept queue is full: the kernel drops further connection attempts
     /// without an answer, as a firewall that drops packets does. The returned streams keep
     /// the queue full.
@@ -636,42 +607,86 @@ mod tests {
         panic!("the accept queue of {addr} never filled");
     }
 
+    /// A server that accepts connections, keeps them open and never says anything.
+    fn mute_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        std::thread::spawn(move || {
+            let held: Vec<std::net::TcpStream> = listener.incoming().flatten().collect();
+            drop(held);
+        });
+        addr
+    }
+
     #[tokio::test]
-    async fn a_connection_nobody_answers_is_out_of_reach_a_server_slow_to_answer_is_not() {
+    async fn a_connection_nobody_answers_is_out_of_reach_a_server_that_does_not_answer_is_not() {
         let (silent, _listener, _queued) = silent_address();
-        let slow = server(Duration::from_secs(3));
-        let timing = Timing::new(Some(Duration::from_millis(500)), None, None);
+        let mute = mute_server();
+        let timing = Timing::new(Some(Duration::from_secs(1)), None, None);
+        let with = |probe: Probe| CheckSpec {
+            name: probe.target(),
+            service: "api".to_owned(),
+            timing,
+            probe,
+        };
+        let http = |url: String| {
+            with(Probe::Http(Box::new(HttpProbe::new(
+                Method::GET,
+                Url::parse(&url).expect("URL"),
+                200,
+            ))))
+        };
         let checks = vec![
-            CheckSpec {
-                timing,
-                ..http_check("dropped", &format!("http://{silent}/health"))
-            },
-            CheckSpec {
-                timing,
-                ..http_check("slow", &format!("http://{slow}/slow"))
-            },
+            http(format!("http://{silent}/health")),
+            with(Probe::Tcp(TcpProbe {
+                address: silent.clone(),
+            })),
+            with(Probe::Swarm(SwarmProbe {
+                target: SwarmTarget::new(Some(format!("tcp://{silent}")), "shop"),
+                stack_service: "api".to_owned(),
+                expected_digest: None,
+                internal: false,
+            })),
+            http(format!("http://{mute}/health")),
+            http(format!("https://{mute}/health")),
         ];
         let clients = HttpClients::for_checks(&checks).expect("clients");
-        let report = run("dev", checks.clone(), &clients, 2).await;
+        let report = run("dev", checks.clone(), &clients, 8).await;
+        let outcome = |i: usize| {
+            let c = &report.checks[i];
+            assert_eq!(c.attempts.len(), 1, "{c:#?}");
+            let took = c.attempts[0].seconds;
+            assert!((0.95..1.6).contains(&took), "{c:#?}");
+            (c.unreachable, c.message.clone().unwrap_or_default())
+        };
 
-        let dropped = &report.checks[0];
-        assert!(dropped.unreachable, "{dropped:#?}");
-        let message = dropped.message.as_deref().unwrap_or_default();
-        assert!(
-            message.starts_with(&format!("cannot connect to {silent}: no answer within 4")),
-            "{message}"
+        // Connection attempts that get no answer: out of reach, whatever the kind.
+        let within = "no answer within 1.0s";
+        assert_eq!(
+            outcome(0),
+            (true, format!("cannot connect to {silent}: {within}"))
         );
-        // Cut by the connect timeout, nine tenths of the attempt timeout.
-        let attempt = dropped.attempts[0].seconds;
-        assert!((0.44..0.5).contains(&attempt), "{dropped:#?}");
-        let slow = &report.checks[1];
-        assert!(!slow.unreachable && !slow.passed, "{slow:#?}");
-        assert_eq!(slow.message.as_deref(), Some("no response within 500ms"));
+        assert_eq!(
+            outcome(1),
+            (true, format!("cannot connect to {silent}: {within}"))
+        );
+        assert_eq!(
+            outcome(2),
+            (
+                true,
+                "the Docker Engine did not answer within 1.0s".to_owned()
+            )
+        );
+        // A server that took the connection and says nothing, in HTTP or in the TLS
+        // handshake, was reached: a failure.
+        let silence = (false, "no response within 1.0s".to_owned());
+        assert_eq!(outcome(3), silence);
+        assert_eq!(outcome(4), silence);
         assert!(!report.unreachable());
 
-        // Only the silent address: the environment is out of reach (exit 3).
-        let clients = HttpClients::for_checks(&checks[..1]).expect("clients");
-        let report = run("dev", checks[..1].to_vec(), &clients, 1).await;
+        // Only what cannot be reached: the environment is out of reach (exit 3).
+        let clients = HttpClients::for_checks(&checks[..3]).expect("clients");
+        let report = run("dev", checks[..3].to_vec(), &clients, 8).await;
         assert!(report.unreachable(), "{report:#?}");
     }
 

@@ -17,7 +17,8 @@ use crate::digest::Digest;
 /// still in progress when the attempt began, and lists the stack itself otherwise. The
 /// checks of a stack's services start together, so one listing (its services, their
 /// tasks, a container inspection per task) serves them all, rather than one per service;
-/// a retry, begun after its wait, always sees a newer one.
+/// a retry, begun after its wait, always gets a listing that ended after its wait (its
+/// first answers may be older than the attempt by up to one listing's duration).
 #[derive(Debug)]
 pub struct SwarmTarget {
     host: Option<String>,
@@ -45,9 +46,9 @@ impl SwarmTarget {
         })
     }
 
-    /// The stack's services and tasks as seen after `since`: the last listing if it ended
-    /// after `since` (it was in progress then, and this attempt waited for it), else a new
-    /// one. The lock is held while listing, so attempts that begin meanwhile wait for it;
+    /// The stack's services and tasks, listed by a listing that ended after `since`: the
+    /// last one if it did (it was in progress then, and this attempt waited for it), else
+    /// a new one. The lock is held while listing, so attempts that begin meanwhile wait for it;
     /// an attempt cut off by its timeout releases the lock without a listing.
     async fn services(
         &self,
