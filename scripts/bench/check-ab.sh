@@ -25,6 +25,9 @@ STATE="$PWD/target/demo-state"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cp -r "$STATE" "$WORK/state"
+# shellcheck source=scripts/bench/settle.sh
+. scripts/bench/settle.sh
+settle
 
 RELEASE_CONFIG="$PWD/examples/hestino/release.toml" RELEASE_STATE_DIR="$WORK/state" \
   python3 - "$ENV" "$ROUNDS" "$1" "$A" "$2" "$B" <<'EOF'

@@ -112,8 +112,11 @@ with open(sys.argv[1], "w") as out:
 ' "$WORK/$set/report.json" "$RELEASE" -q --json check --env dev "$@"
 }
 
+# shellcheck source=scripts/bench/settle.sh
+. scripts/bench/settle.sh
 sets=(http https)
 for set in "${sets[@]}"; do config "$set"; done
+settle
 say "warm-up"
 for set in "${sets[@]}"; do
   release "$set" >/dev/null
