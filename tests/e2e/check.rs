@@ -567,51 +567,48 @@ timeout = "2s"
         "{message}"
     );
 
-    // A stack the engine has never run, and a port nobody listens on: nothing of the
-    // environment is there to judge.
-    let port = free_port();
-    let gone = format!(
-        r#"[[environments.e2e.checks]]
-kind = "swarm"
-timeout = "2s"
-
-[[environments.e2e.checks]]
+    // Each of these environments has nothing there to judge: `release check` exits 3,
+    // says why on stdout and that the environment could not be reached on stderr.
+    let out_of_reach = |checks: &str, why: &str| {
+        project.write(
+            "release.toml",
+            &config("e2e-never-deployed", &["web"], &[], checks),
+        );
+        bed.release(&project, ["check", "--env", "e2e"])
+            .expect_code(3)
+            .stdout_has(why)
+            .stderr_has("environment `e2e` could not be reached");
+    };
+    let http = |url: &str| {
+        format!(
+            r#"[[environments.e2e.checks]]
 kind = "http"
 name = "web answers /health"
 service = "web"
-url = "http://127.0.0.1:{port}/health"
+url = "{url}"
 timeout = "500ms"
 "#
+        )
+    };
+
+    // A stack the engine has never run, and a port nobody listens on.
+    let port = free_port();
+    let swarm = "[[environments.e2e.checks]]\nkind = \"swarm\"\ntimeout = \"2s\"\n\n";
+    out_of_reach(
+        &format!(
+            "{swarm}{}",
+            http(&format!("http://127.0.0.1:{port}/health"))
+        ),
+        "stack e2e-never-deployed is not deployed",
     );
-    project.write(
-        "release.toml",
-        &config("e2e-never-deployed", &["web"], &[], &gone),
-    );
-    bed.release(&project, ["check", "--env", "e2e"])
-        .expect_code(3)
-        .stdout_has("stack e2e-never-deployed is not deployed")
-        .stderr_has("environment `e2e` could not be reached");
 
     // Behind a firewall that drops packets, connection attempts get no answer at all:
     // also out of reach, not a slow server.
     let (silent, _listener, _queued) = silent_address();
-    let dropped = format!(
-        r#"[[environments.e2e.checks]]
-kind = "http"
-name = "web answers /health"
-service = "web"
-url = "http://{silent}/health"
-timeout = "500ms"
-"#
+    out_of_reach(
+        &http(&format!("http://{silent}/health")),
+        &format!("cannot connect to {silent}: no answer within"),
     );
-    project.write(
-        "release.toml",
-        &config("e2e-never-deployed", &["web"], &[], &dropped),
-    );
-    bed.release(&project, ["check", "--env", "e2e"])
-        .expect_code(3)
-        .stdout_has(&format!("cannot connect to {silent}: no answer within"))
-        .stderr_has("environment `e2e` could not be reached");
 }
 
 /// A loopback address whose accept queue is full: the kernel drops further connection
