@@ -25,7 +25,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
     let version = stage::version(&config, &args.version)?;
     let services = stage::services(&config, &args.service)?;
     let state = stage::state_dir(global, &config)?;
-    let engine = engine::Engine::connect(None).await?;
+    let engine = super::connect_local().await?;
     let registry = stage::registry_client(&config)?;
     let auth = push_auth(&config.registry.host);
 
