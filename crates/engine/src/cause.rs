@@ -77,15 +77,23 @@ impl Cause {
                 "{host}'s host key must be in ~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts; an unknown or changed key is never accepted"
             ),
             Cause::SshRemote => format!(
-                "the far side must have the docker CLI on PATH for `docker system dial-stdio` and a running dockerd; try `ssh {} docker version`",
+                "the far side needs the docker CLI on PATH (for `docker system dial-stdio`), a running dockerd, and an SSH user allowed to use it (root or the docker group); try `ssh {} docker version`",
                 ssh_target(endpoint)
             ),
             Cause::SocketPermission => {
                 "add the user to the docker group, or point docker_host/docker_context at an engine it may use".to_owned()
             }
-            Cause::Refused | Cause::TimedOut | Cause::NoSuchHost | Cause::Other => format!(
-                "is dockerd running on {host}, and does the environment's docker_host/docker_context name it?"
-            ),
+            Cause::Refused | Cause::TimedOut | Cause::NoSuchHost | Cause::Other => {
+                if matches!(endpoint.address(), Address::Ssh { .. }) {
+                    format!(
+                        "is sshd listening on {host}, and does the environment's docker_host/docker_context name it?"
+                    )
+                } else {
+                    format!(
+                        "is dockerd running on {host}, and does the environment's docker_host/docker_context name it?"
+                    )
+                }
+            }
         }
     }
 }

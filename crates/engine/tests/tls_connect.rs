@@ -142,6 +142,7 @@ async fn an_unknown_server_ca_is_its_own_cause() {
     let EngineError::Connect { cause, .. } = &err else {
         panic!("{err:?}");
     };
+    eprintln!("{err}\n  hint: {}", err.hint().unwrap_or_default());
     assert_eq!(*cause, Cause::UnknownCa, "{err}");
     let message = err.to_string();
     assert!(
@@ -167,6 +168,7 @@ async fn a_client_certificate_from_another_ca_is_rejected_by_the_server() {
     let EngineError::Connect { cause, .. } = &err else {
         panic!("{err:?}");
     };
+    eprintln!("{err}\n  hint: {}", err.hint().unwrap_or_default());
     assert_eq!(*cause, Cause::ClientCertificateRejected, "{err}");
 }
 
@@ -186,5 +188,37 @@ async fn nothing_listening_is_refused() {
     assert_eq!(
         err.hint().unwrap(),
         "is dockerd running on 127.0.0.1, and does the environment's docker_host/docker_context name it?"
+    );
+}
+
+/// Through the system `ssh`, as for a real ssh:// endpoint: a port nobody listens on is
+/// told apart from a refused key, with a hint about sshd rather than dockerd.
+#[tokio::test]
+async fn an_ssh_endpoint_nobody_answers_is_refused() {
+    if std::process::Command::new("ssh")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("no ssh binary; skipped");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = Endpoint::new(&format!("ssh://nobody@127.0.0.1:{port}"), None).unwrap();
+    let err = engine::Engine::connect(&endpoint).await.unwrap_err();
+    let EngineError::Connect { cause, detail, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*cause, Cause::Refused, "{err}");
+    assert!(detail.contains("Connection refused"), "{detail}");
+    assert!(
+        err.hint()
+            .unwrap()
+            .starts_with("is sshd listening on 127.0.0.1"),
+        "{err:?}"
     );
 }
