@@ -16,6 +16,8 @@ pub enum Cause {
     ServerCertificate,
     /// The engine refused the client certificate (a TLS alert from the server).
     ClientCertificateRejected,
+    /// Plain HTTP was sent to an engine that speaks TLS only.
+    TlsRequired,
     /// The SSH server refused every key offered.
     SshAuth,
     /// The SSH host key is not known, or changed.
@@ -38,6 +40,7 @@ impl fmt::Display for Cause {
             Cause::UnknownCa => "the engine's certificate is signed by an unknown CA",
             Cause::ServerCertificate => "the engine's certificate is not valid",
             Cause::ClientCertificateRejected => "the engine rejected the client certificate",
+            Cause::TlsRequired => "the engine speaks TLS only",
             Cause::SshAuth => "the SSH server refused the key",
             Cause::SshHostKey => "the SSH host key is not known or has changed",
             Cause::SshRemote => "docker failed on the far side of SSH",
@@ -69,6 +72,9 @@ impl Cause {
             Cause::ClientCertificateRejected => format!(
                 "{certs}/cert.pem must be signed by the CA the engine on {host} trusts (dockerd --tlscacert)"
             ),
+            Cause::TlsRequired => {
+                "set docker_cert_path to a directory with ca.pem, cert.pem, key.pem (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)".to_owned()
+            }
             Cause::SshAuth => format!(
                 "load a key {host} accepts into the agent (SSH_AUTH_SOCK, `ssh-add -l`) or name it in ~/.ssh/config; try `ssh {} docker version`",
                 ssh_target(endpoint)
@@ -196,7 +202,9 @@ fn of_rustls(e: &rustls::Error) -> Cause {
 
 /// Causes told by their words: `ssh` reports only text, and so do resolvers.
 pub fn of_text(text: &str) -> Cause {
-    if text.contains("Permission denied (") {
+    if text.contains("Client sent an HTTP request to an HTTPS server") {
+        Cause::TlsRequired
+    } else if text.contains("Permission denied (") {
         Cause::SshAuth
     } else if text.contains("Host key verification failed")
         || text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
@@ -307,6 +315,13 @@ mod tests {
         assert_eq!(
             of_text("ssh: Could not resolve hostname nohost: Name or service not known"),
             Cause::NoSuchHost
+        );
+        // What dockerd answers plain HTTP with on its TLS port.
+        assert_eq!(
+            of_text(
+                "Docker responded with status code 400: Client sent an HTTP request to an HTTPS server."
+            ),
+            Cause::TlsRequired
         );
         assert_eq!(
             of_text("ssh: connect to host 198.18.0.10 port 22: Connection refused"),
