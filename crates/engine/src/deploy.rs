@@ -26,6 +26,7 @@ use bollard::query_parameters::{
 };
 use futures_util::future::join_all;
 
+use crate::endpoint::Endpoint;
 use crate::swarm::{Engine, EngineError, STACK_NAMESPACE_LABEL};
 
 /// Swarm's default `update_config.monitor` when a service sets none.
@@ -55,10 +56,11 @@ pub enum DeployError {
 }
 
 /// Runs `docker stack deploy --resolve-image never --with-registry-auth -c FILE STACK`
-/// against `docker_host` (else `DOCKER_HOST`), with the registry login the Docker CLI
-/// holds. No credential ever appears on the command line.
+/// against `endpoint`, with the registry login the Docker CLI holds. No credential ever
+/// appears on the command line. The child's engine variables are all set or removed
+/// from `endpoint`, so it reaches the engine the caller watches and no other.
 pub async fn stack_deploy(
-    docker_host: Option<&str>,
+    endpoint: &Endpoint,
     stack: &str,
     file: &Path,
 ) -> Result<(), DeployError> {
@@ -75,17 +77,8 @@ pub async fn stack_deploy(
     .arg(stack)
     .stdin(std::process::Stdio::null())
     .kill_on_drop(true);
-    if let Some(host) = docker_host {
-        cmd.env("DOCKER_HOST", host);
-    }
-    // The Docker CLI takes its registry login from its own config; it needs none of the
-    // toolchain's variables, and `RELEASE_REGISTRY_PASSWORD` must not reach it (or its
-    // plugins, or their /proc/PID/environ).
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("RELEASE_") {
-            cmd.env_remove(&name);
-        }
-    }
+    endpoint.configure(&mut cmd);
+    scrub_release_vars(&mut cmd);
     let out = cmd.output().await.map_err(|source| DeployError::Spawn {
         stack: stack.to_owned(),
         source,
@@ -105,6 +98,18 @@ pub async fn stack_deploy(
             .map_or_else(|| "by signal".to_owned(), |c| c.to_string()),
         output,
     })
+}
+
+/// Removes every `RELEASE_*` variable from a child's environment. The Docker CLI (and
+/// `ssh`) take what they need from their own config; none of the toolchain's variables,
+/// and `RELEASE_REGISTRY_PASSWORD` least of all, may reach them (or their plugins, or
+/// their /proc/PID/environ).
+pub(crate) fn scrub_release_vars(cmd: &mut tokio::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("RELEASE_") {
+            cmd.env_remove(&name);
+        }
+    }
 }
 
 /// One service as it was before a deploy.

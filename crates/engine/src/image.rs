@@ -26,21 +26,60 @@ pub struct BuildSpec {
     pub target: Option<String>,
 }
 
-/// Registry credentials for a push. The password never reaches a log or an error.
+/// Registry credentials for a push: a username and password, or the identity token
+/// `docker login` keeps for an OAuth2 token server. No secret reaches a log or an error.
 #[derive(Clone)]
-pub struct PushAuth {
-    pub username: String,
-    pub password: String,
-    pub server: String,
+pub enum PushAuth {
+    Basic {
+        username: String,
+        password: String,
+        server: String,
+    },
+    IdentityToken {
+        token: String,
+        server: String,
+    },
+}
+
+impl PushAuth {
+    fn credentials(&self) -> DockerCredentials {
+        match self {
+            PushAuth::Basic {
+                username,
+                password,
+                server,
+            } => DockerCredentials {
+                username: Some(username.clone()),
+                password: Some(password.clone()),
+                serveraddress: Some(server.clone()),
+                ..Default::default()
+            },
+            PushAuth::IdentityToken { token, server } => DockerCredentials {
+                identitytoken: Some(token.clone()),
+                serveraddress: Some(server.clone()),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for PushAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushAuth")
-            .field("username", &self.username)
-            .field("password", &"***")
-            .field("server", &self.server)
-            .finish()
+        match self {
+            PushAuth::Basic {
+                username, server, ..
+            } => f
+                .debug_struct("PushAuth::Basic")
+                .field("username", username)
+                .field("password", &"***")
+                .field("server", server)
+                .finish(),
+            PushAuth::IdentityToken { server, .. } => f
+                .debug_struct("PushAuth::IdentityToken")
+                .field("token", &"***")
+                .field("server", server)
+                .finish(),
+        }
     }
 }
 
@@ -186,12 +225,7 @@ impl Engine {
         mut on_line: impl FnMut(&str),
     ) -> Result<String, ImageError> {
         let image = format!("{repository}:{tag}");
-        let credentials = auth.map(|a| DockerCredentials {
-            username: Some(a.username.clone()),
-            password: Some(a.password.clone()),
-            serveraddress: Some(a.server.clone()),
-            ..Default::default()
-        });
+        let credentials = auth.map(PushAuth::credentials);
         let options = PushImageOptions {
             tag: Some(tag.to_owned()),
             ..Default::default()

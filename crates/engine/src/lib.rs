@@ -1,20 +1,27 @@
 //! Docker Engine access for the release toolchain.
 //!
-//! Four concerns live here, all in Docker's own vocabulary:
+//! The concerns that live here, all in Docker's own vocabulary:
 //! - [`stack`]: reading and rendering compose stack files, the input of
 //!   `docker stack deploy`;
 //! - [`deploy`]: applying a rendered stack, watching it converge, rolling it back;
-//! - [`swarm`]: live Swarm state read through the Engine API (bollard), honouring
-//!   `DOCKER_HOST` and negotiating the API version with the daemon;
+//! - [`endpoint`]: which engine to talk to (unix, tcp with TLS, ssh, a CLI context, or the
+//!   process environment as the Docker CLI reads it), for the API and for CLI children;
+//! - [`swarm`]: live Swarm state read through the Engine API (bollard), connecting to an
+//!   [`Endpoint`] and negotiating the API version with the daemon ([`cause`] tells why a
+//!   connection failed);
 //! - [`image`]: builds and pushes through the engine, with build output streamed.
 
+pub mod cause;
 pub mod deploy;
+pub mod endpoint;
 pub mod image;
 pub mod stack;
 pub mod swarm;
 pub mod tasks;
 
+pub use cause::Cause;
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
+pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};
 pub use stack::{PublishedPort, StackError, StackFile, StackService};
 pub use swarm::{Engine, EngineError, ServiceState};

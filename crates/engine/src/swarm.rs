@@ -1,24 +1,36 @@
 //! Live Swarm state through the Engine API.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{LocalNodeState, Service};
 use bollard::query_parameters::ListServicesOptions;
 use serde::Serialize;
 
+use crate::cause::{self, Cause, classify};
+use crate::endpoint::{Address, Endpoint, EndpointError};
+
 /// The label `docker stack deploy` puts on every object of a stack.
 pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 
 /// Seconds bollard waits for one Engine API call.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// How long connecting (version negotiation, or the SSH check) may take: an address
+/// that drops packets would otherwise hang for the kernel's TCP timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot connect to the Docker Engine at {host}: {source}")]
+    /// The endpoint cannot be connected as configured (a usage error, not an outage).
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("cannot connect to the Docker Engine at {endpoint}: {cause} ({detail})")]
     Connect {
-        host: String,
-        source: bollard::errors::Error,
+        endpoint: String,
+        cause: Cause,
+        detail: String,
+        hint: String,
     },
     #[error("the Docker Engine at {host} did not answer: {source}")]
     Unreachable {
@@ -37,15 +49,32 @@ pub enum EngineError {
 
 impl EngineError {
     /// The hint a user needs to act on this error.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Connect { .. } | Self::Unreachable { .. } => Some(
-                "is dockerd running? Check DOCKER_HOST or the environment's `docker_host`; on the testbed run `scripts/testbed up`",
+            Self::Endpoint(e) => Some(e.hint()),
+            Self::Connect { hint, .. } => Some(hint.clone()),
+            Self::Unreachable { .. } => Some(
+                "is dockerd running, and does the environment's docker_host/docker_context name it?".to_owned(),
             ),
             Self::NotSwarmManager { .. } => Some(
-                "run `docker swarm init --advertise-addr 127.0.0.1` or point at a manager node",
+                "run `docker swarm init --advertise-addr 127.0.0.1` or point at a manager node"
+                    .to_owned(),
             ),
             Self::Request { .. } => None,
+        }
+    }
+
+    /// Whether the engine could not be reached at all (as opposed to answering badly).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::Unreachable { .. })
+    }
+
+    fn connect(endpoint: &Endpoint, cause: Cause, detail: String) -> Self {
+        Self::Connect {
+            endpoint: endpoint.to_string(),
+            hint: cause.hint(endpoint),
+            cause,
+            detail,
         }
     }
 }
@@ -54,6 +83,7 @@ impl EngineError {
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    endpoint: Endpoint,
     host: String,
 }
 
@@ -77,40 +107,62 @@ pub struct ServiceState {
 }
 
 impl Engine {
-    /// Connects to `host` (a `unix://` or `tcp://` address), or, when `None`, to what
-    /// `DOCKER_HOST` names (including TLS via `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`),
-    /// falling back to the local socket. Then negotiates the API version, so a newer
-    /// client talks to an older daemon (the testbed's speaks API 1.41).
-    pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
-        let shown = host
-            .map(str::to_owned)
-            .or_else(|| std::env::var("DOCKER_HOST").ok())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
-        let docker = match host {
-            None => Docker::connect_with_defaults(),
-            Some(h) if h.starts_with("unix://") => {
-                Docker::connect_with_unix(h, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    /// Connects to `endpoint` and negotiates the API version, so a newer client talks to
+    /// an older daemon (Engine 20.10 speaks API 1.41). Nothing is sent but the version
+    /// request, so a failure here has changed nothing on the engine.
+    pub async fn connect(endpoint: &Endpoint) -> Result<Self, EngineError> {
+        endpoint.check()?;
+        let version = bollard::API_DEFAULT_VERSION;
+        let made = match endpoint.address() {
+            Address::Unix(path) => Docker::connect_with_unix(
+                &format!("unix://{}", path.display()),
+                REQUEST_TIMEOUT_SECS,
+                version,
+            ),
+            Address::Tcp { .. } => match endpoint.tls() {
+                Some(tls) => Docker::connect_with_ssl(
+                    &endpoint.host(),
+                    &tls.key(),
+                    &tls.cert(),
+                    &tls.ca(),
+                    REQUEST_TIMEOUT_SECS,
+                    version,
+                ),
+                None => Docker::connect_with_http(&endpoint.host(), REQUEST_TIMEOUT_SECS, version),
+            },
+            Address::Ssh { user, host, port } => {
+                ssh_check(endpoint, user.as_deref(), host, *port).await?;
+                Docker::connect_with_ssh(&endpoint.host(), REQUEST_TIMEOUT_SECS, version)
             }
-            Some(h) => {
-                Docker::connect_with_http(h, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            }
-        }
-        .map_err(|source| EngineError::Connect {
-            host: shown.clone(),
-            source,
+        };
+        let docker = made.map_err(|e| {
+            let (cause, detail) = classify(&e);
+            EngineError::connect(endpoint, cause, detail)
         })?;
-        let docker =
-            docker
-                .negotiate_version()
-                .await
-                .map_err(|source| EngineError::Unreachable {
-                    host: shown.clone(),
-                    source,
-                })?;
+        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                let (cause, detail) = classify(&e);
+                return Err(EngineError::connect(endpoint, cause, detail));
+            }
+            Err(_) => {
+                return Err(EngineError::connect(
+                    endpoint,
+                    Cause::TimedOut,
+                    format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                ));
+            }
+        };
         Ok(Self {
             docker,
-            host: shown,
+            host: endpoint.to_string(),
+            endpoint: endpoint.clone(),
         })
+    }
+
+    /// The endpoint this engine was reached at.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     pub fn host(&self) -> &str {
@@ -175,6 +227,70 @@ impl Engine {
         states.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(states)
     }
+}
+
+/// Runs `docker version` on the far side through the system `ssh`, with the options the
+/// Docker CLI's own SSH helper gets in effect: no prompt (`BatchMode`), and a host key that
+/// must already be known (`StrictHostKeyChecking=yes`; the CLI's `ask` fails without a
+/// terminal). bollard's SSH transport accepts and records an unknown host key
+/// (`accept-new`), and reports a failure only as a hyper connect error; checking first
+/// keeps host keys strict and gives `ssh`'s own words for the cause.
+async fn ssh_check(
+    endpoint: &Endpoint,
+    user: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+) -> Result<(), EngineError> {
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("ConnectTimeout={}", CONNECT_TIMEOUT.as_secs() / 2))
+        .arg("-T");
+    if let Some(p) = port {
+        cmd.arg("-p").arg(p.to_string());
+    }
+    if let Some(u) = user {
+        cmd.arg("-l").arg(u);
+    }
+    cmd.arg("--")
+        .arg(host)
+        .args(["docker", "version", "--format", "{{.Server.APIVersion}}"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    crate::deploy::scrub_release_vars(&mut cmd);
+    let out = match tokio::time::timeout(CONNECT_TIMEOUT, cmd.output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
+            return Err(EngineError::connect(
+                endpoint,
+                Cause::Other,
+                format!("cannot run ssh: {e}"),
+            ));
+        }
+        Err(_) => {
+            return Err(EngineError::connect(
+                endpoint,
+                Cause::TimedOut,
+                format!("ssh gave no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            ));
+        }
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let detail = cause::one_line(&stderr);
+    // 255 is ssh's own failure; any other status is the remote command's.
+    let cause = match out.status.code() {
+        Some(255) => cause::of_text(&stderr),
+        _ => Cause::SshRemote,
+    };
+    let detail = if detail.is_empty() {
+        format!("ssh exited with {}", out.status)
+    } else {
+        detail
+    };
+    Err(EngineError::connect(endpoint, cause, detail))
 }
 
 fn service_state(stack: &str, service: Service) -> Option<ServiceState> {

@@ -57,6 +57,12 @@ impl Failure {
         self
     }
 
+    /// Prefixes the message with the environment it concerns.
+    pub fn with_env(mut self, env: &str) -> Self {
+        self.message = format!("environment `{env}`: {}", self.message);
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -108,13 +114,23 @@ impl From<crate::config::ConfigError> for Failure {
 impl From<engine::EngineError> for Failure {
     fn from(e: engine::EngineError) -> Self {
         let failure = match &e {
-            engine::EngineError::NotSwarmManager { .. } => Failure::usage(e.to_string()),
+            // A swarm that is not one, or an endpoint that cannot be connected as written,
+            // is the configuration's fault; an engine that cannot be reached is an outage.
+            engine::EngineError::NotSwarmManager { .. } | engine::EngineError::Endpoint(_) => {
+                Failure::usage(e.to_string())
+            }
             _ => Failure::infrastructure(e.to_string()),
         };
         match e.hint() {
             Some(h) => failure.with_hint(h),
             None => failure,
         }
+    }
+}
+
+impl From<engine::EndpointError> for Failure {
+    fn from(e: engine::EndpointError) -> Self {
+        Failure::usage(e.to_string()).with_hint(e.hint())
     }
 }
 

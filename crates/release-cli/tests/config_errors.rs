@@ -35,7 +35,9 @@ fn load_with(config: &str, files: &[(&str, &str)]) -> Result<Config, String> {
     std::fs::create_dir(dir.path().join("ctx")).unwrap();
     std::fs::write(dir.path().join("stack.yml"), STACK).unwrap();
     for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
     }
     let path = dir.path().join("release.toml");
     std::fs::write(&path, config).unwrap();
@@ -313,4 +315,95 @@ timeout = "0ms"
         message.starts_with("6 problems in release.toml"),
         "{message}"
     );
+}
+
+/// An environment named `name` on the shared stack file, with `keys` added.
+fn env(name: &str, keys: &str) -> String {
+    format!(
+        "\n[environments.{name}]\nstack = \"hestino-{name}\"\nstack_file = \"stack.yml\"\n{keys}\n"
+    )
+}
+
+const CERTS: [(&str, &str); 3] = [
+    ("certs/ca.pem", "ca"),
+    ("certs/cert.pem", "cert"),
+    ("certs/key.pem", "key"),
+];
+
+#[test]
+fn engine_keys_are_checked_together() {
+    let text = [
+        VALID.to_owned(),
+        env("scheme", "docker_host = \"http://198.18.0.11:2375\""),
+        env("tlsport", "docker_host = \"tcp://198.18.0.11:2376\""),
+        env(
+            "sshcerts",
+            "docker_host = \"ssh://root@198.18.0.10\"\ndocker_cert_path = \"certs\"",
+        ),
+        env(
+            "both",
+            "docker_host = \"unix:///var/run/docker.sock\"\ndocker_context = \"prod\"",
+        ),
+        env(
+            "partial",
+            "docker_host = \"tcp://198.18.0.11:2376\"\ndocker_cert_path = \"partial\"",
+        ),
+        env(
+            "unverified",
+            "docker_host = \"tcp://198.18.0.11:2376\"\ndocker_cert_path = \"certs\"\ndocker_tls_verify = false",
+        ),
+        env("typo", "docker_cert_pth = \"certs\""),
+    ]
+    .concat();
+    let mut files = CERTS.to_vec();
+    files.extend([("partial/ca.pem", "ca"), ("partial/cert.pem", "cert")]);
+    let message = load_with(&text, &files).unwrap_err();
+    insta::assert_snapshot!(message);
+    assert!(
+        message.starts_with("7 problems in release.toml"),
+        "{message}"
+    );
+}
+
+#[test]
+fn each_kind_of_engine_loads_and_resolves() {
+    let text = [
+        VALID.to_owned(),
+        env(
+            "tls",
+            "docker_host = \"tcp://198.18.0.11:2376\"\ndocker_cert_path = \"certs\"",
+        ),
+        env("ssh", "docker_host = \"ssh://root@198.18.0.11\""),
+        env("ctx", "docker_context = \"prod\""),
+        env("plain", "docker_host = \"tcp://127.0.0.1:2375\""),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ctx")).unwrap();
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    std::fs::write(dir.path().join("stack.yml"), STACK).unwrap();
+    for (name, text) in CERTS {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().join("release.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path, None).unwrap();
+    assert_eq!(
+        config.endpoint("tls").unwrap().to_string(),
+        format!(
+            "tcp://198.18.0.11:2376 (TLS, certs {})",
+            dir.path().join("certs").display()
+        ),
+        "the cert path is relative to the config file"
+    );
+    assert_eq!(
+        config.endpoint("ssh").unwrap().to_string(),
+        "ssh://root@198.18.0.11"
+    );
+    assert_eq!(
+        config.endpoint("plain").unwrap().to_string(),
+        "tcp://127.0.0.1:2375 (plain HTTP)"
+    );
+    // A context is read from the CLI's store when a command runs, not at load time.
+    assert!(config.environments["ctx"].docker_context.is_some());
 }

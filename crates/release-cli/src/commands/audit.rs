@@ -156,7 +156,7 @@ async fn live(
             continue;
         };
         let env = config.environment(env_name)?;
-        let engine = engine::Engine::connect(env.docker_host.as_deref()).await?;
+        let engine = super::connect_env(config, env_name).await?;
         let live = engine.stack_services(&env.stack).await?;
         // The registry too: a tag that moved since the release no longer names what runs.
         let manifest = Version::parse(&recorded.version)

@@ -20,7 +20,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let version = stage::version(&config, &args.version)?;
     let services = stage::services(&config, &args.service)?;
-    let engine = engine::Engine::connect(None).await?;
+    let engine = super::connect_local().await?;
     let created = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .map_err(|e| Failure::infrastructure(format!("cannot format the build time: {e}")))?;

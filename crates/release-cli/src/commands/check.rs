@@ -141,7 +141,7 @@ fn specs(
     env: &Environment,
     pointer: Option<&EnvPointer>,
 ) -> Result<Vec<CheckSpec>, Failure> {
-    let target = SwarmTarget::new(env.docker_host.clone(), env.stack.clone());
+    let target = SwarmTarget::new(config.endpoint(env_name)?, env.stack.clone());
     let mut specs = Vec::new();
     for check in &env.checks {
         let timing = timing(check)?;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use engine::{Change, Engine, Outcome, Progress, StackFile};
+use engine::{Change, Outcome, Progress, StackFile};
 use serde::Serialize;
 use serde_json::json;
 use verify::{EntryKind, EnvName, EnvPointer, LockError, StateDir, Version};
@@ -158,7 +158,7 @@ pub async fn run_deploy(
         .write_stack(&env_name, &version, yaml.as_bytes())
         .map_err(stage::record_failure)?;
 
-    let engine = Engine::connect(env.docker_host.as_deref()).await?;
+    let engine = super::connect_env(&config, options.env).await?;
     engine.require_swarm_manager().await?;
     let before = engine.snapshot(&env.stack).await?;
     let progress = progress_printer(global, started);
@@ -172,7 +172,7 @@ pub async fn run_deploy(
         ),
     });
     let deadline = Instant::now() + timeout;
-    let applied = engine::stack_deploy(env.docker_host.as_deref(), &env.stack, &stack_path).await;
+    let applied = engine::stack_deploy(engine.endpoint(), &env.stack, &stack_path).await;
     let changes = engine.changes(&env.stack, &before).await?;
     let mut outcomes: Vec<Outcome> = match &applied {
         Ok(()) => engine.watch(&changes, deadline, &progress).await,

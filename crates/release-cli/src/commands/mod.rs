@@ -34,6 +34,24 @@ pub fn load_config(global: &crate::cli::Global) -> Result<Config, Failure> {
     Ok(Config::load(&global.config, global.registry.as_deref())?)
 }
 
+/// Connects to the engine environment `env` names (see [`Config::endpoint`]); a failure
+/// names the environment, the endpoint and the cause. Connecting sends nothing but the
+/// version request, so a failure here has changed nothing.
+pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
+    let endpoint = config.endpoint(env)?;
+    engine::Engine::connect(&endpoint)
+        .await
+        .map_err(|e| Failure::from(e).with_env(env))
+}
+
+/// Connects to the engine of this process's environment (`DOCKER_HOST`, `DOCKER_CONTEXT`,
+/// the CLI's current context, else the local socket): the agent's own engine, which
+/// builds and pushes.
+pub async fn connect_local() -> Result<engine::Engine, Failure> {
+    let endpoint = engine::Endpoint::from_env()?;
+    Ok(engine::Engine::connect(&endpoint).await?)
+}
+
 /// Writes a JSON document to stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| {

@@ -193,7 +193,9 @@ async fn live_digests(
     source: &str,
 ) -> Result<BTreeMap<String, Option<String>>, Failure> {
     let env = config.environment(source)?;
-    let engine = engine::Engine::connect(env.docker_host.as_deref()).await?;
+    // The source environment's own engine: DEV's state is read from DEV, never through
+    // the target's engine.
+    let engine = super::connect_env(config, source).await?;
     let live = engine.stack_services(&env.stack).await?;
     Ok(config
         .services

@@ -25,9 +25,9 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
     let version = stage::version(&config, &args.version)?;
     let services = stage::services(&config, &args.service)?;
     let state = stage::state_dir(global, &config)?;
-    let engine = engine::Engine::connect(None).await?;
+    let engine = super::connect_local().await?;
     let registry = stage::registry_client(&config)?;
-    let auth = push_auth(&config.registry.host);
+    let auth = push_auth(&config.registry.host).await?;
 
     let pushes = services.iter().map(|(name, service)| {
         let repository = stage::repository(&config, service);
@@ -142,14 +142,67 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
     Ok(Code::Success)
 }
 
-/// Credentials for the engine's push: `RELEASE_REGISTRY_USERNAME`/`_PASSWORD` when set;
-/// otherwise none, and the engine's push fails with the registry's own 401 message.
-fn push_auth(server: &str) -> Option<engine::PushAuth> {
-    let username = std::env::var("RELEASE_REGISTRY_USERNAME").ok()?;
-    let password = std::env::var("RELEASE_REGISTRY_PASSWORD").ok()?;
-    Some(engine::PushAuth {
-        username,
-        password,
-        server: server.to_owned(),
-    })
+/// Credentials for the engine's push, found as every registry call of the toolchain finds
+/// them ([`registry_client::Credentials`]): `RELEASE_REGISTRY_USERNAME`/`_PASSWORD` when
+/// set, else the Docker config's entry for the registry (`config.json`, `credsStore`,
+/// `credHelpers`), so an agent that only ran `docker login` can push. With neither, the
+/// push goes out anonymous and fails with the registry's own 401 message.
+async fn push_auth(server: &str) -> Result<Option<engine::PushAuth>, Failure> {
+    use registry_client::Credentials;
+    let credentials = match Credentials::from_env() {
+        Some(c) => c,
+        None => Credentials::from_docker_config(server).await?,
+    };
+    Ok(to_push_auth(credentials, server))
+}
+
+fn to_push_auth(
+    credentials: registry_client::Credentials,
+    server: &str,
+) -> Option<engine::PushAuth> {
+    use registry_client::Credentials;
+    match credentials {
+        Credentials::Anonymous => None,
+        Credentials::Basic { username, password } => Some(engine::PushAuth::Basic {
+            username,
+            password: password.expose().to_owned(),
+            server: server.to_owned(),
+        }),
+        Credentials::IdentityToken(token) => Some(engine::PushAuth::IdentityToken {
+            token: token.expose().to_owned(),
+            server: server.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_credential_becomes_the_engine_s_push_auth() {
+        use registry_client::{Credentials, Secret};
+        assert!(to_push_auth(Credentials::Anonymous, "r.example.com").is_none());
+        let basic = to_push_auth(
+            Credentials::Basic {
+                username: "ci".into(),
+                password: Secret::new("pw"),
+            },
+            "r.example.com",
+        );
+        assert!(matches!(
+            basic,
+            Some(engine::PushAuth::Basic { ref username, ref password, ref server })
+                if username == "ci" && password == "pw" && server == "r.example.com"
+        ));
+        let token = to_push_auth(
+            Credentials::IdentityToken(Secret::new("tok")),
+            "r.example.com",
+        );
+        let shown = format!("{token:?}");
+        assert!(
+            shown.contains("IdentityToken") && !shown.contains("tok\""),
+            "{shown}"
+        );
+    }
 }

@@ -33,7 +33,7 @@ struct Row {
 pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    let engine = engine::Engine::connect(env.docker_host.as_deref()).await?;
+    let engine = super::connect_env(&config, &args.env).await?;
     let live = engine.stack_services(&env.stack).await?;
 
     let mut rows = Vec::new();

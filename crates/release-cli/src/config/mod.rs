@@ -195,6 +195,29 @@ impl Config {
         })
     }
 
+    /// The engine environment `name` talks to: its `docker_context`, else its
+    /// `docker_host` (with `docker_cert_path`), else the process environment as the Docker
+    /// CLI reads it. A problem is a usage error naming the environment.
+    pub fn endpoint(&self, name: &str) -> Result<engine::Endpoint, crate::exit::Failure> {
+        let env = self.environment(name)?;
+        let made = match (&env.docker_context, &env.docker_host) {
+            (Some(context), _) => {
+                engine::Endpoint::from_context(context, &engine::endpoint::docker_config_dir())
+            }
+            (None, Some(host)) => engine::Endpoint::new(
+                host,
+                env.docker_cert_path.as_ref().map(|dir| engine::Tls {
+                    cert_path: self.resolve(dir),
+                    verify: env.docker_tls_verify.unwrap_or(true),
+                }),
+            ),
+            (None, None) => engine::Endpoint::from_env(),
+        };
+        made.map_err(|e| {
+            crate::exit::Failure::usage(format!("environment `{name}`: {e}")).with_hint(e.hint())
+        })
+    }
+
     /// A path from the config file, resolved against the file's directory.
     pub fn resolve(&self, relative: &Path) -> PathBuf {
         self.dir.join(relative)

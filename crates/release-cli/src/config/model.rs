@@ -60,8 +60,17 @@ impl Service {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Environment {
-    /// `unix://…` or `tcp://…`; when absent, `DOCKER_HOST` or the local socket.
+    /// `unix://…`, `tcp://…` or `ssh://…`; when neither this nor `docker_context` is
+    /// set, the process environment as the Docker CLI reads it (see docs/engines.md).
     pub docker_host: Option<String>,
+    /// For a tcp:// host: a directory with `ca.pem`, `cert.pem` and `key.pem`, relative
+    /// to the config file.
+    pub docker_cert_path: Option<PathBuf>,
+    /// Verify the engine's certificate; defaults to true when `docker_cert_path` is set
+    /// (false is refused: there is no unverified TLS).
+    pub docker_tls_verify: Option<bool>,
+    /// A Docker CLI context by name, read from the CLI's context store.
+    pub docker_context: Option<String>,
     /// The Swarm stack name.
     pub stack: String,
     /// The stack file, relative to the config file.

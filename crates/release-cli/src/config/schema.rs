@@ -21,6 +21,9 @@ const SERVICE: &[&str] = &[
 ];
 const ENVIRONMENT: &[&str] = &[
     "docker_host",
+    "docker_cert_path",
+    "docker_tls_verify",
+    "docker_context",
     "stack",
     "stack_file",
     "promote_from",

@@ -210,15 +210,7 @@ impl Validator<'_> {
                     );
                 }
             }
-            if let Some(host) = &e.docker_host
-                && !(host.starts_with("unix://") || host.starts_with("tcp://"))
-            {
-                self.push(
-                    &at("docker_host"),
-                    format!("docker_host `{host}` is not a unix:// or tcp:// address"),
-                    "e.g. unix:///var/run/docker.sock; leave it out to use DOCKER_HOST",
-                );
-            }
+            self.engine(config, env, e);
             for (i, check) in e.checks.iter().enumerate() {
                 let cpath = keypath!["environments", env.as_str(), "checks", i].to_vec();
                 for service in check.services() {
@@ -308,6 +300,107 @@ impl Validator<'_> {
         }
     }
 
+    /// The keys that name an environment's engine, checked together: which address, and
+    /// the TLS material a tcp address needs.
+    fn engine(&mut self, config: &Config, env: &str, e: &super::Environment) {
+        let at = |key: &str| keypath!["environments", env, key];
+        if let (Some(_), Some(_)) = (&e.docker_host, &e.docker_context) {
+            self.push(
+                &at("docker_context"),
+                format!("environment `{env}` sets both docker_host and docker_context"),
+                "keep one: docker_host names an address, docker_context a Docker CLI context",
+            );
+        }
+        if let Some(name) = &e.docker_context
+            && name.trim().is_empty()
+        {
+            self.push(
+                &at("docker_context"),
+                format!("docker_context of environment `{env}` is empty"),
+                "name a context from `docker context ls`, or leave the key out",
+            );
+        }
+        let tcp = match &e.docker_host {
+            Some(host) => match engine::Address::parse(host, e.docker_cert_path.is_some()) {
+                Ok(address) => matches!(address, engine::Address::Tcp { .. }).then_some(address),
+                Err(err) => {
+                    let reason = match err {
+                        engine::EndpointError::InvalidHost { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    self.push(
+                        &at("docker_host"),
+                        format!("docker_host `{host}` of environment `{env}` is not a unix://, tcp:// or ssh:// address ({reason})"),
+                        "e.g. unix:///var/run/docker.sock, tcp://HOST:2376 or ssh://USER@HOST; leave it out to use DOCKER_HOST",
+                    );
+                    return;
+                }
+            },
+            None => None,
+        };
+        match (&e.docker_cert_path, &tcp) {
+            (Some(_), None) => {
+                self.push(
+                    &at("docker_cert_path"),
+                    format!("docker_cert_path of environment `{env}` needs a tcp:// docker_host"),
+                    "TLS certificates apply to tcp:// hosts; ssh:// and unix:// need none, and a context brings its own",
+                );
+                return;
+            }
+            (None, Some(engine::Address::Tcp { port: 2376, .. })) => {
+                self.push(
+                    &at("docker_host"),
+                    format!(
+                        "docker_host `{}` of environment `{env}` is Docker's TLS port, but docker_cert_path is not set",
+                        e.docker_host.as_deref().unwrap_or_default()
+                    ),
+                    "2376 is Docker's TLS port; set docker_cert_path to a directory with ca.pem, cert.pem, key.pem",
+                );
+            }
+            _ => {}
+        }
+        if e.docker_tls_verify.is_some() && e.docker_cert_path.is_none() {
+            self.push(
+                &at("docker_tls_verify"),
+                format!("docker_tls_verify of environment `{env}` needs docker_cert_path"),
+                "set docker_cert_path to a directory with ca.pem, cert.pem, key.pem",
+            );
+        }
+        if e.docker_tls_verify == Some(false) {
+            self.push(
+                &at("docker_tls_verify"),
+                format!("environment `{env}` sets docker_tls_verify = false: TLS without verifying the engine is refused"),
+                "give the CA that signed the engine's certificate as ca.pem in docker_cert_path, and remove docker_tls_verify",
+            );
+        }
+        if let Some(dir) = &e.docker_cert_path {
+            let dir = config.resolve(dir);
+            if !dir.is_dir() {
+                self.push(
+                    &at("docker_cert_path"),
+                    format!(
+                        "docker_cert_path {} of environment `{env}` is not a directory",
+                        dir.display()
+                    ),
+                    "paths are relative to the config file; the directory holds ca.pem, cert.pem, key.pem",
+                );
+                return;
+            }
+            for file in engine::endpoint::TLS_FILES {
+                if !dir.join(file).is_file() {
+                    self.push(
+                        &at("docker_cert_path"),
+                        format!(
+                            "docker_cert_path of environment `{env}` has no {file}: {} does not exist",
+                            dir.join(file).display()
+                        ),
+                        "the directory holds ca.pem (the CA that signed the engine's certificate), cert.pem and key.pem (the client's)",
+                    );
+                }
+            }
+        }
+    }
+
     /// Parses each environment's stack file and checks it against the services.
     fn stacks(&mut self, config: &Config) -> BTreeMap<String, StackFile> {
         let mut stacks = BTreeMap::new();
@@ -373,10 +466,16 @@ impl Validator<'_> {
     fn ports(&mut self, config: &Config, stacks: &BTreeMap<String, StackFile>) {
         let mut seen: BTreeMap<(String, u16, String), (String, String)> = BTreeMap::new();
         for (env, stack) in stacks {
+            // Environments on one engine share its ports; a context or the process
+            // environment each count as an engine of their own.
             let host = config
                 .environments
                 .get(env)
-                .and_then(|e| e.docker_host.clone())
+                .and_then(|e| {
+                    e.docker_host
+                        .clone()
+                        .or_else(|| e.docker_context.as_ref().map(|c| format!("context {c}")))
+                })
                 .unwrap_or_default();
             for (name, s) in stack.services() {
                 for port in &s.ports {

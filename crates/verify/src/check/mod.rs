@@ -642,7 +642,10 @@ mod tests {
                 address: silent.clone(),
             })),
             with(Probe::Swarm(SwarmProbe {
-                target: SwarmTarget::new(Some(format!("tcp://{silent}")), "shop"),
+                target: SwarmTarget::new(
+                    engine::Endpoint::new(&format!("tcp://{silent}"), None).expect("endpoint"),
+                    "shop",
+                ),
                 stack_service: "api".to_owned(),
                 expected_digest: None,
                 internal: false,

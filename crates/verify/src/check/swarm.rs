@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::{Engine, EngineError, ServiceTasks, TaskHealth};
+use engine::{Endpoint, Engine, EngineError, ServiceTasks, TaskHealth};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::Probed;
@@ -21,7 +21,7 @@ use crate::digest::Digest;
 /// first answers may be older than the attempt by up to one listing's duration).
 #[derive(Debug)]
 pub struct SwarmTarget {
-    host: Option<String>,
+    endpoint: Endpoint,
     stack: String,
     engine: OnceCell<Engine>,
     listing: Mutex<Option<Listing>>,
@@ -35,11 +35,10 @@ struct Listing {
 }
 
 impl SwarmTarget {
-    /// `host` as in the environment's `docker_host`; `None` means `DOCKER_HOST` or the
-    /// local socket.
-    pub fn new(host: Option<String>, stack: impl Into<String>) -> Arc<Self> {
+    /// `endpoint`: the engine the environment names.
+    pub fn new(endpoint: Endpoint, stack: impl Into<String>) -> Arc<Self> {
         Arc::new(Self {
-            host,
+            endpoint,
             stack: stack.into(),
             engine: OnceCell::new(),
             listing: Mutex::new(None),
@@ -76,7 +75,7 @@ impl SwarmTarget {
 
     async fn engine(&self) -> Result<&Engine, EngineError> {
         self.engine
-            .get_or_try_init(|| Engine::connect(self.host.as_deref()))
+            .get_or_try_init(|| Engine::connect(&self.endpoint))
             .await
     }
 }
@@ -283,7 +282,7 @@ mod tests {
 
     fn probe() -> SwarmProbe {
         SwarmProbe {
-            target: SwarmTarget::new(None, "s"),
+            target: SwarmTarget::new(Endpoint::local(), "s"),
             stack_service: "api".to_owned(),
             expected_digest: None,
             internal: false,
