@@ -17,5 +17,7 @@ mod security;
 mod status;
 // The bearer-token flow against the token-auth registry: scopes, caching, mounts, refusals.
 mod token;
+// DEV and a 3-node PROD on separate servers, reached over mutual TLS and SSH.
+mod topology;
 // The testbed script itself: idempotent, leaves a running daemon alone.
 mod testbed;

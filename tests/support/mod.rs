@@ -13,9 +13,10 @@
 mod project;
 pub mod proxy;
 mod run;
+pub mod topology;
 
 pub use project::Project;
-pub use run::Run;
+pub use run::{Run, Running};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,6 +134,23 @@ impl Testbed {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        Run::new(self.release_command(dir, vars, args))
+    }
+
+    /// Starts `release` in `project`'s directory and returns while it runs.
+    pub fn release_spawn<I, S>(&self, project: &Project, args: I) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Running::spawn(self.release_command(project.dir(), &[], args))
+    }
+
+    fn release_command<I, S>(&self, dir: &Path, vars: &[(&str, &str)], args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut cmd = Command::new(release_binary());
         cmd.envs(vars.iter().copied());
         cmd.current_dir(dir)
@@ -142,7 +160,7 @@ impl Testbed {
             .env_remove("RELEASE_ENV")
             .env("NO_COLOR", "1")
             .args(args);
-        Run::new(cmd)
+        cmd
     }
 }
 

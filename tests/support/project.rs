@@ -7,7 +7,8 @@ use crate::docker;
 
 pub struct Project {
     dir: tempfile::TempDir,
-    stacks: Vec<String>,
+    /// (engine, stack): `None` is the agent's own engine.
+    stacks: Vec<(Option<String>, String)>,
 }
 
 impl Project {
@@ -47,13 +48,19 @@ impl Project {
     /// Removes Swarm stack `stack` when the project is dropped, for stacks the test deploys
     /// through `release` rather than [`Project::docker_stack_deploy`].
     pub fn remove_stack_on_drop(&mut self, stack: &str) {
-        self.stacks.push(stack.to_owned());
+        self.stacks.push((None, stack.to_owned()));
+    }
+
+    /// Removes Swarm stack `stack` from the engine at `host` (`docker -H host`) when the
+    /// project is dropped: for stacks deployed to one of the testbed's servers.
+    pub fn remove_stack_on_drop_at(&mut self, host: &str, stack: &str) {
+        self.stacks.push((Some(host.to_owned()), stack.to_owned()));
     }
 
     /// Deploys `stack_file` as Swarm stack `stack` with the plain Docker CLI, images taken
     /// as written; the stack is removed when the project is dropped.
     pub fn docker_stack_deploy(&mut self, stack: &str, stack_file: &str) {
-        self.stacks.push(stack.to_owned());
+        self.stacks.push((None, stack.to_owned()));
         let file = self.dir().join(stack_file);
         docker([
             "stack",
@@ -75,10 +82,12 @@ impl Default for Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        for stack in &self.stacks {
-            let _ = std::process::Command::new("docker")
-                .args(["stack", "rm", stack])
-                .output();
+        for (host, stack) in &self.stacks {
+            let mut cmd = std::process::Command::new("docker");
+            if let Some(host) = host {
+                cmd.args(["-H", host]);
+            }
+            let _ = cmd.args(["stack", "rm", stack]).output();
         }
     }
 }

@@ -82,3 +82,74 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.context()))
     }
 }
+
+/// A `release` run still in progress, its stderr lines stamped as they arrive: for fault
+/// scenarios that act while the command runs and then ask when it said what.
+pub struct Running {
+    command: String,
+    child: std::process::Child,
+    started: std::time::Instant,
+    lines: std::thread::JoinHandle<Vec<(std::time::Instant, String)>>,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    pub(crate) fn spawn(mut cmd: Command) -> Running {
+        use std::io::{BufRead, Read};
+        let command = format!("{cmd:?}");
+        let started = std::time::Instant::now();
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run release");
+        let err = child.stderr.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let lines = std::thread::spawn(move || {
+            std::io::BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .map(|l| (std::time::Instant::now(), l))
+                .collect()
+        });
+        let stdout = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            buf
+        });
+        Running {
+            command,
+            child,
+            started,
+            lines,
+            stdout,
+        }
+    }
+
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
+    /// Waits for the end; returns the run, when it ended, and every stderr line with the
+    /// time it arrived.
+    pub fn wait(mut self) -> (Run, std::time::Instant, Vec<(std::time::Instant, String)>) {
+        let status = self.child.wait().expect("wait for release");
+        let ended = std::time::Instant::now();
+        let lines = self.lines.join().unwrap();
+        let stdout = self.stdout.join().unwrap();
+        let stderr = lines
+            .iter()
+            .map(|(_, l)| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes();
+        let run = Run {
+            command: self.command,
+            output: Output {
+                status,
+                stdout,
+                stderr,
+            },
+        };
+        (run, ended, lines)
+    }
+}

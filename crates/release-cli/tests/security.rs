@@ -413,7 +413,9 @@ fn promote_dry_run_with_the_engine_unreachable_exits_3_not_1() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("could not reach") && stderr.contains("nothing was deployed"),
+        stderr.contains("could not be evaluated (dry run): ")
+            && stderr.contains("cannot connect to the Docker Engine")
+            && stderr.contains("nothing was deployed"),
         "{}",
         text(&out)
     );

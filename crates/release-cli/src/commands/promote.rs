@@ -57,9 +57,12 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         .map_err(|e| stage::record_failure(e.into()))?;
 
     // Infrastructure failures make the gate fail closed, and the command exit 3.
-    let mut unreachable: Vec<String> = Vec::new();
+    // Each cause with the hint for it.
+    let mut unreachable: Vec<(String, Option<String>)> = Vec::new();
     let live_source = live_digests(&config, &source).await.map_err(|f| {
-        unreachable.push(f.message.clone());
+        if f.code == Code::Infrastructure {
+            unreachable.push((f.message.clone(), f.hint.clone()));
+        }
         f.message
     });
     let mut registry = BTreeMap::new();
@@ -69,7 +72,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
             let resolved = stage::resolve_tag(&client, &image.repository, &image.tag).await;
             let answer = resolved.map_err(|e| {
                 if e.kind() == registry_client::ErrorKind::Infrastructure {
-                    unreachable.push(e.to_string());
+                    unreachable.push((e.to_string(), None));
                 }
                 e.to_string()
             });
@@ -101,17 +104,17 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         // Like the real promotion: a gate that could not look is an outage (exit 3), not a
         // verdict on the release.
         if !verdict.passed()
-            && let Some(cause) = unreachable.first()
+            && let Some((cause, hint)) = unreachable.first()
         {
             return Err(Failure::new(
                 Code::Infrastructure,
                 format!(
-                    "the gate for {} to `{}` could not be evaluated (dry run)",
+                    "the gate for {} to `{}` could not be evaluated (dry run): {cause}",
                     version.as_str(),
                     args.to
                 ),
             )
-            .with_hint(format!("could not reach: {cause}; nothing was deployed")));
+            .with_hint(unreachable_hint(hint.as_deref())));
         }
         return Ok(if verdict.passed() {
             Code::Success
@@ -155,9 +158,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         );
         let failure = Failure::new(code, message);
         return Err(match unreachable.first() {
-            Some(cause) => {
-                failure.with_hint(format!("could not reach: {cause}; nothing was deployed"))
-            }
+            Some((_, hint)) => failure.with_hint(unreachable_hint(hint.as_deref())),
             None => {
                 failure.with_hint("nothing was deployed; the refusal is recorded in the ledger")
             }
@@ -184,6 +185,14 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         },
     )
     .await
+}
+
+/// The hint for a gate that could not look: what to fix, and that nothing changed.
+fn unreachable_hint(hint: Option<&str>) -> String {
+    match hint {
+        Some(hint) => format!("{hint}; nothing was deployed"),
+        None => "nothing was deployed; the gate could not reach what it reads".to_owned(),
+    }
 }
 
 /// Service → digest the source environment's Swarm services run now (read from the Swarm,
