@@ -1,0 +1,502 @@
+//! The Swarm's nodes, and what a lost node means for a rolling update being watched.
+//!
+//! [`Engine::nodes`] lists the nodes as the manager sees them: hostname, role, state
+//! (`ready`, `down`, `unknown`, `disconnected`), availability (`active`, `pause`,
+//! `drain`), the address the node talks to the manager from, and which manager leads.
+//!
+//! [`judge_node_loss`] is the decision [`Engine::watch`](crate::Engine::watch) takes for
+//! every watched service on each poll round, from what swarmkit does when a node is lost
+//! during an update (see `docs/swarm.md` for the full account):
+//!
+//! - **Down** (the node stopped heartbeating): the manager marks it `down` only after the
+//!   heartbeat grace, 3 × the 5 s heartbeat period (`manager/dispatcher/nodes.go`
+//!   `nodeStore.Heartbeat`, `manager/dispatcher/dispatcher.go` `register`'s `expireFunc` →
+//!   `markNodeNotReady`). Its tasks keep their last reported state: the dispatcher moves
+//!   them to `orphaned` only after `defaultNodeDownPeriod`, 24 h
+//!   (`moveTasksToOrphaned`). The replicated orchestrator shuts them down and starts
+//!   replacements on the remaining nodes at once (`manager/orchestrator/replicated/
+//!   tasks.go` `handleNodeChange` → `restartTasksByNodeID`, `restart.Supervisor.Restart`).
+//!   But the updater waits, with no timeout, for the very task it created to reach
+//!   `running` (`manager/orchestrator/update/updater.go` `Updater.updateTask`): a new task
+//!   that had not reached `running` when its node died never will, so that update never
+//!   completes, even with every replica running elsewhere. That is a failure now, not at
+//!   the deadline. A new task that was already running when its node died has released the
+//!   updater, which finishes on the remaining nodes: the watch keeps waiting.
+//! - **Drained**: the node's agent is alive and stops its tasks, which report `shutdown`;
+//!   that ends the updater's wait, and replacements start on the remaining nodes. Swarm
+//!   itself decides whether a task of this update stopped within its monitor window is a
+//!   failure (`Updater.Run`'s `failureTriggersAction`): the watch keeps waiting and, if the
+//!   update pauses or rolls back, says which node was drained.
+//! - **Unknown / disconnected**: not yet a verdict (the node may come back, or be marked
+//!   down): reported, and waited for.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState as ApiNodeState, TaskState,
+};
+use bollard::query_parameters::ListNodesOptions;
+use serde::Serialize;
+
+use crate::swarm::{Engine, EngineError};
+
+/// How long a new task may sit, not yet running, on a node the manager has marked down
+/// before the watch declares the update failed.
+///
+/// Waiting longer cannot help: swarmkit's `Updater.updateTask` waits for that task with no
+/// timeout, and the dispatcher moves it out of its last state (to `orphaned`) only after
+/// `defaultNodeDownPeriod`, 24 h. The node is marked down only after 3 missed 5 s
+/// heartbeats (about 15 s of silence), so it is not a blip either. The few seconds cover
+/// the manager's own reaction to the `down` write (the orchestrator shutting the node's
+/// tasks down and creating replacements, batched by the dispatcher every 100 ms) and the
+/// node and task lists being read in separate requests, so the failure reports a settled
+/// picture: about a dozen 250 ms poll rounds.
+pub const NODE_DOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// A node's state as the manager sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    Ready,
+    /// The node missed its heartbeats; the manager considers it gone.
+    Down,
+    /// A manager just took over and has not heard from the node yet.
+    Unknown,
+    /// The node's agent is looking for another manager.
+    Disconnected,
+}
+
+/// Whether the scheduler may place tasks on a node, as its operator set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    Active,
+    /// No new tasks; running ones stay.
+    Pause,
+    /// No tasks: running ones are shut down and rescheduled elsewhere.
+    Drain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+/// One node of the Swarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub hostname: String,
+    pub role: Role,
+    pub state: NodeState,
+    pub availability: Availability,
+    /// The node's address as the manager sees it (`Status.Addr`): where its host-mode
+    /// published ports are reached.
+    pub addr: String,
+    /// The manager currently leading the Swarm.
+    pub leader: bool,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Down => "down",
+            Self::Unknown => "unknown",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pause => "pause",
+            Self::Drain => "drain",
+        }
+    }
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manager => "manager",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+impl Node {
+    /// How the node is lost to its tasks, if it is: `down`, `drained`, `unknown`,
+    /// `disconnected`.
+    pub fn loss(&self) -> Option<&'static str> {
+        match (self.state, self.availability) {
+            (NodeState::Down, _) => Some("down"),
+            (_, Availability::Drain) => Some("drained"),
+            (NodeState::Unknown, _) => Some("in state unknown"),
+            (NodeState::Disconnected, _) => Some("disconnected"),
+            _ => None,
+        }
+    }
+}
+
+impl Engine {
+    /// Every node of the Swarm, sorted by hostname. Needs a manager.
+    pub async fn nodes(&self) -> Result<Vec<Node>, EngineError> {
+        let nodes = self
+            .docker()
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .map_err(|source| EngineError::Request {
+                host: self.host().to_owned(),
+                what: "list nodes",
+                source,
+            })?;
+        let mut nodes: Vec<Node> = nodes.into_iter().map(node).collect();
+        nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
+        Ok(nodes)
+    }
+}
+
+fn node(n: bollard::models::Node) -> Node {
+    let spec = n.spec.unwrap_or_default();
+    let status = n.status.unwrap_or_default();
+    let id = n.id.unwrap_or_default();
+    let hostname = n
+        .description
+        .and_then(|d| d.hostname)
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| id.chars().take(12).collect());
+    Node {
+        hostname,
+        role: match spec.role {
+            Some(NodeSpecRoleEnum::MANAGER) => Role::Manager,
+            _ => Role::Worker,
+        },
+        state: match status.state {
+            Some(ApiNodeState::READY) => NodeState::Ready,
+            Some(ApiNodeState::DOWN) => NodeState::Down,
+            Some(ApiNodeState::DISCONNECTED) => NodeState::Disconnected,
+            _ => NodeState::Unknown,
+        },
+        availability: match spec.availability {
+            Some(NodeSpecAvailabilityEnum::DRAIN) => Availability::Drain,
+            Some(NodeSpecAvailabilityEnum::PAUSE) => Availability::Pause,
+            _ => Availability::Active,
+        },
+        addr: status.addr.unwrap_or_default(),
+        leader: n.manager_status.and_then(|m| m.leader).unwrap_or_default(),
+        id,
+    }
+}
+
+/// One task of a watched service, as [`judge_node_loss`] needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedTask {
+    pub id: String,
+    pub slot: Option<u64>,
+    pub node_id: Option<String>,
+    /// The last state the task's node reported.
+    pub state: TaskState,
+    /// Created during this deploy (not among the service's tasks before it).
+    pub new: bool,
+}
+
+/// A node as the watch saw it, with how long it has been seen down.
+#[derive(Debug, Clone)]
+pub struct SeenNode<'a> {
+    pub node: &'a Node,
+    /// Zero when the node is not down (or was first seen down this round).
+    pub down_for: Duration,
+}
+
+/// What a lost node means for one watched service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeLoss {
+    /// One line per lost node holding (or that held, in this deploy) a task of the
+    /// service: `node prod-2 is down; 1 task there`.
+    pub notices: Vec<String>,
+    /// Set when Swarm will not finish the update: the cause, naming the node and tasks.
+    pub fail: Option<String>,
+}
+
+/// Relates the nodes to one service's tasks. `updating` is whether the service's update
+/// of this deploy is still in progress (`update_status.state == updating`).
+pub fn judge_node_loss(
+    service: &str,
+    updating: bool,
+    tasks: &[WatchedTask],
+    nodes: &[SeenNode<'_>],
+) -> NodeLoss {
+    let by_id: HashMap<&str, &SeenNode<'_>> =
+        nodes.iter().map(|n| (n.node.id.as_str(), n)).collect();
+    let mut loss = NodeLoss::default();
+    let mut causes = Vec::new();
+    // Per lost node, in the order of `nodes` (sorted by hostname).
+    for seen in nodes {
+        let Some(how) = seen.node.loss() else {
+            continue;
+        };
+        let here: Vec<&WatchedTask> = tasks
+            .iter()
+            .filter(|t| t.node_id.as_deref() == Some(seen.node.id.as_str()))
+            // This deploy's tasks, and earlier ones the node still held (not finished).
+            .filter(|t| t.new || !is_final(t.state))
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        let count = match here.len() {
+            1 => "1 task there".to_owned(),
+            n => format!("{n} tasks there"),
+        };
+        loss.notices.push(format!(
+            "{service}: node {} is {how}; {count}",
+            seen.node.hostname
+        ));
+        if seen.node.state != NodeState::Down || !updating {
+            continue;
+        }
+        // The updater's own task, stuck where the dead node left it.
+        let stuck: Vec<&&WatchedTask> = here
+            .iter()
+            .filter(|t| t.new && !reached_running(t.state))
+            .collect();
+        if stuck.is_empty() || seen.down_for < NODE_DOWN_GRACE {
+            continue;
+        }
+        let listed: Vec<String> = stuck
+            .iter()
+            .map(|t| {
+                let slot = t.slot.map(|s| format!(" (slot {s})")).unwrap_or_default();
+                format!("task {}{slot} {}", short_id(&t.id), t.state)
+            })
+            .collect();
+        causes.push(format!(
+            "node {} ({}) went down during the update, leaving {} of this deploy short of \
+             running there: {}",
+            seen.node.hostname,
+            seen.node.addr,
+            if stuck.len() == 1 {
+                "1 new task".to_owned()
+            } else {
+                format!("{} new tasks", stuck.len())
+            },
+            listed.join(", ")
+        ));
+    }
+    // A task on a node the manager no longer lists (removed with `docker node rm --force`)
+    // is lost as well, and equally waited for.
+    let gone: Vec<&WatchedTask> = tasks
+        .iter()
+        .filter(|t| t.new && !reached_running(t.state))
+        .filter(|t| {
+            t.node_id
+                .as_deref()
+                .is_some_and(|id| !id.is_empty() && !by_id.contains_key(id))
+        })
+        .collect();
+    if updating && !gone.is_empty() && !nodes.is_empty() {
+        causes.push(format!(
+            "{} new task(s) of this deploy were on a node that left the Swarm: {}",
+            gone.len(),
+            gone.iter()
+                .map(|t| format!("task {} {}", short_id(&t.id), t.state))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !causes.is_empty() {
+        causes.push(
+            "Swarm's updater waits for those tasks and will not finish the update on the \
+             remaining nodes"
+                .to_owned(),
+        );
+        loss.fail = Some(causes.join("; "));
+    }
+    loss
+}
+
+/// Whether a task got to `running` or past it; spelled out rather than compared, since
+/// swarmkit's order (`api/types.proto` `TaskState`) is a protocol fact, not a Rust one.
+fn reached_running(state: TaskState) -> bool {
+    !matches!(
+        state,
+        TaskState::NEW
+            | TaskState::ALLOCATED
+            | TaskState::PENDING
+            | TaskState::ASSIGNED
+            | TaskState::ACCEPTED
+            | TaskState::PREPARING
+            | TaskState::READY
+            | TaskState::STARTING
+    )
+}
+
+/// A state a task never leaves.
+fn is_final(state: TaskState) -> bool {
+    reached_running(state) && state != TaskState::RUNNING
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, state: NodeState, availability: Availability) -> Node {
+        Node {
+            id: id.to_owned(),
+            hostname: format!("prod-{id}"),
+            role: Role::Worker,
+            state,
+            availability,
+            addr: format!("198.18.0.1{id}"),
+            leader: false,
+        }
+    }
+
+    fn task(id: &str, node: &str, state: TaskState, new: bool) -> WatchedTask {
+        WatchedTask {
+            id: id.to_owned(),
+            slot: Some(2),
+            node_id: Some(node.to_owned()),
+            state,
+            new,
+        }
+    }
+
+    fn seen(node: &Node, down_for: Duration) -> SeenNode<'_> {
+        SeenNode { node, down_for }
+    }
+
+    #[test]
+    fn a_new_task_stuck_on_a_down_node_fails_once_the_grace_has_passed() {
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let down = node("3", NodeState::Down, Availability::Active);
+        let tasks = [
+            task("new1", "1", TaskState::RUNNING, true),
+            // The updater's task, preparing when the node died; the orchestrator has set
+            // it to shut down and started a replacement, which is running.
+            task("new2", "3", TaskState::PREPARING, true),
+            task("repl2", "1", TaskState::RUNNING, true),
+        ];
+        let early = judge_node_loss(
+            "api",
+            true,
+            &tasks,
+            &[
+                seen(&ready, Duration::ZERO),
+                seen(&down, Duration::from_secs(1)),
+            ],
+        );
+        assert_eq!(early.notices, ["api: node prod-3 is down; 1 task there"]);
+        assert_eq!(early.fail, None, "within the grace: {early:?}");
+
+        let late = judge_node_loss(
+            "api",
+            true,
+            &tasks,
+            &[seen(&ready, Duration::ZERO), seen(&down, NODE_DOWN_GRACE)],
+        );
+        let cause = late.fail.unwrap_or_default();
+        assert!(
+            cause.starts_with(
+                "node prod-3 (198.18.0.13) went down during the update, leaving 1 new task of \
+                 this deploy short of running there: task new2 (slot 2) preparing"
+            ),
+            "{cause}"
+        );
+        assert!(cause.ends_with("will not finish the update on the remaining nodes"));
+    }
+
+    #[test]
+    fn a_down_node_whose_tasks_had_reached_running_keeps_the_watch_waiting() {
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let down = node("2", NodeState::Down, Availability::Active);
+        let tasks = [
+            // Running when its node died: the updater had moved on; Swarm replaced it.
+            task("new1", "2", TaskState::RUNNING, true),
+            task("repl1", "1", TaskState::RUNNING, true),
+            task("new2", "1", TaskState::RUNNING, true),
+            // An old task of the node that finished long ago is not "there".
+            task("old0", "2", TaskState::SHUTDOWN, false),
+        ];
+        let loss = judge_node_loss(
+            "api",
+            true,
+            &tasks,
+            &[
+                seen(&ready, Duration::ZERO),
+                seen(&down, Duration::from_secs(60)),
+            ],
+        );
+        assert_eq!(loss.notices, ["api: node prod-2 is down; 1 task there"]);
+        assert_eq!(loss.fail, None);
+    }
+
+    #[test]
+    fn a_drained_node_is_reported_and_left_to_swarm() {
+        let drained = node("2", NodeState::Ready, Availability::Drain);
+        let tasks = [
+            task("new1", "2", TaskState::STARTING, true),
+            task("old1", "2", TaskState::RUNNING, false),
+        ];
+        let loss = judge_node_loss(
+            "api",
+            true,
+            &tasks,
+            &[seen(&drained, Duration::from_secs(60))],
+        );
+        assert_eq!(loss.notices, ["api: node prod-2 is drained; 2 tasks there"]);
+        assert_eq!(
+            loss.fail, None,
+            "the agent stops them: the updater is not stuck"
+        );
+    }
+
+    #[test]
+    fn a_completed_update_is_not_failed_by_a_later_node_loss() {
+        let down = node("3", NodeState::Down, Availability::Active);
+        let tasks = [task("new1", "3", TaskState::ASSIGNED, true)];
+        let loss = judge_node_loss("api", false, &tasks, &[seen(&down, Duration::from_secs(9))]);
+        assert_eq!(loss.notices.len(), 1);
+        assert_eq!(loss.fail, None);
+    }
+
+    #[test]
+    fn nodes_without_tasks_of_the_service_are_not_mentioned() {
+        let down = node("3", NodeState::Down, Availability::Active);
+        let unknown = node("4", NodeState::Unknown, Availability::Active);
+        let tasks = [task("new1", "1", TaskState::RUNNING, true)];
+        let loss = judge_node_loss(
+            "api",
+            true,
+            &tasks,
+            &[
+                seen(&down, Duration::from_secs(9)),
+                seen(&unknown, Duration::ZERO),
+            ],
+        );
+        assert_eq!(loss, NodeLoss::default());
+    }
+
+    #[test]
+    fn a_task_on_a_node_removed_from_the_swarm_fails_too() {
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let tasks = [task("new1", "9", TaskState::PREPARING, true)];
+        let loss = judge_node_loss("api", true, &tasks, &[seen(&ready, Duration::ZERO)]);
+        assert!(
+            loss.fail
+                .as_deref()
+                .is_some_and(|c| c.contains("left the Swarm: task new1 preparing")),
+            "{loss:?}"
+        );
+    }
+}
