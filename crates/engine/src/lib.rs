@@ -18,7 +18,7 @@ pub mod tasks;
 
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
 pub use image::{BuildSpec, ImageError, PushAuth};
-pub use nodes::{Availability, Node, NodeLoss, NodeState, Role};
+pub use nodes::{Availability, Node, NodeLoss, NodeState, Placement, Role};
 pub use stack::{PublishedPort, StackError, StackFile, StackService};
 pub use swarm::{Engine, EngineError, ServiceState};
 pub use tasks::{LivePort, ServiceTasks, TaskDetail, TaskHealth};

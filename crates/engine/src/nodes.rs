@@ -30,16 +30,16 @@
 //! - **Unknown / disconnected**: not yet a verdict (the node may come back, or be marked
 //!   down): reported, and waited for.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::models::{
     NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState as ApiNodeState, TaskState,
 };
-use bollard::query_parameters::ListNodesOptions;
+use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions};
 use serde::Serialize;
 
-use crate::swarm::{Engine, EngineError};
+use crate::swarm::{Engine, EngineError, STACK_NAMESPACE_LABEL};
 
 /// How long a new task may sit, not yet running, on a node the manager has marked down
 /// before the watch declares the update failed.
@@ -151,14 +151,94 @@ impl Engine {
             .docker()
             .list_nodes(None::<ListNodesOptions>)
             .await
-            .map_err(|source| EngineError::Request {
-                host: self.host().to_owned(),
-                what: "list nodes",
-                source,
-            })?;
+            .map_err(|source| self.node_request("list nodes", source))?;
         let mut nodes: Vec<Node> = nodes.into_iter().map(node).collect();
         nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
         Ok(nodes)
+    }
+}
+
+/// Where a stack runs: the Swarm's nodes, and the nodes each service's running tasks are on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    pub nodes: Vec<Node>,
+    /// Full Swarm service name → the hostname of each running task's node, sorted (a
+    /// hostname appears once per task there).
+    pub services: BTreeMap<String, Vec<String>>,
+}
+
+impl Engine {
+    /// The Swarm's nodes and where the running tasks of `stack`'s services run.
+    pub async fn placement(&self, stack: &str) -> Result<Placement, EngineError> {
+        let nodes = self.nodes().await?;
+        let services = self
+            .docker()
+            .list_services(Some(ListServicesOptions {
+                filters: Some(HashMap::from([(
+                    "label".to_owned(),
+                    vec![format!("{STACK_NAMESPACE_LABEL}={stack}")],
+                )])),
+                status: Some(false),
+            }))
+            .await
+            .map_err(|source| self.node_request("list services", source))?;
+        let names: HashMap<String, String> = services
+            .into_iter()
+            .filter_map(|s| Some((s.id?, s.spec?.name?)))
+            .collect();
+        let mut placed: BTreeMap<String, Vec<String>> = names
+            .values()
+            .map(|name| (name.clone(), Vec::new()))
+            .collect();
+        if names.is_empty() {
+            return Ok(Placement {
+                nodes,
+                services: placed,
+            });
+        }
+        let tasks = self
+            .docker()
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(HashMap::from([
+                    ("service".to_owned(), names.keys().cloned().collect()),
+                    ("desired-state".to_owned(), vec!["running".to_owned()]),
+                ])),
+            }))
+            .await
+            .map_err(|source| self.node_request("list tasks", source))?;
+        let hostnames: HashMap<&str, &str> = nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n.hostname.as_str()))
+            .collect();
+        for task in tasks {
+            let running = task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING);
+            // The service filter also matches by prefix: keep the stack's own services.
+            let Some(name) = task.service_id.as_ref().and_then(|id| names.get(id)) else {
+                continue;
+            };
+            let Some(node_id) = task.node_id.as_deref().filter(|_| running) else {
+                continue;
+            };
+            let host = hostnames
+                .get(node_id)
+                .map_or_else(|| short_id(node_id).to_owned(), |h| (*h).to_owned());
+            placed.entry(name.clone()).or_default().push(host);
+        }
+        for hosts in placed.values_mut() {
+            hosts.sort();
+        }
+        Ok(Placement {
+            nodes,
+            services: placed,
+        })
+    }
+
+    fn node_request(&self, what: &'static str, source: bollard::errors::Error) -> EngineError {
+        EngineError::Request {
+            host: self.host().to_owned(),
+            what,
+            source,
+        }
     }
 }
 
