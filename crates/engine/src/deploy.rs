@@ -257,6 +257,8 @@ impl Engine {
         let empty = HashSet::new();
         let old_tasks = change.before.as_ref().map_or(&empty, |b| &b.tasks);
         let stale_status = change.before.as_ref().and_then(|b| b.update_status.clone());
+        // When each task was first seen pending with an error (unplaced by the scheduler).
+        let mut unplaced_since: HashMap<String, Instant> = HashMap::new();
         loop {
             let observed = self.observe(&change.name).await;
             let (service, tasks) = match observed {
@@ -304,8 +306,11 @@ impl Engine {
             let updating = status == Some(ServiceUpdateStatusStateEnum::UPDATING);
             let loss = match nodes.current(self).await {
                 Some(seen) => {
-                    let watched: Vec<WatchedTask> =
-                        tasks.iter().map(|t| watched_task(t, old_tasks)).collect();
+                    let now = Instant::now();
+                    let watched: Vec<WatchedTask> = tasks
+                        .iter()
+                        .map(|t| watched_task(t, old_tasks, &mut unplaced_since, now))
+                        .collect();
                     let seen: Vec<SeenNode<'_>> = seen
                         .nodes
                         .iter()
@@ -778,18 +783,37 @@ impl NodeWatch {
     }
 }
 
-fn watched_task(task: &Task, old_tasks: &HashSet<String>) -> WatchedTask {
+fn watched_task(
+    task: &Task,
+    old_tasks: &HashSet<String>,
+    unplaced_since: &mut HashMap<String, Instant>,
+    now: Instant,
+) -> WatchedTask {
     let id = task.id.clone().unwrap_or_default();
+    let state = task
+        .status
+        .as_ref()
+        .and_then(|s| s.state)
+        .unwrap_or(TaskState::NEW);
+    let error = task
+        .status
+        .as_ref()
+        .and_then(|s| s.err.clone())
+        .filter(|e| !e.is_empty());
+    let unplaced_for = if state == TaskState::PENDING && error.is_some() {
+        now.saturating_duration_since(*unplaced_since.entry(id.clone()).or_insert(now))
+    } else {
+        unplaced_since.remove(&id);
+        Duration::ZERO
+    };
     WatchedTask {
+        error,
+        unplaced_for,
         new: !old_tasks.contains(&id),
         id,
         slot: task.slot.and_then(|s| u64::try_from(s).ok()),
         node_id: task.node_id.clone().filter(|n| !n.is_empty()),
-        state: task
-            .status
-            .as_ref()
-            .and_then(|s| s.state)
-            .unwrap_or(TaskState::NEW),
+        state,
     }
 }
 

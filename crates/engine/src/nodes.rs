@@ -22,7 +22,10 @@
 //!   completes, even with every replica running elsewhere. That is a failure now, not at
 //!   the deadline. A new task that was already running when its node died has released the
 //!   updater, which finishes on the remaining nodes: the watch keeps waiting.
-//! - **Drained**: the node's agent is alive and stops its tasks, which report `shutdown`;
+//!   A new task the remaining nodes cannot take (`pending`, "no suitable node") while a
+//!   node holding the service's tasks is down is waited for likewise: a failure after
+//!   [`UNPLACED_GRACE`].
+//! - **Drained**: the node's agent is alive and stops its tasks, which end as `shutdown`;
 //!   that ends the updater's wait, and replacements start on the remaining nodes. Swarm
 //!   itself decides whether a task of this update stopped within its monitor window is a
 //!   failure (`Updater.Run`'s `failureTriggersAction`): the watch keeps waiting and, if the
@@ -53,6 +56,18 @@ use crate::swarm::{Engine, EngineError, STACK_NAMESPACE_LABEL};
 /// node and task lists being read in separate requests, so the failure reports a settled
 /// picture: about a dozen 250 ms poll rounds.
 pub const NODE_DOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a new task may stay unplaced (`pending`, "no suitable node"), while a node
+/// holding the service's tasks is down, before the watch declares the update failed.
+///
+/// Swarm's scheduler keeps such a task pending and retries it on every node change
+/// (`manager/scheduler/scheduler.go` `noSuitableNode`), and the updater waits for it like
+/// for any other (`Updater.updateTask`): with a node gone, the remaining nodes may lack room
+/// for it (a host-mode port already taken on each, `max_replicas_per_node`, resources).
+/// But the same error is also normal for a moment during a healthy update, while old
+/// tasks stop and release their ports: that takes up to their stop grace period, 10 s by
+/// default (`api/defaults/service.go`). So: that, plus [`NODE_DOWN_GRACE`].
+pub const UNPLACED_GRACE: Duration = Duration::from_secs(13);
 
 /// A node's state as the manager sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -284,6 +299,11 @@ pub struct WatchedTask {
     pub state: TaskState,
     /// Created during this deploy (not among the service's tasks before it).
     pub new: bool,
+    /// Swarm's error for the task (the scheduler's "no suitable node (…)" for one it
+    /// cannot place).
+    pub error: Option<String>,
+    /// How long the watch has seen the task pending with an error (zero otherwise).
+    pub unplaced_for: Duration,
 }
 
 /// A node as the watch saw it, with how long it has been seen down.
@@ -369,6 +389,47 @@ pub fn judge_node_loss(
             listed.join(", ")
         ));
     }
+    // A new task the remaining nodes cannot take, once a down node held the service's tasks.
+    let down_here = nodes.iter().any(|seen| {
+        seen.node.state == NodeState::Down
+            && tasks.iter().any(|t| {
+                t.node_id.as_deref() == Some(seen.node.id.as_str()) && (t.new || !is_final(t.state))
+            })
+    });
+    let unplaced: Vec<&WatchedTask> = tasks
+        .iter()
+        .filter(|t| t.new && t.state == TaskState::PENDING && t.error.is_some())
+        .filter(|t| t.unplaced_for >= UNPLACED_GRACE)
+        .collect();
+    if updating && down_here && !unplaced.is_empty() {
+        let down: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.node.state == NodeState::Down)
+            .map(|n| n.node.hostname.as_str())
+            .collect();
+        causes.push(format!(
+            "with node {} down, the remaining nodes cannot take {}: {}",
+            down.join(", "),
+            if unplaced.len() == 1 {
+                "1 new task".to_owned()
+            } else {
+                format!("{} new tasks", unplaced.len())
+            },
+            unplaced
+                .iter()
+                .map(|t| {
+                    let slot = t.slot.map(|s| format!(" (slot {s})")).unwrap_or_default();
+                    format!(
+                        "task {}{slot} pending for {}s: {}",
+                        short_id(&t.id),
+                        t.unplaced_for.as_secs(),
+                        t.error.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     // A task on a node the manager no longer lists (removed with `docker node rm --force`)
     // is lost as well, and equally waited for.
     let gone: Vec<&WatchedTask> = tasks
@@ -449,6 +510,8 @@ mod tests {
             node_id: Some(node.to_owned()),
             state,
             new,
+            error: None,
+            unplaced_for: Duration::ZERO,
         }
     }
 
@@ -538,6 +601,42 @@ mod tests {
         assert_eq!(
             loss.fail, None,
             "the agent stops them: the updater is not stuck"
+        );
+    }
+
+    #[test]
+    fn a_new_task_the_remaining_nodes_cannot_take_fails_after_the_unplaced_grace() {
+        // Seen on a 3-node testbed: 3 replicas with a host-mode port, one node down; the
+        // third new task has no node with the port free.
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let down = node("3", NodeState::Down, Availability::Active);
+        let pending = |unplaced_for| WatchedTask {
+            node_id: None,
+            error: Some("no suitable node (host-mode port already in use on 2 nodes)".to_owned()),
+            unplaced_for,
+            ..task("new1", "", TaskState::PENDING, true)
+        };
+        let held = task("old2", "3", TaskState::RUNNING, false);
+        let judge = |t: WatchedTask| {
+            judge_node_loss(
+                "web",
+                true,
+                &[t, held.clone()],
+                &[
+                    seen(&ready, Duration::ZERO),
+                    seen(&down, Duration::from_secs(20)),
+                ],
+            )
+        };
+        assert_eq!(judge(pending(Duration::from_secs(5))).fail, None);
+        let cause = judge(pending(UNPLACED_GRACE)).fail.unwrap_or_default();
+        assert!(
+            cause.starts_with(
+                "with node prod-3 down, the remaining nodes cannot take 1 new task: task new1 \
+                 (slot 2) pending for 13s: no suitable node (host-mode port already in use on 2 \
+                 nodes)"
+            ),
+            "{cause}"
         );
     }
 
