@@ -6,7 +6,12 @@
 //!    and task ids, so we can tell what the deploy changed and which tasks are new;
 //! 2. [`Engine::watch`] every changed service at once until its new tasks run (healthy,
 //!    since Swarm keeps a task with a health check in `starting` until it is) for the
-//!    service's `update_config.monitor` window, or until it fails or the deadline passes;
+//!    service's `update_config.monitor` window, or until it fails or the deadline passes.
+//!    Each poll round also reads the Swarm's node list (once for all services): a node that
+//!    is down or drained while it holds a watched task is reported at once, and a new task
+//!    stranded on a down node fails the service within [`NODE_DOWN_GRACE`](crate::nodes::NODE_DOWN_GRACE) of the manager
+//!    marking the node down, since Swarm's updater would wait for it indefinitely
+//!    ([`crate::nodes`] explains why);
 //! 3. [`Engine::roll_back`] the changed services on failure, through Swarm's server-side
 //!    rollback (`rollback=previous`), and wait until the rollback converges.
 //!
@@ -18,6 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::models::{Service, ServiceSpec, ServiceUpdateStatusStateEnum, Task, TaskState};
@@ -27,6 +33,7 @@ use bollard::query_parameters::{
 use futures_util::future::join_all;
 
 use crate::endpoint::Endpoint;
+use crate::nodes::{Node, NodeState, SeenNode, WatchedTask, judge_node_loss};
 use crate::swarm::{Engine, EngineError, STACK_NAMESPACE_LABEL};
 
 /// Swarm's default `update_config.monitor` when a service sets none.
@@ -232,10 +239,11 @@ impl Engine {
         deadline: Instant,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Vec<Outcome> {
+        let nodes = NodeWatch::default();
         join_all(
             changes
                 .iter()
-                .map(|change| self.watch_one(change, deadline, progress)),
+                .map(|change| self.watch_one(change, deadline, progress, &nodes)),
         )
         .await
     }
@@ -245,6 +253,7 @@ impl Engine {
         change: &Change,
         deadline: Instant,
         progress: &(dyn Fn(Progress<'_>) + Sync),
+        nodes: &NodeWatch,
     ) -> Outcome {
         let start = Instant::now();
         let mut last = String::new();
@@ -252,6 +261,8 @@ impl Engine {
         let empty = HashSet::new();
         let old_tasks = change.before.as_ref().map_or(&empty, |b| &b.tasks);
         let stale_status = change.before.as_ref().and_then(|b| b.update_status.clone());
+        // When each task was first seen pending with an error (unplaced by the scheduler).
+        let mut unplaced_since: HashMap<String, Instant> = HashMap::new();
         loop {
             let observed = self.observe(&change.name).await;
             let (service, tasks) = match observed {
@@ -296,7 +307,35 @@ impl Engine {
                 Some(s) => s.to_string(),
                 None => "starting".to_owned(),
             };
-            let summary = format!("{state}, {running_new}/{desired} new tasks running");
+            let updating = status == Some(ServiceUpdateStatusStateEnum::UPDATING);
+            let loss = match nodes.current(self).await {
+                Some(seen) => {
+                    let now = Instant::now();
+                    let watched: Vec<WatchedTask> = tasks
+                        .iter()
+                        .map(|t| watched_task(t, old_tasks, &mut unplaced_since, now))
+                        .collect();
+                    let seen: Vec<SeenNode<'_>> = seen
+                        .nodes
+                        .iter()
+                        .map(|node| SeenNode {
+                            node,
+                            down_for: seen.down_for(&node.id),
+                        })
+                        .collect();
+                    judge_node_loss(&change.service, updating, &watched, &seen)
+                }
+                None => Default::default(),
+            };
+            let mut summary = format!("{state}, {running_new}/{desired} new tasks running");
+            for notice in &loss.notices {
+                // The notice names the service already; the progress row does too.
+                let notice = notice
+                    .strip_prefix(&format!("{}: ", change.service))
+                    .unwrap_or(notice);
+                summary.push_str("; ");
+                summary.push_str(notice);
+            }
             if summary != last {
                 progress(Progress {
                     service: &change.service,
@@ -319,16 +358,22 @@ impl Engine {
                     .and_then(|u| u.message.clone())
                     .unwrap_or_default();
                 let task = self.failure_of(&new).await;
+                let mut causes = vec![format!("update {state}: {message}"), task];
+                causes.extend(loss.notices);
                 return Outcome::Failed {
-                    cause: join_causes(&[format!("update {state}: {message}"), task]),
+                    cause: join_causes(&causes),
                 };
             }
             if let Some(failed) = new.iter().find(|t| is_failed(t)) {
+                let mut causes = vec![self.describe_task(failed).await];
+                causes.extend(loss.notices);
                 return Outcome::Failed {
-                    cause: self.describe_task(failed).await,
+                    cause: join_causes(&causes),
                 };
             }
-            let updating = status == Some(ServiceUpdateStatusStateEnum::UPDATING);
+            if let Some(cause) = loss.fail {
+                return Outcome::Failed { cause };
+            }
             // A global service with no task yet has not been scheduled, not converged.
             let scheduled = desired > 0 || is_replicated(&service);
             if running_new >= desired && running_old == 0 && scheduled {
@@ -679,6 +724,100 @@ impl Engine {
             what,
             source,
         }
+    }
+}
+
+/// The Swarm's nodes as the watch of one deploy sees them: listed at most once per poll
+/// round for all watched services together, and when each node was first seen down.
+#[derive(Debug, Default)]
+struct NodeWatch {
+    last: tokio::sync::Mutex<Option<(Instant, Arc<SeenNodes>)>>,
+}
+
+#[derive(Debug)]
+struct SeenNodes {
+    nodes: Vec<Node>,
+    down_since: HashMap<String, Instant>,
+    at: Instant,
+}
+
+impl SeenNodes {
+    fn down_for(&self, id: &str) -> Duration {
+        self.down_since.get(id).map_or(Duration::ZERO, |since| {
+            self.at.saturating_duration_since(*since)
+        })
+    }
+}
+
+impl NodeWatch {
+    /// The node list of this poll round: the last one if it is younger than a poll
+    /// interval, else a new one. `None` until a listing has succeeded; a failed listing
+    /// keeps the last one (a node verdict waits, the deadline still bounds the watch).
+    async fn current(&self, engine: &Engine) -> Option<Arc<SeenNodes>> {
+        let mut last = self.last.lock().await;
+        if let Some((at, seen)) = last.as_ref()
+            && at.elapsed() < POLL
+        {
+            return Some(Arc::clone(seen));
+        }
+        let nodes = match engine.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the Swarm's nodes; retrying");
+                return last.as_ref().map(|(_, seen)| Arc::clone(seen));
+            }
+        };
+        let now = Instant::now();
+        let earlier = last.as_ref().map(|(_, seen)| &seen.down_since);
+        let down_since = nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Down)
+            .map(|n| {
+                let since = earlier.and_then(|e| e.get(&n.id)).copied().unwrap_or(now);
+                (n.id.clone(), since)
+            })
+            .collect();
+        let seen = Arc::new(SeenNodes {
+            nodes,
+            down_since,
+            at: now,
+        });
+        *last = Some((now, Arc::clone(&seen)));
+        Some(seen)
+    }
+}
+
+fn watched_task(
+    task: &Task,
+    old_tasks: &HashSet<String>,
+    unplaced_since: &mut HashMap<String, Instant>,
+    now: Instant,
+) -> WatchedTask {
+    let id = task.id.clone().unwrap_or_default();
+    let state = task
+        .status
+        .as_ref()
+        .and_then(|s| s.state)
+        .unwrap_or(TaskState::NEW);
+    let error = task
+        .status
+        .as_ref()
+        .and_then(|s| s.err.clone())
+        .filter(|e| !e.is_empty());
+    let unplaced_for = if state == TaskState::PENDING && error.is_some() {
+        now.saturating_duration_since(*unplaced_since.entry(id.clone()).or_insert(now))
+    } else {
+        unplaced_since.remove(&id);
+        Duration::ZERO
+    };
+    WatchedTask {
+        error,
+        unplaced_for,
+        new: !old_tasks.contains(&id),
+        id,
+        slot: task.slot.and_then(|s| u64::try_from(s).ok()),
+        node_id: task.node_id.clone().filter(|n| !n.is_empty()),
+        state,
     }
 }
 

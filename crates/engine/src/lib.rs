@@ -9,12 +9,14 @@
 //! - [`swarm`]: live Swarm state read through the Engine API (bollard), connecting to an
 //!   [`Endpoint`] and negotiating the API version with the daemon ([`cause`] tells why a
 //!   connection failed);
-//! - [`image`]: builds and pushes through the engine, with build output streamed.
+//! - [`image`]: builds and pushes through the engine, with build output streamed;
+//! - [`nodes`]: the Swarm's nodes, and what a lost or drained node means for a deploy.
 
 pub mod cause;
 pub mod deploy;
 pub mod endpoint;
 pub mod image;
+pub mod nodes;
 pub mod stack;
 pub mod swarm;
 pub mod tasks;
@@ -23,6 +25,7 @@ pub use cause::Cause;
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};
+pub use nodes::{Availability, Node, NodeLoss, NodeState, Placement, Role};
 pub use stack::{PublishedPort, StackError, StackFile, StackService};
 pub use swarm::{Engine, EngineError, ServiceState};
 pub use tasks::{LivePort, ServiceTasks, TaskDetail, TaskHealth};

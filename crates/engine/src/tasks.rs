@@ -57,6 +57,10 @@ pub struct TaskDetail {
     pub health: TaskHealth,
     /// Swarm's error for the task, if any.
     pub error: Option<String>,
+    /// The node Swarm placed the task on (`Node::id`), once it is assigned.
+    pub node_id: Option<String>,
+    /// Ports the task itself publishes on its node (`publish_mode: host`), as bound.
+    pub host_ports: Vec<LivePort>,
 }
 
 /// The health of a task's container.
@@ -79,6 +83,11 @@ pub enum TaskHealth {
 impl TaskDetail {
     pub fn is_running(&self) -> bool {
         self.state == "running"
+    }
+
+    /// Whether the task runs and publishes a port on its own node (host mode).
+    pub fn publishes_on_node(&self) -> bool {
+        self.is_running() && !self.host_ports.is_empty()
     }
 
     /// The digest part of the task's image (`sha256:…`), if it names one.
@@ -145,6 +154,13 @@ impl Engine {
     async fn task_detail(&self, task: &Task) -> TaskDetail {
         let status = task.status.clone().unwrap_or_default();
         let state = status.state.unwrap_or(TaskState::NEW);
+        let host_ports = status
+            .port_status
+            .and_then(|p| p.ports)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(live_port)
+            .collect();
         let container_id = status
             .container_status
             .and_then(|c| c.container_id)
@@ -166,6 +182,8 @@ impl Engine {
             container_id,
             health,
             error: status.err.filter(|e| !e.is_empty()),
+            node_id: task.node_id.clone().filter(|n| !n.is_empty()),
+            host_ports,
         }
     }
 
@@ -209,6 +227,18 @@ impl Engine {
     }
 }
 
+fn live_port(p: bollard::models::EndpointPortConfig) -> Option<LivePort> {
+    Some(LivePort {
+        published: u16::try_from(p.published_port?).ok()?,
+        target: p
+            .target_port
+            .and_then(|t| u16::try_from(t).ok())
+            .unwrap_or(0),
+        protocol: p.protocol.map(|p| p.to_string()).unwrap_or_default(),
+        mode: p.publish_mode.map(|m| m.to_string()).unwrap_or_default(),
+    })
+}
+
 fn service_tasks(stack: &str, service: Service, tasks: Vec<TaskDetail>) -> Option<ServiceTasks> {
     let spec = service.spec?;
     let name = spec.name.clone().unwrap_or_default();
@@ -235,17 +265,7 @@ fn service_tasks(stack: &str, service: Service, tasks: Vec<TaskDetail>) -> Optio
         .or(declared)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|p| {
-            Some(LivePort {
-                published: u16::try_from(p.published_port?).ok()?,
-                target: p
-                    .target_port
-                    .and_then(|t| u16::try_from(t).ok())
-                    .unwrap_or(0),
-                protocol: p.protocol.map(|p| p.to_string()).unwrap_or_default(),
-                mode: p.publish_mode.map(|m| m.to_string()).unwrap_or_default(),
-            })
-        })
+        .filter_map(live_port)
         .collect();
     Some(ServiceTasks {
         image: spec

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 use verify::check::{
-    self, CheckReport, CheckSpec, HttpProbe, Probe, SwarmProbe, SwarmTarget, TcpProbe, Timing,
+    self, CheckReport, CheckSpec, HttpProbe, NODE_PLACEHOLDER, NodeFanout, Probe, SwarmProbe,
+    SwarmTarget, TcpProbe, Timing,
 };
 use verify::{EntryKind, EnvName, EnvPointer};
 
@@ -134,7 +135,9 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     })
 }
 
-/// The environment's checks, typed. A Swarm check becomes one check per service.
+/// The environment's checks, typed. A Swarm check becomes one check per service; an HTTP
+/// check whose URL names `{node}` becomes a fan-out over the nodes running its service
+/// (expanded when the checks run, from the same listing of the stack as the Swarm checks).
 fn specs(
     config: &Config,
     env_name: &str,
@@ -146,11 +149,28 @@ fn specs(
     for check in &env.checks {
         let timing = timing(check)?;
         match check {
+            Check::Http(c) if c.url.contains(NODE_PLACEHOLDER) => {
+                // A stand-in address (TEST-NET-1) so the rest of the URL is parsed now.
+                let probe = http_probe(config, c, &c.url.replace(NODE_PLACEHOLDER, "192.0.2.1"))?;
+                let fanout = NodeFanout::new(
+                    Arc::clone(&target),
+                    stack_service(config, &c.service),
+                    &c.url,
+                    probe,
+                )
+                .map_err(|e| Failure::usage(format!("check `{}`: {e}", c.name)))?;
+                specs.push(CheckSpec {
+                    name: c.name.clone(),
+                    service: c.service.clone(),
+                    timing,
+                    probe: Probe::Fanout(Box::new(fanout)),
+                });
+            }
             Check::Http(c) => specs.push(CheckSpec {
                 name: c.name.clone(),
                 service: c.service.clone(),
                 timing,
-                probe: Probe::Http(Box::new(http_probe(config, c)?)),
+                probe: Probe::Http(Box::new(http_probe(config, c, &c.url)?)),
             }),
             Check::Tcp(c) => specs.push(CheckSpec {
                 name: c.name.clone(),
@@ -185,11 +205,22 @@ fn timing(check: &Check) -> Result<Timing, Failure> {
     ))
 }
 
-fn http_probe(config: &Config, c: &config::HttpCheck) -> Result<HttpProbe, Failure> {
+/// The stack-file name of project service `service` (itself when the config does not
+/// declare it).
+fn stack_service(config: &Config, service: &str) -> String {
+    config
+        .services
+        .get(service)
+        .map(|s| s.stack_service_name(service))
+        .unwrap_or(service)
+        .to_owned()
+}
+
+fn http_probe(config: &Config, c: &config::HttpCheck, url: &str) -> Result<HttpProbe, Failure> {
     let bad = |what: String| Failure::usage(format!("check `{}`: {what}", c.name));
     let method = check::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| bad(format!("`{}` is not an HTTP method", c.method)))?;
-    let url = check::Url::parse(&c.url)
+    let url = check::Url::parse(url)
         .map_err(|e| bad(format!("URL `{}`: {e}", check::mask_password(&c.url))))?;
     let mut probe = HttpProbe::new(method, url, c.expect_status);
     for (name, value) in &c.headers {
@@ -266,10 +297,7 @@ fn swarm_spec(
     pointer: Option<&EnvPointer>,
 ) -> CheckSpec {
     let declared = config.services.get(service);
-    let stack_service = declared
-        .map(|s| s.stack_service_name(service))
-        .unwrap_or(service)
-        .to_owned();
+    let stack_service = stack_service(config, service);
     let internal = declared.is_some_and(|s| s.internal);
     let expected_digest = pointer.and_then(|p| p.digests.get(service).cloned());
     let mut name = format!("{service}: desired replicas running, tasks healthy");
@@ -447,5 +475,73 @@ mod output_tests {
             "a key appears twice: {text}"
         );
         insta::assert_json_snapshot!(output);
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[project]
+name = "t"
+[registry]
+host = "r.example.com"
+[services.admin-app]
+repository = "t/admin"
+context = "."
+[environments.prod]
+stack = "t-prod"
+stack_file = "stack.yml"
+
+[[environments.prod.checks]]
+kind = "http"
+name = "admin-app answers /health"
+service = "admin-app"
+url = "http://{node}:18080/health"
+
+[[environments.prod.checks]]
+kind = "http"
+name = "admin-app through the load balancer"
+service = "admin-app"
+url = "http://127.0.0.1:18080/health"
+"#;
+
+    #[test]
+    fn a_node_url_becomes_a_fan_out_and_a_plain_one_stays_http() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stack.yml"),
+            "services:\n  admin-app:\n    image: r.example.com/t/admin:1\n",
+        )
+        .unwrap();
+        let config = Config::parse(&dir.path().join("release.toml"), CONFIG.to_owned(), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let env = config.environment("prod").unwrap();
+        let specs = specs(&config, "prod", env, None).unwrap();
+        let got: Vec<(&str, String)> = specs
+            .iter()
+            .map(|s| {
+                let kind = match &s.probe {
+                    Probe::Fanout(_) => "fanout",
+                    Probe::Http(_) => "http",
+                    _ => "other",
+                };
+                (kind, s.probe.target())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("fanout", "GET http://{node}:18080/health".to_owned()),
+                ("http", "GET http://127.0.0.1:18080/health".to_owned()),
+            ]
+        );
+        let Probe::Fanout(f) = &specs[0].probe else {
+            unreachable!()
+        };
+        assert_eq!(f.stack_service, "admin-app");
     }
 }

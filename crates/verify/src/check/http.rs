@@ -268,10 +268,13 @@ impl HttpClients {
     pub fn for_checks(checks: &[super::CheckSpec]) -> Result<Self, CheckError> {
         let mut by_ca = BTreeMap::new();
         for check in checks {
-            if let super::Probe::Http(p) = &check.probe
-                && !by_ca.contains_key(&p.ca)
-            {
-                by_ca.insert(p.ca.clone(), http_client(p.ca.as_deref())?);
+            let probe = match &check.probe {
+                super::Probe::Http(p) => p.as_ref(),
+                super::Probe::Fanout(f) => &f.probe,
+                _ => continue,
+            };
+            if !by_ca.contains_key(&probe.ca) {
+                by_ca.insert(probe.ca.clone(), http_client(probe.ca.as_deref())?);
             }
         }
         Ok(Self { by_ca })

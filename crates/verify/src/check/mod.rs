@@ -8,10 +8,14 @@
 //! passes fails at its deadline, not before. The run takes about as long as its slowest
 //! check.
 //!
+//! An HTTP check whose URL names `{node}` ([`NodeFanout`]) runs once per node where its
+//! service has a running task publishing a host-mode port, each as a check of its own.
+//!
 //! The [`CheckReport`] renders as JUnit ([`junit`]) for Jenkins and serializes to JSON.
 
 mod http;
 pub mod junit;
+mod nodes;
 mod swarm;
 mod tcp;
 
@@ -22,6 +26,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use http::{HttpClients, HttpProbe, mask_password};
+pub use nodes::{FanoutError, NODE_PLACEHOLDER, NodeFanout, NodeTarget};
 /// The HTTP vocabulary of [`HttpProbe`], so callers need not depend on reqwest.
 pub use reqwest::header::{HeaderName, HeaderValue};
 pub use reqwest::{Client, Method, Url};
@@ -115,12 +120,19 @@ pub enum Probe {
     Http(Box<HttpProbe>),
     Tcp(TcpProbe),
     Swarm(SwarmProbe),
+    /// An HTTP check per node; [`run`] expands it into [`Probe::Http`] checks when it can.
+    Fanout(Box<NodeFanout>),
+    /// A check that cannot be run as declared: every attempt fails with `cause`.
+    Broken {
+        target: String,
+        cause: String,
+    },
 }
 
 impl Probe {
     pub fn kind(&self) -> Kind {
         match self {
-            Probe::Http(_) => Kind::Http,
+            Probe::Http(_) | Probe::Fanout(_) | Probe::Broken { .. } => Kind::Http,
             Probe::Tcp(_) => Kind::Tcp,
             Probe::Swarm(_) => Kind::Swarm,
         }
@@ -133,6 +145,8 @@ impl Probe {
             Probe::Http(p) => p.target(),
             Probe::Tcp(p) => p.address.clone(),
             Probe::Swarm(p) => p.target(),
+            Probe::Fanout(p) => p.target(),
+            Probe::Broken { target, .. } => target.clone(),
         }
     }
 
@@ -156,6 +170,12 @@ impl Probe {
                         p.address
                     )))
                 }),
+            Probe::Fanout(p) => {
+                tokio::time::timeout(budget + HTTP_SAFETY_NET, p.attempt(clients, budget))
+                    .await
+                    .unwrap_or_else(|_| Probed::no_response(budget))
+            }
+            Probe::Broken { cause, .. } => Probed::fail(cause.clone()),
             Probe::Swarm(p) => tokio::time::timeout(budget, p.attempt())
                 .await
                 .unwrap_or_else(|_| {
@@ -279,7 +299,7 @@ impl CheckReport {
 
 /// Runs `checks` concurrently, at most `concurrency` at a time, the HTTP checks through
 /// `clients` (built for them by [`HttpClients::for_checks`]). Outcomes are in the order of
-/// `checks`.
+/// `checks`, a fan-out check's per-node outcomes in its place, by hostname.
 pub async fn run(
     env: &str,
     checks: Vec<CheckSpec>,
@@ -288,6 +308,7 @@ pub async fn run(
 ) -> CheckReport {
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
+    let checks = nodes::expand(checks).await;
     // Unordered, so a slow check holds only its own slot: an ordered buffer keeps every
     // finished check's slot until all checks before it have finished too.
     let mut outcomes: Vec<(usize, CheckOutcome)> =

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::{Endpoint, Engine, EngineError, ServiceTasks, TaskHealth};
+use engine::{Endpoint, Engine, EngineError, Node, ServiceTasks, TaskHealth};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::Probed;
@@ -31,7 +31,15 @@ pub struct SwarmTarget {
 struct Listing {
     /// When the engine's answers were all in.
     done: Instant,
-    services: Arc<Vec<ServiceTasks>>,
+    stack: Arc<StackListing>,
+}
+
+/// One listing of the stack: its services with their tasks, and the Swarm's nodes (for
+/// checks that run once per node, `{node}` in an HTTP check's URL).
+#[derive(Debug, Default)]
+pub(crate) struct StackListing {
+    pub services: Vec<ServiceTasks>,
+    pub nodes: Vec<Node>,
 }
 
 impl SwarmTarget {
@@ -45,7 +53,11 @@ impl SwarmTarget {
         })
     }
 
-    /// The stack's services and tasks, listed by a listing that ended after `since`: the
+    pub(crate) fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    /// The stack's services, tasks and nodes, listed by a listing that ended after `since`: the
     /// last one if it did (it was in progress then, and this attempt waited for it), else
     /// a new one. The lock is held while listing, so attempts that begin meanwhile wait for it;
     /// an attempt cut off by its timeout releases the lock without a listing.
@@ -53,24 +65,42 @@ impl SwarmTarget {
         &self,
         engine: &Engine,
         since: Instant,
-    ) -> Result<Arc<Vec<ServiceTasks>>, EngineError> {
+    ) -> Result<Arc<StackListing>, EngineError> {
         let mut last = self.listing.lock().await;
         if let Some(listing) = last.as_ref()
             && listing.done >= since
         {
-            return Ok(Arc::clone(&listing.services));
+            return Ok(Arc::clone(&listing.stack));
         }
-        let services = Arc::new(engine.stack_tasks(&self.stack).await?);
+        let (services, nodes) = tokio::try_join!(engine.stack_tasks(&self.stack), engine.nodes())?;
+        let stack = Arc::new(StackListing { services, nodes });
         tracing::debug!(
             stack = %self.stack,
-            "listed the stack: {} services",
-            services.len()
+            "listed the stack: {} services on {} nodes",
+            stack.services.len(),
+            stack.nodes.len()
         );
         *last = Some(Listing {
             done: Instant::now(),
-            services: Arc::clone(&services),
+            stack: Arc::clone(&stack),
         });
-        Ok(services)
+        Ok(stack)
+    }
+
+    /// The stack as listed after `since`, connecting first if need be; errors as the
+    /// attempt that asked should report them.
+    pub(crate) async fn listing(&self, since: Instant) -> Result<Arc<StackListing>, Probed> {
+        let engine = match self.engine().await {
+            Ok(e) => e,
+            Err(e) => return Err(Probed::unreachable(e.to_string())),
+        };
+        match self.services(engine, since).await {
+            Ok(s) => Ok(s),
+            Err(e @ (EngineError::Connect { .. } | EngineError::Unreachable { .. })) => {
+                Err(Probed::unreachable(e.to_string()))
+            }
+            Err(e) => Err(Probed::fail(e.to_string())),
+        }
     }
 
     async fn engine(&self) -> Result<&Engine, EngineError> {
@@ -99,18 +129,11 @@ impl SwarmProbe {
     }
 
     pub(crate) async fn attempt(&self) -> Probed {
-        let since = Instant::now();
-        let engine = match self.target.engine().await {
-            Ok(e) => e,
-            Err(e) => return Probed::unreachable(e.to_string()),
+        let listing = match self.target.listing(Instant::now()).await {
+            Ok(l) => l,
+            Err(probed) => return probed,
         };
-        let services = match self.target.services(engine, since).await {
-            Ok(s) => s,
-            Err(e @ (EngineError::Connect { .. } | EngineError::Unreachable { .. })) => {
-                return Probed::unreachable(e.to_string());
-            }
-            Err(e) => return Probed::fail(e.to_string()),
-        };
+        let services = &listing.services;
         if services.is_empty() {
             // Nothing of the stack is there: the environment is not deployed (or was removed),
             // which says nothing about the release being checked.
@@ -265,6 +288,8 @@ mod tests {
             container_id: Some(format!("c{slot}")),
             health,
             error: None,
+            node_id: Some("n1".to_owned()),
+            host_ports: Vec::new(),
         }
     }
 
