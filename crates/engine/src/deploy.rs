@@ -33,7 +33,10 @@ use bollard::query_parameters::{
 use futures_util::future::join_all;
 
 use crate::endpoint::Endpoint;
-use crate::nodes::{Node, NodeState, SeenNode, WatchedTask, judge_node_loss};
+use crate::nodes::{
+    Node, NodeState, RollbackHeld, SeenNode, UNPLACED_GRACE, WatchedTask, judge_node_loss,
+    rollback_held_by_lost_nodes,
+};
 use crate::swarm::{Engine, EngineError, STACK_NAMESPACE_LABEL};
 
 /// Swarm's default `update_config.monitor` when a service sets none.
@@ -62,11 +65,47 @@ pub enum DeployError {
     Engine(#[from] EngineError),
 }
 
+/// Attempts of `docker stack deploy` when Swarm refuses a service update as "update out
+/// of sequence": the CLI read the service, then Swarm itself changed it (its own rollback
+/// or update finishing, e.g. when a lost node comes back) before the CLI wrote, so the
+/// write names a stale version (swarmkit's store rejects it, `ErrSequenceConflict`).
+/// Applying the whole stack again reads the new version; seen on the testbed when a
+/// promotion was re-run while Swarm finished a rollback.
+const STACK_DEPLOY_ATTEMPTS: u32 = 4;
+/// Pause between those attempts, times the attempt number.
+const STACK_DEPLOY_RETRY_DELAY: Duration = Duration::from_millis(500);
+
 /// Runs `docker stack deploy --resolve-image never --with-registry-auth -c FILE STACK`
 /// against `endpoint`, with the registry login the Docker CLI holds. No credential ever
 /// appears on the command line. The child's engine variables are all set or removed
-/// from `endpoint`, so it reaches the engine the caller watches and no other.
+/// from `endpoint`, so it reaches the engine the caller watches and no other. An "update
+/// out of sequence" refusal is retried (see [`STACK_DEPLOY_ATTEMPTS`]); `docker stack
+/// deploy` is idempotent.
 pub async fn stack_deploy(
+    endpoint: &Endpoint,
+    stack: &str,
+    file: &Path,
+) -> Result<(), DeployError> {
+    let mut attempt = 1;
+    loop {
+        match stack_deploy_once(endpoint, stack, file).await {
+            Err(DeployError::Apply { output, .. })
+                if attempt < STACK_DEPLOY_ATTEMPTS && output.contains("update out of sequence") =>
+            {
+                tracing::warn!(
+                    stack,
+                    attempt,
+                    "`docker stack deploy` raced a change Swarm made itself (update out of sequence); applying again"
+                );
+                tokio::time::sleep(STACK_DEPLOY_RETRY_DELAY * attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn stack_deploy_once(
     endpoint: &Endpoint,
     stack: &str,
     file: &Path,
@@ -232,7 +271,9 @@ impl Engine {
     }
 
     /// Watches every change at once until each converges, fails, or `deadline` passes.
-    /// `progress` is called on every state change of a service.
+    /// `progress` is called on every state change of a service, and with `failed: CAUSE`
+    /// the moment a service's watch decides it failed: the other services may still be
+    /// watched, and the caller's rollback starts only when every watch has ended.
     pub async fn watch(
         &self,
         changes: &[Change],
@@ -240,11 +281,16 @@ impl Engine {
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Vec<Outcome> {
         let nodes = NodeWatch::default();
-        join_all(
-            changes
-                .iter()
-                .map(|change| self.watch_one(change, deadline, progress, &nodes)),
-        )
+        join_all(changes.iter().map(|change| async {
+            let outcome = self.watch_one(change, deadline, progress, &nodes).await;
+            if let Outcome::Failed { cause } = &outcome {
+                progress(Progress {
+                    service: &change.service,
+                    state: format!("failed: {cause}"),
+                });
+            }
+            outcome
+        }))
         .await
     }
 
@@ -447,6 +493,8 @@ impl Engine {
         // previous spec left, which only an explicit restore can undo.
         let mut settled_on_new = 0u32;
         let mut re_requests = 0u32;
+        let mut unplaced_since: HashMap<String, Instant> = HashMap::new();
+        let no_old = HashSet::new();
         loop {
             let (service, tasks) = self
                 .observe(&change.name)
@@ -477,6 +525,43 @@ impl Engine {
             let done = status != Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED);
             if done && image_back && on_previous >= desired && running.len() as u64 == on_previous {
                 return Ok(());
+            }
+            // A task no remaining node can take holds Swarm's rollback until the node is
+            // back (see `rollback_held_by_lost_nodes`): done as far as the nodes allow, or
+            // stuck, but nothing to wait for.
+            let now = Instant::now();
+            let wanted: Vec<WatchedTask> = tasks
+                .iter()
+                .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+                .map(|t| watched_task(t, &no_old, &mut unplaced_since, now))
+                .collect();
+            if wanted.iter().any(|t| t.unplaced_for >= UNPLACED_GRACE)
+                && let Ok(nodes) = self.nodes().await
+            {
+                let back = image_back && running.len() as u64 == on_previous;
+                match rollback_held_by_lost_nodes(
+                    desired.saturating_sub(on_previous),
+                    back,
+                    &wanted,
+                    &nodes,
+                ) {
+                    Some(RollbackHeld::AsFarAsNodesAllow(note)) => {
+                        progress(Progress {
+                            service: &change.service,
+                            state: format!(
+                                "rollback: {on_previous}/{desired} tasks on the previous image; {note}"
+                            ),
+                        });
+                        return Ok(());
+                    }
+                    Some(RollbackHeld::Stuck(note)) => {
+                        return Err(format!(
+                            "rollback of {} cannot proceed until the node is back: {note}; {last}",
+                            change.name
+                        ));
+                    }
+                    None => {}
+                }
             }
             if status == Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) && !image_back {
                 settled_on_new += 1;

@@ -29,7 +29,11 @@
 //!   that ends the updater's wait, and replacements start on the remaining nodes. Swarm
 //!   itself decides whether a task of this update stopped within its monitor window is a
 //!   failure (`Updater.Run`'s `failureTriggersAction`): the watch keeps waiting and, if the
-//!   update pauses or rolls back, says which node was drained.
+//!   update pauses or rolls back, says which node was drained. A new task the other nodes
+//!   cannot take while a node is drained fails after [`UNPLACED_GRACE`], as for a down
+//!   node.
+//! - **The rollback** with a node down or drained can be held the same way; it is done as
+//!   far as the nodes allow per [`rollback_held_by_lost_nodes`].
 //! - **Unknown / disconnected**: not yet a verdict (the node may come back, or be marked
 //!   down): reported, and waited for.
 
@@ -324,6 +328,64 @@ pub struct NodeLoss {
     pub fail: Option<String>,
 }
 
+/// A rollback that a lost node holds up, as [`rollback_held_by_lost_nodes`] judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackHeld {
+    /// Every running task is back on the previous spec and every missing one waits for a
+    /// node: rolled back as far as the remaining nodes allow. The note names the nodes.
+    AsFarAsNodesAllow(String),
+    /// Swarm's rollback itself waits for a task no remaining node can take, with tasks
+    /// still on the new spec: it cannot proceed until the node is back.
+    Stuck(String),
+}
+
+/// Whether a rollback is held up by a lost node: a task Swarm wants running has been
+/// unplaced (`pending`, "no suitable node") for [`UNPLACED_GRACE`] while a node is down
+/// or drained. `None`: keep waiting.
+///
+/// Swarm's rollback is an update too (`Updater.updateTask` waits for each new task with no
+/// timeout), so with a node gone and no room for a replica on the others (a host-mode port
+/// taken on each, `max_replicas_per_node`), it stays `rollback_started` until the node
+/// comes back: waiting longer changes nothing. `missing` is how many desired tasks are not
+/// running on the previous spec; `back` whether the spec and every running task are on
+/// the previous image.
+pub fn rollback_held_by_lost_nodes(
+    missing: u64,
+    back: bool,
+    tasks: &[WatchedTask],
+    nodes: &[Node],
+) -> Option<RollbackHeld> {
+    let lost: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Down || n.availability == Availability::Drain)
+        .map(|n| format!("{} is {}", n.hostname, n.loss().unwrap_or("lost")))
+        .collect();
+    let unplaced: Vec<&WatchedTask> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::PENDING && t.unplaced_for >= UNPLACED_GRACE)
+        .collect();
+    if lost.is_empty() || unplaced.is_empty() {
+        return None;
+    }
+    let error = unplaced
+        .iter()
+        .find_map(|t| t.error.as_deref())
+        .unwrap_or("no suitable node");
+    let note = format!(
+        "{} cannot be placed while node {}: {error}",
+        match unplaced.len() {
+            1 => "1 task".to_owned(),
+            n => format!("{n} tasks"),
+        },
+        lost.join(", node ")
+    );
+    Some(if back && unplaced.len() as u64 >= missing {
+        RollbackHeld::AsFarAsNodesAllow(note)
+    } else {
+        RollbackHeld::Stuck(note)
+    })
+}
+
 /// Relates the nodes to one service's tasks. `updating` is whether the service's update
 /// of this deploy is still in progress (`update_status.state == updating`).
 pub fn judge_node_loss(
@@ -389,27 +451,35 @@ pub fn judge_node_loss(
             listed.join(", ")
         ));
     }
-    // A new task the remaining nodes cannot take, once a down node held the service's tasks.
+    // A new task the remaining nodes cannot take, once a down node held the service's
+    // tasks, or while a node is drained (its tasks have stopped by then: the operator took
+    // its capacity away, and the scheduler retries only when a node changes).
     let down_here = nodes.iter().any(|seen| {
         seen.node.state == NodeState::Down
             && tasks.iter().any(|t| {
                 t.node_id.as_deref() == Some(seen.node.id.as_str()) && (t.new || !is_final(t.state))
             })
     });
+    let drained = nodes
+        .iter()
+        .any(|seen| seen.node.availability == Availability::Drain);
     let unplaced: Vec<&WatchedTask> = tasks
         .iter()
         .filter(|t| t.new && t.state == TaskState::PENDING && t.error.is_some())
         .filter(|t| t.unplaced_for >= UNPLACED_GRACE)
         .collect();
-    if updating && down_here && !unplaced.is_empty() {
-        let down: Vec<&str> = nodes
+    if updating && (down_here || drained) && !unplaced.is_empty() {
+        let lost: Vec<String> = nodes
             .iter()
-            .filter(|n| n.node.state == NodeState::Down)
-            .map(|n| n.node.hostname.as_str())
+            .filter_map(|n| match (n.node.state, n.node.availability) {
+                (NodeState::Down, _) => Some(format!("{} down", n.node.hostname)),
+                (_, Availability::Drain) => Some(format!("{} drained", n.node.hostname)),
+                _ => None,
+            })
             .collect();
         causes.push(format!(
-            "with node {} down, the remaining nodes cannot take {}: {}",
-            down.join(", "),
+            "with node {}, the remaining nodes cannot take {}: {}",
+            lost.join(", node "),
             if unplaced.len() == 1 {
                 "1 new task".to_owned()
             } else {
@@ -637,6 +707,78 @@ mod tests {
                  nodes)"
             ),
             "{cause}"
+        );
+    }
+
+    #[test]
+    fn a_new_task_unplaceable_while_a_node_is_drained_fails_after_the_unplaced_grace() {
+        // Seen on the 3-node testbed: 3 replicas, `max_replicas_per_node: 1`, prod-3
+        // drained during the update; the drained node's tasks have all stopped.
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let drained = node("3", NodeState::Ready, Availability::Drain);
+        let pending = |unplaced_for| WatchedTask {
+            node_id: None,
+            error: Some("no suitable node (max replicas per node limit exceed)".to_owned()),
+            unplaced_for,
+            ..task("new3", "", TaskState::PENDING, true)
+        };
+        let stopped = task("old3", "3", TaskState::SHUTDOWN, false);
+        let judge = |t: WatchedTask| {
+            judge_node_loss(
+                "api",
+                true,
+                &[t, stopped.clone()],
+                &[seen(&ready, Duration::ZERO), seen(&drained, Duration::ZERO)],
+            )
+        };
+        assert_eq!(judge(pending(Duration::from_secs(5))).fail, None);
+        let cause = judge(pending(UNPLACED_GRACE)).fail.unwrap_or_default();
+        assert!(
+            cause.starts_with(
+                "with node prod-3 drained, the remaining nodes cannot take 1 new task: task \
+                 new3 (slot 2) pending for 13s"
+            ),
+            "{cause}"
+        );
+    }
+
+    #[test]
+    fn a_rollback_held_by_a_lost_node_is_judged_after_the_unplaced_grace() {
+        // Seen on the 3-node testbed: 3 replicas, `max_replicas_per_node: 1`, prod-3
+        // drained; Swarm's own rollback stays `rollback_started` with a task pending.
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let drained = node("3", NodeState::Ready, Availability::Drain);
+        let pending = |unplaced_for| WatchedTask {
+            node_id: None,
+            error: Some("no suitable node (max replicas per node limit exceed)".to_owned()),
+            unplaced_for,
+            ..task("t3", "", TaskState::PENDING, true)
+        };
+        let nodes = [ready.clone(), drained];
+        let note = "1 task cannot be placed while node prod-3 is drained: no suitable node \
+                    (max replicas per node limit exceed)";
+        assert_eq!(
+            rollback_held_by_lost_nodes(1, true, &[pending(Duration::from_secs(5))], &nodes),
+            None
+        );
+        // 2 of 3 back on the previous image, the third waits for a node: done.
+        assert_eq!(
+            rollback_held_by_lost_nodes(1, true, &[pending(UNPLACED_GRACE)], &nodes),
+            Some(RollbackHeld::AsFarAsNodesAllow(note.to_owned()))
+        );
+        // Tasks still on the new image behind the pending one: Swarm's rollback is stuck.
+        assert_eq!(
+            rollback_held_by_lost_nodes(3, false, &[pending(UNPLACED_GRACE)], &nodes),
+            Some(RollbackHeld::Stuck(note.to_owned()))
+        );
+        assert_eq!(
+            rollback_held_by_lost_nodes(2, true, &[pending(UNPLACED_GRACE)], &nodes),
+            Some(RollbackHeld::Stuck(note.to_owned()))
+        );
+        // Every node there: the scheduler will place it, keep waiting.
+        assert_eq!(
+            rollback_held_by_lost_nodes(1, true, &[pending(UNPLACED_GRACE)], &[ready]),
+            None
         );
     }
 
