@@ -7,6 +7,8 @@ mod build_push;
 mod check;
 // `release deploy` and `release rollback` on the real Swarm: converge, roll back, records.
 mod deploy;
+// Faults of the real topology during a promotion: node killed or drained, link cut, manager restarted.
+mod faults;
 // `release image digest|copy`: registry plumbing, digest-exact and resilient to faults.
 mod image;
 // `release promote` and `release audit`: the gate, refusals, drift.

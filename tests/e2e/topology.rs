@@ -7,21 +7,21 @@ use release_e2e::topology::{Refuse, Topology, Transport};
 use release_e2e::{Project, Testbed, example_dir};
 
 /// The servers are shared: one scenario at a time changes them.
-fn servers() -> MutexGuard<'static, ()> {
+pub(crate) fn servers() -> MutexGuard<'static, ()> {
     static SERVERS: Mutex<()> = Mutex::new(());
     SERVERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Pipeline {
-    project: Project,
-    dev: String,
-    prod: String,
+pub(crate) struct Pipeline {
+    pub(crate) project: Project,
+    pub(crate) dev: String,
+    pub(crate) prod: String,
 }
 
 /// A two-service project: `api` (3 replicas on PROD, spread over the nodes) and `web`
 /// (answers HTTP on a host-mode port: one task on DEV, one per node on PROD). Each
 /// environment names its server's engine over `transport`.
-fn pipeline(bed: &Testbed, t: &Topology, transport: Transport) -> Pipeline {
+pub(crate) fn pipeline(bed: &Testbed, t: &Topology, transport: Transport) -> Pipeline {
     let dev = bed.unique("tdev");
     let prod = bed.unique("tprod");
     let repo = format!("e2e/{dev}");
@@ -69,7 +69,7 @@ fn stack_file(repo: &str, port: u16, web_mode: &str, api_replicas: u32) -> Strin
 }
 
 /// The digest `releases/VERSION.json` recorded for each service.
-fn recorded(p: &Project, version: &str) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn recorded(p: &Project, version: &str) -> std::collections::BTreeMap<String, String> {
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(p.state_dir().join(format!("releases/{version}.json"))).unwrap(),
     )

@@ -180,6 +180,51 @@ impl Drop for Refuse {
     }
 }
 
+/// A rule in the agent's OUTPUT chain that silently drops every packet to `addr:port`: a
+/// cut link, not a refusal. Established connections stall (nothing answers, nothing resets)
+/// and new ones hang in the handshake; the servers still talk to each other over the
+/// bridge, which does not pass the agent's OUTPUT chain. Removed on drop (or by
+/// [`Blackhole::restore`]).
+pub struct Blackhole {
+    rule: Option<Vec<String>>,
+}
+
+impl Blackhole {
+    pub fn packets_to(addr: &str, port: u16) -> Blackhole {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-d",
+            addr,
+            "-p",
+            "tcp",
+            "--dport",
+            &port.to_string(),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        iptables("-I", &rule);
+        Blackhole { rule: Some(rule) }
+    }
+
+    /// Removes the rule now: the link is back.
+    pub fn restore(&mut self) {
+        if let Some(rule) = self.rule.take() {
+            iptables("-D", &rule);
+        }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        if let Some(rule) = self.rule.take() {
+            let _ = Command::new("iptables").arg("-D").args(&rule).status();
+        }
+    }
+}
+
 fn iptables(op: &str, rule: &[String]) {
     let out = Command::new("iptables")
         .arg(op)
