@@ -270,7 +270,10 @@ impl HttpClients {
         for check in checks {
             let probe = match &check.probe {
                 super::Probe::Http(p) => p.as_ref(),
-                super::Probe::Fanout(f) => &f.probe,
+                super::Probe::Fanout(f) => match &f.probe {
+                    super::Probe::Http(p) => p.as_ref(),
+                    _ => continue,
+                },
                 _ => continue,
             };
             if !by_ca.contains_key(&probe.ca) {
