@@ -118,7 +118,10 @@ pub(crate) struct Registry {
     permits: Semaphore,
 }
 
-fn is_loopback(host: &str) -> bool {
+/// Whether a registry `host[:port]` names this machine: `localhost`, or a loopback IP
+/// address (`127.0.0.0/8`, `[::1]`). A name that merely starts like one (`127.evil.com`)
+/// does not.
+pub fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
