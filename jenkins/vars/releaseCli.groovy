@@ -59,7 +59,7 @@ int execute(String script) {
     return sh(script: preamble + script, returnStatus: true) as int
 }
 
-/** Fails the stage with what the exit code means (DESIGN.md exit code contract). */
+/** Fails the stage with what the exit code means (the exit code contract in ARCHITECTURE.md). */
 void failOn(String what, int code) {
     if (code != 0) {
         error("${what} failed: exit ${code}, ${meaning(code)}")

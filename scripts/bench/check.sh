@@ -14,7 +14,7 @@
 #
 # Settings: RELEASE (binary, default target/debug/release), CHECKS (default 100), ROUNDS
 # (default 5; the tools alternate, the table shows medians and per-round ratios' medians),
-# URL_BASE (default http://127.0.0.1:18080), RELEASE_TEST_REGISTRY and RELEASE_REGISTRY_CA
+# URL_BASE (default http://198.18.0.10:18080: the demo's DEV admin-app on the dev server), RELEASE_TEST_REGISTRY and RELEASE_REGISTRY_CA
 # (set by `scripts/testbed env`). Prints a Markdown table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/../.."
 RELEASE="${RELEASE:-target/debug/release}"
 CHECKS="${CHECKS:-100}"
 ROUNDS="${ROUNDS:-5}"
-URL_BASE="${URL_BASE:-http://127.0.0.1:18080}"
+URL_BASE="${URL_BASE:-http://198.18.0.10:18080}"
 : "${RELEASE_TEST_REGISTRY:?is unset: run eval \"\$(scripts/testbed env)\" first}"
 : "${RELEASE_REGISTRY_CA:?is unset: run eval \"\$(scripts/testbed env)\" first}"
 TLS_BASE="https://$RELEASE_TEST_REGISTRY"

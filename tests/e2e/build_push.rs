@@ -96,6 +96,68 @@ fn pushed_digests_are_what_the_registry_serves_and_are_recorded() {
     assert_eq!(again, ledger, "an identical re-push wrote to the ledger");
 }
 
+/// An agent that only ran `docker login` (no RELEASE_REGISTRY_* variables) pushes with the
+/// Docker CLI's own credentials, as `docker push` would.
+#[test]
+fn push_takes_the_credentials_of_docker_login() {
+    let bed = Testbed::up();
+    let (project, repo) = project(&bed, "SERVICE = \"api\"");
+    let docker_config = project.dir().join("docker-config");
+    let mut login = Command::new("docker")
+        .arg("--config")
+        .arg(&docker_config)
+        .args([
+            "login",
+            &bed.registry,
+            "-u",
+            &bed.username,
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(login.stdin.as_mut().unwrap(), bed.password.as_bytes()).unwrap();
+    drop(login.stdin.take());
+    assert!(login.wait().unwrap().success(), "docker login failed");
+    let config = docker_config.to_str().unwrap();
+    let only_docker_login = [
+        ("RELEASE_REGISTRY_USERNAME", None),
+        ("RELEASE_REGISTRY_PASSWORD", None),
+        ("DOCKER_CONFIG", Some(config)),
+    ];
+    bed.release(&project, ["-q", "build", "--version", "1.0.0"])
+        .success();
+    let push = bed.release_env(
+        &project,
+        &only_docker_login,
+        ["--json", "push", "--version", "1.0.0"],
+    );
+    push.success();
+    assert!(!push.stdout().contains(&bed.password) && !push.stderr().contains(&bed.password));
+    for service in ["api", "worker"] {
+        let oracle = skopeo_digest(&bed, &format!("{}/{repo}/{service}:1.0.0", bed.registry));
+        assert_eq!(push.json()["services"][service], oracle, "{service}");
+    }
+    // Without the login, a push is refused by the registry.
+    bed.release(&project, ["-q", "build", "--version", "1.0.1"])
+        .success();
+    let empty = project.dir().join("no-login");
+    std::fs::create_dir_all(&empty).unwrap();
+    bed.release_env(
+        &project,
+        &[
+            ("RELEASE_REGISTRY_USERNAME", None),
+            ("RELEASE_REGISTRY_PASSWORD", None),
+            ("DOCKER_CONFIG", Some(empty.to_str().unwrap())),
+        ],
+        ["push", "--version", "1.0.1"],
+    )
+    .expect_code(2)
+    .stderr_has(&bed.registry);
+}
+
 #[test]
 fn repushing_a_version_with_a_changed_image_is_refused_and_nothing_is_overwritten() {
     let bed = Testbed::up();

@@ -51,8 +51,8 @@ pub(crate) fn pipeline(bed: &Testbed, t: &Topology, transport: Transport) -> Pip
             dev_engine = t.engine_keys(&t.dev, transport),
             prod_engine = t.engine_keys(&t.prod, transport),
             dev_checks = checks("dev", &format!("http://{}:{port}/health", t.dev.addr)),
-            // A worker's address: `web` runs on every node.
-            prod_checks = checks("prod", &format!("http://198.18.0.12:{port}/health")),
+            // `web` runs on every PROD node: one check per node.
+            prod_checks = checks("prod", &format!("http://{{node}}:{port}/health")),
         ),
     );
     project.write("dev.yml", &stack_file(&repo, port, "replicas: 1", 1));
@@ -102,7 +102,28 @@ fn whole_pipeline_reaches_every_prod_node_with_devs_digests(transport: Transport
         "alice",
     ])
     .success();
-    run(&["check", "--env", "prod"]).success();
+    let checked = run(&["check", "--env", "prod"]);
+    checked.success();
+    for node in ["prod-1", "prod-2", "prod-3"] {
+        checked.stdout_has(&format!("web answers /health [{node}]"));
+    }
+    let status = run(&["status", "--env", "prod"]);
+    status.success();
+    for node in ["prod-1", "prod-2", "prod-3"] {
+        status.stdout_has(node);
+    }
+    if transport == Transport::Ssh {
+        // Each SSH connection's master process ends with the command that opened it.
+        let masters = std::process::Command::new("pgrep")
+            .args(["-af", "ssh-connection.*ControlPersist"])
+            .output()
+            .unwrap();
+        let masters = String::from_utf8_lossy(&masters.stdout);
+        assert!(
+            !masters.contains(t.dev.addr) && !masters.contains(t.prod.addr),
+            "ssh master processes outlived release:\n{masters}"
+        );
+    }
 
     let digests = recorded(&p.project, "1.0.0");
     // DEV ran on DEV's server only, PROD on PROD's.

@@ -329,6 +329,9 @@ pub fn pack_context(context: &Path, dockerfile: &str) -> Result<Vec<u8>, ImageEr
         return Err(fail("not a directory".to_owned()));
     }
     let ignore = dockerignore(context).map_err(fail)?;
+    // As Docker does: an excluded directory is still walked when an exception (`!…`) could
+    // keep something inside it (`docs` then `!docs/keep.md`); its own entry is not sent.
+    let has_exceptions = ignore.num_whitelists() > 0;
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let mut stack = vec![context.to_owned()];
@@ -346,7 +349,14 @@ pub fn pack_context(context: &Path, dockerfile: &str) -> Result<Vec<u8>, ImageEr
             let is_dir = entry.file_type().map_err(|e| fail(e.to_string()))?.is_dir();
             let always =
                 relative == Path::new(dockerfile) || relative == Path::new(".dockerignore");
-            if !always && ignore.matched(relative, is_dir).is_ignore() {
+            if !always
+                && ignore
+                    .matched_path_or_any_parents(relative, is_dir)
+                    .is_ignore()
+            {
+                if is_dir && has_exceptions {
+                    stack.push(path);
+                }
                 continue;
             }
             if is_dir {
@@ -455,6 +465,27 @@ mod tests {
                 "sub/notes.md"
             ]
         );
+    }
+
+    /// Regression: for `docs` + `!docs/keep.md` Docker sends `docs/keep.md`; the walker
+    /// skipped the excluded directory and lost it.
+    #[test]
+    fn an_exception_inside_an_excluded_directory_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in [
+            "Dockerfile",
+            "docs/keep.md",
+            "docs/drop.md",
+            "docs/deep/drop.md",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        std::fs::write(root.join(".dockerignore"), "docs\n!docs/keep.md\n").unwrap();
+        let tar = pack_context(root, "Dockerfile").unwrap();
+        assert_eq!(names(&tar), [".dockerignore", "Dockerfile", "docs/keep.md"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// A stack file that parsed and has a `services` mapping.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ impl StackFile {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, StackError> {
-        let document: Value = serde_yaml::from_str(text).map_err(|e| StackError::Yaml {
+        let document: Value = serde_norway::from_str(text).map_err(|e| StackError::Yaml {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
@@ -141,7 +141,7 @@ impl StackFile {
                 .ok_or_else(|| shape(format!("no service `{name}` to render an image for")))?;
             body.insert(Value::from("image"), Value::from(image.as_str()));
         }
-        serde_yaml::to_string(&document).map_err(|e| shape(format!("cannot serialize: {e}")))
+        serde_norway::to_string(&document).map_err(|e| shape(format!("cannot serialize: {e}")))
     }
 }
 

@@ -110,6 +110,11 @@ impl Engine {
     /// Connects to `endpoint` and negotiates the API version, so a newer client talks to
     /// an older daemon (Engine 20.10 speaks API 1.41). Nothing is sent but the version
     /// request, so a failure here has changed nothing on the engine.
+    ///
+    /// Over ssh://, every pooled connection runs its own `ssh` control master
+    /// (ControlPersist=yes, bollard's choice) that is closed only when the connection is
+    /// dropped: a process must let its runtime drop its tasks before it exits, or the
+    /// masters outlive it.
     pub async fn connect(endpoint: &Endpoint) -> Result<Self, EngineError> {
         endpoint.check()?;
         let version = bollard::API_DEFAULT_VERSION;

@@ -118,7 +118,10 @@ pub(crate) struct Registry {
     permits: Semaphore,
 }
 
-fn is_loopback(host: &str) -> bool {
+/// Whether a registry `host[:port]` names this machine: `localhost`, or a loopback IP
+/// address (`127.0.0.0/8`, `[::1]`). A name that merely starts like one (`127.evil.com`)
+/// does not.
+pub fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
@@ -510,8 +513,7 @@ impl Registry {
     /// everything else (refused, reset, timeout, truncated) is worth another try.
     pub(crate) fn transport(&self, e: reqwest::Error) -> Fail {
         let chain = error_chain(&e);
-        let lower = chain.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        if is_tls_error(&e) {
             Fail::Fatal(Error::Tls {
                 host: self.host.clone(),
                 cause: chain,
@@ -523,6 +525,28 @@ impl Registry {
             }
         }
     }
+}
+
+/// Whether the TLS layer refused a connection, from the typed error chain (never from the
+/// text, which holds the URL: a repository named `acme/mtls-proxy` is no TLS error).
+/// rustls reports through tokio-rustls as an I/O error of kind `InvalidData` (which no TCP
+/// or DNS failure is), wrapped by reqwest's connector in another I/O error;
+/// `io::Error::source` skips the error it wraps, so the walk goes through `get_ref`.
+pub fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        match c.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::InvalidData => return true,
+            Some(io) => {
+                cause = io
+                    .get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static))
+                    .or_else(|| c.source());
+            }
+            None => cause = c.source(),
+        }
+    }
+    false
 }
 
 /// `e: cause: cause…`, deduplicated (reqwest and hyper often repeat themselves).
@@ -584,6 +608,35 @@ mod tests {
         for no in ["10.0.0.1:5000", "registry.example.com", "example.com:443"] {
             assert!(!is_loopback(no), "{no}");
         }
+    }
+
+    /// Regression: a transport error was called TLS (fatal, no retry) when "tls",
+    /// "certificate" or "handshake" appeared anywhere in its text, URL included.
+    #[tokio::test]
+    async fn a_repository_named_mtls_proxy_does_not_make_a_refused_connection_a_tls_error() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let client = Client::new(ClientConfig {
+            insecure: vec![format!("127.0.0.1:{port}")],
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let registry = client.registry(&format!("127.0.0.1:{port}")).unwrap();
+        let e = reqwest::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{port}/v2/acme/mtls-proxy/manifests/tls-handshake-certificate"
+            ))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            error_chain(&e).contains("mtls-proxy"),
+            "{}",
+            error_chain(&e)
+        );
+        assert!(!is_tls_error(&e));
+        assert!(matches!(registry.transport(e), Fail::Retry { .. }));
     }
 
     #[test]

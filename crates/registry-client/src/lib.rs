@@ -24,7 +24,7 @@ mod retry;
 mod secret;
 
 pub use auth::{Challenge, Credentials, PASSWORD_ENV, Scope, USERNAME_ENV};
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, is_loopback, is_tls_error};
 pub use copy::CopyReport;
 pub use digest::{Digest, InvalidDigest};
 pub use error::{Error, ErrorKind};

@@ -1,4 +1,4 @@
-//! Exit codes and the one-line failures the CLI prints (see DESIGN.md, "Command contract").
+//! Exit codes and the one-line failures the CLI prints (the contract is in ARCHITECTURE.md, "Invariants").
 
 use std::fmt;
 use std::process::ExitCode;

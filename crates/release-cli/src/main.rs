@@ -36,8 +36,11 @@ fn main() {
         }
     };
     // Everything the command wrote is durable by now (records are fsynced before a command
-    // returns). Tearing down the runtime would only close idle pooled connections one by one
-    // (a hundred after `release check`), so flush stdout and leave.
+    // returns), but the runtime is torn down before leaving: that drops the pooled
+    // connections, and a connection to an ssh:// engine owns an `ssh` control master
+    // (started with ControlPersist=yes) that only its drop closes. Exiting without it left
+    // one master process and its control directory behind for every SSH connection.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let _ = std::io::Write::flush(&mut std::io::stdout());
     std::process::exit(code as i32)
 }

@@ -117,3 +117,41 @@ fn a_context_names_its_engine() {
         "{stderr}"
     );
 }
+
+/// The gate reads the source environment's live state from its engine: a source whose
+/// engine cannot be addressed as configured is a usage error (exit 2), not a refusal of
+/// the release, and nothing is recorded.
+#[test]
+fn a_promotion_whose_source_names_an_unknown_context_exits_2_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stack.yml"),
+        "services:\n  api:\n    image: registry.example.com/hestino/api:1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("release.toml"),
+        format!(
+            "{CONFIG}docker_context = \"qa\"\n\n[environments.prod]\nstack = \"hestino-prod\"\n\
+             stack_file = \"stack.yml\"\npromote_from = \"dev\"\ndocker_host = \"unix:///nonexistent/docker.sock\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_release"))
+        .current_dir(dir.path())
+        .args(["promote", "--version", "1.0.0", "--to", "prod"])
+        .env_remove("RELEASE_CONFIG")
+        .env_remove("RELEASE_REGISTRY")
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environment `dev`: Docker CLI context `qa` does not exist"),
+        "{stderr}"
+    );
+    let ledger =
+        std::fs::read_to_string(dir.path().join(".release/ledger.jsonl")).unwrap_or_default();
+    assert!(!ledger.contains("gate-refused"), "{ledger}");
+}

@@ -266,6 +266,26 @@ fn plain_http_is_refused_off_loopback_whatever_the_host_source() {
     }
 }
 
+/// Regression: config validation took any host starting with `127.` for loopback, so
+/// `insecure = true` let plain HTTP go to `127.evil.com`.
+#[test]
+fn a_host_named_127_evil_com_is_not_loopback() {
+    let config = CONFIG.replace(
+        "host = \"127.0.0.1:1\"",
+        "host = \"127.0.0.1:1\"\ninsecure = true",
+    );
+    let p = Project::new(&config);
+    for host in ["127.evil.com", "127.evil.com:5000"] {
+        let out = p.release(&["--registry", host, "image", "digest", "sec/api:1.0.0"]);
+        assert_eq!(out.status.code(), Some(2), "{host}\n{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("plain HTTP is refused"),
+            "{host}\n{}",
+            text(&out)
+        );
+    }
+}
+
 fn records_with_a_ledger(p: &Project) -> PathBuf {
     let state = StateDir::open(p.state()).unwrap();
     for (kind, payload) in [

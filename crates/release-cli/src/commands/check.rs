@@ -152,19 +152,10 @@ fn specs(
             Check::Http(c) if c.url.contains(NODE_PLACEHOLDER) => {
                 // A stand-in address (TEST-NET-1) so the rest of the URL is parsed now.
                 let probe = http_probe(config, c, &c.url.replace(NODE_PLACEHOLDER, "192.0.2.1"))?;
-                let fanout = NodeFanout::new(
-                    Arc::clone(&target),
-                    stack_service(config, &c.service),
-                    &c.url,
-                    probe,
-                )
-                .map_err(|e| Failure::usage(format!("check `{}`: {e}", c.name)))?;
-                specs.push(CheckSpec {
-                    name: c.name.clone(),
-                    service: c.service.clone(),
-                    timing,
-                    probe: Probe::Fanout(Box::new(fanout)),
-                });
+                let probe = Probe::Http(Box::new(probe));
+                specs.push(fanout_spec(
+                    config, &target, &c.name, &c.service, &c.url, probe, timing,
+                )?);
             }
             Check::Http(c) => specs.push(CheckSpec {
                 name: c.name.clone(),
@@ -172,6 +163,14 @@ fn specs(
                 timing,
                 probe: Probe::Http(Box::new(http_probe(config, c, &c.url)?)),
             }),
+            Check::Tcp(c) if c.address.contains(NODE_PLACEHOLDER) => {
+                let probe = Probe::Tcp(TcpProbe {
+                    address: c.address.clone(),
+                });
+                specs.push(fanout_spec(
+                    config, &target, &c.name, &c.service, &c.address, probe, timing,
+                )?);
+            }
             Check::Tcp(c) => specs.push(CheckSpec {
                 name: c.name.clone(),
                 service: c.service.clone(),
@@ -188,6 +187,31 @@ fn specs(
         }
     }
     Ok(specs)
+}
+
+/// A check run once per node where `service` publishes a host-mode port.
+fn fanout_spec(
+    config: &Config,
+    target: &Arc<SwarmTarget>,
+    name: &str,
+    service: &str,
+    template: &str,
+    probe: Probe,
+    timing: Timing,
+) -> Result<CheckSpec, Failure> {
+    let fanout = NodeFanout::new(
+        Arc::clone(target),
+        stack_service(config, service),
+        template,
+        probe,
+    )
+    .map_err(|e| Failure::usage(format!("check `{name}`: {e}")))?;
+    Ok(CheckSpec {
+        name: name.to_owned(),
+        service: service.to_owned(),
+        timing,
+        probe: Probe::Fanout(Box::new(fanout)),
+    })
 }
 
 fn timing(check: &Check) -> Result<Timing, Failure> {

@@ -56,15 +56,21 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         .read_all()
         .map_err(|e| stage::record_failure(e.into()))?;
 
-    // Infrastructure failures make the gate fail closed, and the command exit 3.
-    // Each cause with the hint for it.
+    // Infrastructure failures make the gate fail closed, and the command exit 3; each
+    // cause is kept with its hint. A source environment whose engine cannot be addressed
+    // as configured is a usage error (exit 2), not a verdict on the release: it stops
+    // here, before anything is recorded.
     let mut unreachable: Vec<(String, Option<String>)> = Vec::new();
-    let live_source = live_digests(&config, &source).await.map_err(|f| {
-        if f.code == Code::Infrastructure {
-            unreachable.push((f.message.clone(), f.hint.clone()));
+    let live_source = match live_digests(&config, &source).await {
+        Ok(live) => Ok(live),
+        Err(f) if f.code == Code::Usage => return Err(f),
+        Err(f) => {
+            if f.code == Code::Infrastructure {
+                unreachable.push((f.message.clone(), f.hint.clone()));
+            }
+            Err(f.message)
         }
-        f.message
-    });
+    };
     let mut registry = BTreeMap::new();
     if let Ok((_, _, manifest)) = &manifest {
         let client = stage::registry_client(&config)?;

@@ -118,7 +118,7 @@ impl Validator<'_> {
                 "write only the host and optional port, e.g. registry.example.com or 127.0.0.1:5443 (no scheme, no path)",
             );
         }
-        if config.registry.insecure && !is_loopback(host) {
+        if config.registry.insecure && !registry_client::is_loopback(host) {
             self.push(
                 &keypath!["registry", "insecure"],
                 format!("plain HTTP is refused for non-loopback registry `{host}`"),
@@ -566,15 +566,4 @@ fn keys<V>(map: &BTreeMap<String, V>) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    bare == "localhost" || bare.starts_with("127.") || bare == "[::1]"
 }

@@ -136,7 +136,7 @@ impl HttpProbe {
             Ok(r) => r,
             // The server answered, but not with a certificate this client trusts: that is a
             // verdict on the environment, not an environment out of reach.
-            Err(e) if e.is_connect() && is_tls(&e) => {
+            Err(e) if e.is_connect() && registry_client::is_tls_error(&e) => {
                 let cause = root_cause(&e);
                 let hint = if cause.contains("UnknownIssuer") {
                     "; set the check's `ca` to the CA that signed the server's certificate"
@@ -270,7 +270,10 @@ impl HttpClients {
         for check in checks {
             let probe = match &check.probe {
                 super::Probe::Http(p) => p.as_ref(),
-                super::Probe::Fanout(f) => &f.probe,
+                super::Probe::Fanout(f) => match &f.probe {
+                    super::Probe::Http(p) => p.as_ref(),
+                    _ => continue,
+                },
                 _ => continue,
             };
             if !by_ca.contains_key(&probe.ca) {
@@ -362,27 +365,6 @@ pub fn mask_password(text: &str) -> String {
         Some(colon) => format!("{}:***{}", &text[..colon], &text[at..]),
         None => text.to_owned(),
     }
-}
-
-/// The TLS layer refused the connection: rustls reports through tokio-rustls as an I/O
-/// error of kind `InvalidData` (which no TCP or DNS failure is), wrapped by reqwest's
-/// connector in another I/O error. `io::Error::source` skips the error it wraps, so the
-/// walk goes through `get_ref`.
-fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        match c.downcast_ref::<std::io::Error>() {
-            Some(io) if io.kind() == std::io::ErrorKind::InvalidData => return true,
-            Some(io) => {
-                cause = io
-                    .get_ref()
-                    .map(|inner| inner as &(dyn std::error::Error + 'static))
-                    .or_else(|| c.source());
-            }
-            None => cause = c.source(),
-        }
-    }
-    false
 }
 
 /// The innermost error's text: `Connection refused (os error 111)` rather than reqwest's

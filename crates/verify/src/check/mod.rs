@@ -120,7 +120,8 @@ pub enum Probe {
     Http(Box<HttpProbe>),
     Tcp(TcpProbe),
     Swarm(SwarmProbe),
-    /// An HTTP check per node; [`run`] expands it into [`Probe::Http`] checks when it can.
+    /// An HTTP or TCP check per node; [`run`] expands it into [`Probe::Http`] or
+    /// [`Probe::Tcp`] checks when it can.
     Fanout(Box<NodeFanout>),
     /// A check that cannot be run as declared: every attempt fails with `cause`.
     Broken {
@@ -132,7 +133,8 @@ pub enum Probe {
 impl Probe {
     pub fn kind(&self) -> Kind {
         match self {
-            Probe::Http(_) | Probe::Fanout(_) | Probe::Broken { .. } => Kind::Http,
+            Probe::Http(_) | Probe::Broken { .. } => Kind::Http,
+            Probe::Fanout(p) => p.probe.kind(),
             Probe::Tcp(_) => Kind::Tcp,
             Probe::Swarm(_) => Kind::Swarm,
         }

@@ -1,8 +1,8 @@
-//! HTTP checks that fan out to every node: `{node}` in a check's URL stands for the
-//! address of each node where the check's service has a running task publishing a port
-//! in host mode, so one healthy replica cannot hide a broken one.
+//! Checks that fan out to every node: `{node}` in an HTTP check's URL or a TCP check's
+//! address stands for the address of each node where the check's service has a running
+//! task publishing a port in host mode, so one healthy replica cannot hide a broken one.
 //!
-//! [`expand`] turns such a check into one HTTP check per node, named `NAME [hostname]`,
+//! [`expand`] turns such a check into one check per node, named `NAME [hostname]`,
 //! from the same listing of the stack the Swarm checks use ([`SwarmTarget`]). A node's
 //! address is the one the Swarm manager sees it at (`Status.Addr`): where its host-mode
 //! ports answer. When no node qualifies yet (or the stack cannot be listed), the check
@@ -16,21 +16,22 @@ use futures_util::future::join_all;
 use reqwest::Url;
 
 use super::swarm::StackListing;
-use super::{CheckSpec, HttpClients, HttpProbe, Probe, Probed, SwarmTarget};
+use super::{CheckSpec, HttpClients, Probe, Probed, SwarmTarget, TcpProbe};
 
-/// What a URL names a node's address by.
+/// What a URL or a TCP address names a node's address by.
 pub const NODE_PLACEHOLDER: &str = "{node}";
 
-/// An HTTP check to run once per node that runs the service with a host-mode port.
+/// An HTTP or TCP check to run once per node that runs the service with a host-mode port.
 #[derive(Debug, Clone)]
 pub struct NodeFanout {
     pub target: Arc<SwarmTarget>,
     /// The service's name in the stack file.
     pub stack_service: String,
-    /// The URL, with [`NODE_PLACEHOLDER`] in its host.
+    /// The URL (HTTP) or `host:port` (TCP), with [`NODE_PLACEHOLDER`] for the host.
     pub url: String,
-    /// The request and its expectations; its URL is replaced for each node.
-    pub probe: HttpProbe,
+    /// The HTTP request and its expectations, or the TCP probe; its URL or address is
+    /// replaced for each node.
+    pub probe: Probe,
 }
 
 /// One node a fan-out check runs against.
@@ -50,22 +51,29 @@ pub enum FanoutError {
         node: String,
         reason: String,
     },
+    #[error("only HTTP and TCP checks can name `{NODE_PLACEHOLDER}`")]
+    Kind,
 }
 
 impl NodeFanout {
-    /// A fan-out of `probe` over `url` (which must contain [`NODE_PLACEHOLDER`]). The URL
-    /// is checked once with a stand-in address, so a malformed one fails before any run.
+    /// A fan-out of `probe` (HTTP or TCP) over `url` (which must contain
+    /// [`NODE_PLACEHOLDER`]). A URL is checked once with a stand-in address, so a malformed
+    /// one fails before any run.
     pub fn new(
         target: Arc<SwarmTarget>,
         stack_service: impl Into<String>,
         url: impl Into<String>,
-        probe: HttpProbe,
+        probe: Probe,
     ) -> Result<Self, FanoutError> {
         let url = url.into();
         if !url.contains(NODE_PLACEHOLDER) {
             return Err(FanoutError::NoPlaceholder { url });
         }
-        node_url(&url, "192.0.2.1")?;
+        match &probe {
+            Probe::Http(_) => drop(node_url(&url, "192.0.2.1")?),
+            Probe::Tcp(_) => {}
+            _ => return Err(FanoutError::Kind),
+        }
         Ok(Self {
             target,
             stack_service: stack_service.into(),
@@ -75,21 +83,32 @@ impl NodeFanout {
     }
 
     pub(crate) fn target(&self) -> String {
-        format!("{} {}", self.probe.method, super::mask_password(&self.url))
+        match &self.probe {
+            Probe::Http(p) => format!("{} {}", p.method, super::mask_password(&self.url)),
+            _ => self.url.clone(),
+        }
     }
 
     /// The probe for one node.
-    fn for_node(&self, node: &NodeTarget) -> Result<HttpProbe, FanoutError> {
-        let mut probe = self.probe.clone();
-        probe.url = node_url(&self.url, &node.addr).map_err(|e| match e {
-            FanoutError::Url { url, reason, .. } => FanoutError::Url {
-                url,
-                node: node.hostname.clone(),
-                reason,
-            },
-            other => other,
-        })?;
-        Ok(probe)
+    fn for_node(&self, node: &NodeTarget) -> Result<Probe, FanoutError> {
+        match &self.probe {
+            Probe::Http(p) => {
+                let mut probe = p.clone();
+                probe.url = node_url(&self.url, &node.addr).map_err(|e| match e {
+                    FanoutError::Url { url, reason, .. } => FanoutError::Url {
+                        url,
+                        node: node.hostname.clone(),
+                        reason,
+                    },
+                    other => other,
+                })?;
+                Ok(Probe::Http(probe))
+            }
+            Probe::Tcp(_) => Ok(Probe::Tcp(TcpProbe {
+                address: self.url.replace(NODE_PLACEHOLDER, &bracketed(&node.addr)),
+            })),
+            _ => Err(FanoutError::Kind),
+        }
     }
 
     fn none_message(&self) -> String {
@@ -112,13 +131,16 @@ impl NodeFanout {
         if nodes.is_empty() {
             return Probed::fail(self.none_message());
         }
-        let probes: Vec<(String, Result<HttpProbe, FanoutError>)> = nodes
+        let probes: Vec<(String, Result<Probe, FanoutError>)> = nodes
             .iter()
             .map(|n| (n.hostname.clone(), self.for_node(n)))
             .collect();
         let results = join_all(probes.iter().map(|(host, probe)| async move {
             match probe {
-                Ok(p) => (host, p.attempt(clients, budget).await),
+                // Not through `Probe::attempt`, which runs this fan-out: no recursion.
+                Ok(Probe::Http(p)) => (host, p.attempt(clients, budget).await),
+                Ok(Probe::Tcp(p)) => (host, p.attempt().await),
+                Ok(_) => (host, Probed::fail(FanoutError::Kind.to_string())),
                 Err(e) => (host, Probed::fail(e.to_string())),
             }
         }))
@@ -169,14 +191,18 @@ pub(crate) fn node_targets(listing: &StackListing, stack_service: &str) -> Vec<N
         .collect()
 }
 
-/// `url` with the placeholder replaced by `addr` (bracketed when it is an IPv6 address).
-fn node_url(url: &str, addr: &str) -> Result<Url, FanoutError> {
-    let host = if addr.contains(':') && !addr.starts_with('[') {
+/// `addr`, bracketed when it is an IPv6 address (for a URL's host or a `host:port`).
+fn bracketed(addr: &str) -> String {
+    if addr.contains(':') && !addr.starts_with('[') {
         format!("[{addr}]")
     } else {
         addr.to_owned()
-    };
-    Url::parse(&url.replace(NODE_PLACEHOLDER, &host)).map_err(|e| FanoutError::Url {
+    }
+}
+
+/// `url` with the placeholder replaced by `addr`.
+fn node_url(url: &str, addr: &str) -> Result<Url, FanoutError> {
+    Url::parse(&url.replace(NODE_PLACEHOLDER, &bracketed(addr))).map_err(|e| FanoutError::Url {
         url: super::mask_password(url),
         node: addr.to_owned(),
         reason: e.to_string(),
@@ -219,7 +245,7 @@ fn expand_one(spec: &CheckSpec, fanout: &NodeFanout, nodes: &[NodeTarget]) -> Ve
             service: spec.service.clone(),
             timing: spec.timing,
             probe: match fanout.for_node(node) {
-                Ok(probe) => Probe::Http(Box::new(probe)),
+                Ok(probe) => probe,
                 Err(e) => Probe::Broken {
                     target: fanout.target(),
                     cause: e.to_string(),
@@ -232,7 +258,7 @@ fn expand_one(spec: &CheckSpec, fanout: &NodeFanout, nodes: &[NodeTarget]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Method, Timing};
+    use crate::check::{HttpProbe, Method, Timing};
     use engine::{
         Availability, LivePort, Node, NodeState, Role, ServiceTasks, TaskDetail, TaskHealth,
     };
@@ -298,7 +324,7 @@ mod tests {
             SwarmTarget::new(engine::Endpoint::local(), "s"),
             "admin-app",
             url,
-            probe,
+            Probe::Http(Box::new(probe)),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let spec = CheckSpec {
@@ -354,6 +380,50 @@ mod tests {
             ]
         );
         assert!(expanded.iter().all(|s| s.service == "admin-app"));
+    }
+
+    #[test]
+    fn a_tcp_check_fans_out_to_host_port_per_node() {
+        let target = SwarmTarget::new(engine::Endpoint::local(), "s");
+        let probe = Probe::Tcp(TcpProbe {
+            address: "{node}:18080".to_owned(),
+        });
+        let fanout = NodeFanout::new(target, "admin-app", "{node}:18080", probe)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let spec = CheckSpec {
+            name: "admin-app accepts connections".to_owned(),
+            service: "admin-app".to_owned(),
+            timing: Timing::new(None, None, None),
+            probe: Probe::Fanout(Box::new(fanout.clone())),
+        };
+        assert_eq!(spec.probe.kind(), crate::check::Kind::Tcp);
+        let nodes = [
+            NodeTarget {
+                hostname: "prod-3".to_owned(),
+                addr: "198.18.0.13".to_owned(),
+            },
+            NodeTarget {
+                hostname: "v6".to_owned(),
+                addr: "2001:db8::1".to_owned(),
+            },
+        ];
+        let got: Vec<(String, String)> = expand_one(&spec, &fanout, &nodes)
+            .iter()
+            .map(|s| (s.name.clone(), s.probe.target()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "admin-app accepts connections [prod-3]".to_owned(),
+                    "198.18.0.13:18080".to_owned()
+                ),
+                (
+                    "admin-app accepts connections [v6]".to_owned(),
+                    "[2001:db8::1]:18080".to_owned()
+                ),
+            ]
+        );
     }
 
     #[test]
