@@ -463,12 +463,22 @@ pub fn judge_node_loss(
     let drained = nodes
         .iter()
         .any(|seen| seen.node.availability == Availability::Drain);
+    // While Swarm still updates, old tasks may be stopping and releasing ports: wait out
+    // their stop grace. Once its update is done (a new task that reached running on the
+    // node before it died released the updater, and the orchestrator's replacement is left
+    // to the scheduler), nothing else is in flight that could free a node: a replacement
+    // with no node is stuck until the node returns, and waiting longer cannot help.
+    let grace = if updating {
+        UNPLACED_GRACE
+    } else {
+        NODE_DOWN_GRACE
+    };
     let unplaced: Vec<&WatchedTask> = tasks
         .iter()
         .filter(|t| t.new && t.state == TaskState::PENDING && t.error.is_some())
-        .filter(|t| t.unplaced_for >= UNPLACED_GRACE)
+        .filter(|t| t.unplaced_for >= grace)
         .collect();
-    if updating && (down_here || drained) && !unplaced.is_empty() {
+    if (down_here || drained) && !unplaced.is_empty() {
         let lost: Vec<String> = nodes
             .iter()
             .filter_map(|n| match (n.node.state, n.node.availability) {
@@ -706,6 +716,40 @@ mod tests {
                  (slot 2) pending for 13s: no suitable node (host-mode port already in use on 2 \
                  nodes)"
             ),
+            "{cause}"
+        );
+    }
+
+    /// Seen on the testbed: the new task on prod-3 had reached running when prod-3 died, so
+    /// Swarm completed the update; the orchestrator's replacement for that slot has no
+    /// node (`max_replicas_per_node: 1`, two nodes left) and the deploy waited out its
+    /// deadline.
+    #[test]
+    fn a_replacement_unplaceable_after_the_update_completed_fails_after_the_node_down_grace() {
+        let ready = node("1", NodeState::Ready, Availability::Active);
+        let down = node("3", NodeState::Down, Availability::Active);
+        let replacement = |unplaced_for| WatchedTask {
+            node_id: None,
+            error: Some("no suitable node (max replicas per node limit exceed)".to_owned()),
+            unplaced_for,
+            ..task("new4", "", TaskState::PENDING, true)
+        };
+        let lost = task("new3", "3", TaskState::RUNNING, true);
+        let judge = |t: WatchedTask| {
+            judge_node_loss(
+                "api",
+                false,
+                &[t, lost.clone()],
+                &[
+                    seen(&ready, Duration::ZERO),
+                    seen(&down, Duration::from_secs(8)),
+                ],
+            )
+        };
+        assert_eq!(judge(replacement(Duration::from_secs(1))).fail, None);
+        let cause = judge(replacement(NODE_DOWN_GRACE)).fail.unwrap_or_default();
+        assert!(
+            cause.starts_with("with node prod-3 down, the remaining nodes cannot take 1 new task"),
             "{cause}"
         );
     }
