@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod endpoint;
 pub mod image;
 pub mod nodes;
+mod ssh;
 pub mod stack;
 pub mod swarm;
 pub mod tasks;

@@ -111,10 +111,9 @@ impl Engine {
     /// an older daemon (Engine 20.10 speaks API 1.41). Nothing is sent but the version
     /// request, so a failure here has changed nothing on the engine.
     ///
-    /// Over ssh://, every pooled connection runs its own `ssh` control master
-    /// (ControlPersist=yes, bollard's choice) that is closed only when the connection is
-    /// dropped: a process must let its runtime drop its tasks before it exits, or the
-    /// masters outlive it.
+    /// Over ssh://, the engine (with its clones) owns one `ssh` control master, started
+    /// here and closed when the last clone and pooled connection is dropped: a process
+    /// must let its runtime drop its tasks before it exits, or the master outlives it.
     pub async fn connect(endpoint: &Endpoint) -> Result<Self, EngineError> {
         endpoint.check()?;
         let version = bollard::API_DEFAULT_VERSION;
@@ -137,7 +136,34 @@ impl Engine {
             },
             Address::Ssh { user, host, port } => {
                 ssh_check(endpoint, user.as_deref(), host, *port).await?;
-                Docker::connect_with_ssh(&endpoint.host(), REQUEST_TIMEOUT_SECS, version)
+                // One master for this engine and its clones, not one per pooled
+                // connection as bollard's own ssh transport does (whose connects, when
+                // cancelled, leave masters running): see the `ssh` module.
+                let target = crate::ssh::Target {
+                    user: user.as_deref(),
+                    host,
+                    port: *port,
+                };
+                let master = match tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    crate::ssh::Master::launch(&target, CONNECT_TIMEOUT / 2),
+                )
+                .await
+                {
+                    Ok(Ok(master)) => master,
+                    Ok(Err(e)) => {
+                        let (cause, detail) = classify(&e);
+                        return Err(EngineError::connect(endpoint, cause, detail));
+                    }
+                    Err(_) => {
+                        return Err(EngineError::connect(
+                            endpoint,
+                            Cause::TimedOut,
+                            format!("ssh gave no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                        ));
+                    }
+                };
+                crate::ssh::docker(master, &endpoint.host(), REQUEST_TIMEOUT_SECS, version)
             }
         };
         let docker = made.map_err(|e| {
@@ -237,9 +263,9 @@ impl Engine {
 /// Runs `docker version` on the far side through the system `ssh`, with the options the
 /// Docker CLI's own SSH helper gets in effect: no prompt (`BatchMode`), and a host key that
 /// must already be known (`StrictHostKeyChecking=yes`; the CLI's `ask` fails without a
-/// terminal). bollard's SSH transport accepts and records an unknown host key
-/// (`accept-new`), and reports a failure only as a hyper connect error; checking first
-/// keeps host keys strict and gives `ssh`'s own words for the cause.
+/// terminal). The engine's master (`crate::ssh`) checks host keys as strictly; checking
+/// with `docker version` first also tells a far side without a usable docker CLI
+/// (`SshRemote`) apart, in `ssh`'s own words, before any API request.
 async fn ssh_check(
     endpoint: &Endpoint,
     user: Option<&str>,
