@@ -47,8 +47,12 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 EXAMPLE="$PWD/examples/hestino"
 sed -e "s|^context = \"image\"|context = \"$EXAMPLE/image\"|" \
     -e "s|^stack = \"hestino-dev\"|stack = \"$DEV\"|" \
-    -e "s|^stack = \"hestino-prod\"|stack = \"$PROD\"|" "$EXAMPLE/release.toml" >"$WORK/release.toml"
-cp "$EXAMPLE"/stack.*.yml "$WORK/"
+    -e "s|^stack = \"hestino-prod\"|stack = \"$PROD\"|" \
+    -e "s|:18080|:18093|; s|:28080|:28093|" "$EXAMPLE/release.toml" >"$WORK/release.toml"
+# Its own host ports: the demo's stacks may be running on the same servers.
+for f in stack.dev.yml stack.prod.yml; do
+  sed -e "s|published: 18080|published: 18093|; s|published: 28080|published: 28093|" "$EXAMPLE/$f" >"$WORK/$f"
+done
 export RELEASE_CONFIG="$WORK/release.toml" RELEASE_STATE_DIR="$WORK/state"
 
 # Latest time a running task of STACK on CONTEXT reached `running`.
@@ -71,7 +75,7 @@ say "setup: $v1 on DEV, on PROD (release promote) and on $THEIRS (docker stack d
 "$RELEASE" -q deploy --env dev --version "$v1" >/dev/null
 "$RELEASE" -q check --env dev >/dev/null
 "$RELEASE" -q promote --version "$v1" --to prod --approved-by bench >/dev/null
-theirs_file() { sed -e "s|published: 28080|published: 28092|" "$WORK/state/stacks/prod/$1.yml" >"$WORK/theirs-$1.yml"; }
+theirs_file() { sed -e "s|published: 28093|published: 28092|" "$WORK/state/stacks/prod/$1.yml" >"$WORK/theirs-$1.yml"; }
 theirs_file "$v1"
 docker --context release-testbed-prod stack deploy --detach=false --resolve-image never \
   --with-registry-auth -c "$WORK/theirs-$v1.yml" "$THEIRS" >/dev/null 2>&1
