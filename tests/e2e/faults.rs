@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use release_e2e::topology::{Blackhole, Topology, Transport};
+use release_e2e::topology::{Cut, Topology, Transport};
 use release_e2e::{Run, Testbed, repo_root};
 
 use super::topology::{Pipeline, pipeline, recorded, servers};
@@ -435,7 +435,7 @@ fn the_link_to_the_manager_cut_during_the_promotion() {
     let _servers = servers();
     let s = staged(&bed, &t);
     let f = promote_under(&bed, &t, &s, &[], || {
-        let mut cut = Blackhole::packets_to(t.prod.addr, 2376);
+        let mut cut = Cut::packets_to(t.prod.addr, 2376);
         std::thread::sleep(Duration::from_secs(10));
         cut.restore();
     });

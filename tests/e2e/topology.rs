@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use release_e2e::topology::{Refuse, Topology, Transport};
+use release_e2e::topology::{Cut, Topology, Transport};
 use release_e2e::{Project, Testbed, example_dir};
 
 /// The servers are shared: one scenario at a time changes them.
@@ -192,7 +192,7 @@ fn an_unreachable_dev_engine_makes_the_gate_refuse_with_exit_3() {
     run(&["-q", "deploy", "--env", "dev", "--version", "1.0.0"]).success();
     run(&["-q", "check", "--env", "dev"]).success();
     {
-        let _cut = Refuse::connections_to(t.dev.addr, 2376);
+        let _cut = Cut::connections_to(t.dev.addr, 2376);
         run(&[
             "promote",
             "--version",

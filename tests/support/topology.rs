@@ -144,69 +144,35 @@ impl Server {
     }
 }
 
-/// A rule in the agent's OUTPUT chain that refuses new TCP connections to `addr:port`
-/// (the server's engine stops answering the agent; the servers still talk to each other),
-/// removed on drop.
-pub struct Refuse {
-    rule: Vec<String>,
-}
-
-impl Refuse {
-    pub fn connections_to(addr: &str, port: u16) -> Refuse {
-        let rule: Vec<String> = [
-            "OUTPUT",
-            "-d",
-            addr,
-            "-p",
-            "tcp",
-            "--dport",
-            &port.to_string(),
-            "-j",
-            "REJECT",
-            "--reject-with",
-            "tcp-reset",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        iptables("-I", &rule);
-        Refuse { rule }
-    }
-}
-
-impl Drop for Refuse {
-    fn drop(&mut self) {
-        let _ = Command::new("iptables").arg("-D").args(&self.rule).status();
-    }
-}
-
-/// A rule in the agent's OUTPUT chain that silently drops every packet to `addr:port`: a
-/// cut link, not a refusal. Established connections stall (nothing answers, nothing resets)
-/// and new ones hang in the handshake; the servers still talk to each other over the
-/// bridge, which does not pass the agent's OUTPUT chain. Removed on drop (or by
-/// [`Blackhole::restore`]).
-pub struct Blackhole {
+/// A rule in the agent's OUTPUT chain for TCP to `addr:port`, removed on drop (or by
+/// [`Cut::restore`]). Only the agent is cut off: the servers still talk to each other over
+/// the bridge, which does not pass the agent's OUTPUT chain.
+pub struct Cut {
     rule: Option<Vec<String>>,
 }
 
-impl Blackhole {
-    pub fn packets_to(addr: &str, port: u16) -> Blackhole {
-        let rule: Vec<String> = [
-            "OUTPUT",
-            "-d",
-            addr,
-            "-p",
-            "tcp",
-            "--dport",
-            &port.to_string(),
-            "-j",
-            "DROP",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+impl Cut {
+    /// New connections are refused (a reset): the server's engine stops answering.
+    pub fn connections_to(addr: &str, port: u16) -> Cut {
+        Cut::insert(addr, port, &["REJECT", "--reject-with", "tcp-reset"])
+    }
+
+    /// Every packet is dropped silently: a cut link, not a refusal. Established
+    /// connections stall (nothing answers, nothing resets) and new ones hang in the
+    /// handshake.
+    pub fn packets_to(addr: &str, port: u16) -> Cut {
+        Cut::insert(addr, port, &["DROP"])
+    }
+
+    fn insert(addr: &str, port: u16, target: &[&str]) -> Cut {
+        let port = port.to_string();
+        let rule: Vec<String> = ["OUTPUT", "-d", addr, "-p", "tcp", "--dport", &port, "-j"]
+            .iter()
+            .chain(target)
+            .map(|s| s.to_string())
+            .collect();
         iptables("-I", &rule);
-        Blackhole { rule: Some(rule) }
+        Cut { rule: Some(rule) }
     }
 
     /// Removes the rule now: the link is back.
@@ -217,7 +183,7 @@ impl Blackhole {
     }
 }
 
-impl Drop for Blackhole {
+impl Drop for Cut {
     fn drop(&mut self) {
         if let Some(rule) = self.rule.take() {
             let _ = Command::new("iptables").arg("-D").args(&rule).status();

@@ -106,6 +106,27 @@ pub struct ServiceState {
     pub update_state: Option<String>,
 }
 
+/// `step` of connecting to `endpoint`, bounded by [`CONNECT_TIMEOUT`]; its error, or
+/// `silence` when the time runs out, becomes the connect failure naming the endpoint.
+async fn bounded<T, E: std::error::Error + 'static>(
+    endpoint: &Endpoint,
+    silence: &str,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            let (cause, detail) = classify(&e);
+            Err(EngineError::connect(endpoint, cause, detail))
+        }
+        Err(_) => Err(EngineError::connect(
+            endpoint,
+            Cause::TimedOut,
+            format!("{silence} within {}s", CONNECT_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
 impl Engine {
     /// Connects to `endpoint` and negotiates the API version, so a newer client talks to
     /// an older daemon (Engine 20.10 speaks API 1.41). Nothing is sent but the version
@@ -144,25 +165,12 @@ impl Engine {
                     host,
                     port: *port,
                 };
-                let master = match tokio::time::timeout(
-                    CONNECT_TIMEOUT,
+                let master = bounded(
+                    endpoint,
+                    "ssh gave no answer",
                     crate::ssh::Master::launch(&target, CONNECT_TIMEOUT / 2),
                 )
-                .await
-                {
-                    Ok(Ok(master)) => master,
-                    Ok(Err(e)) => {
-                        let (cause, detail) = classify(&e);
-                        return Err(EngineError::connect(endpoint, cause, detail));
-                    }
-                    Err(_) => {
-                        return Err(EngineError::connect(
-                            endpoint,
-                            Cause::TimedOut,
-                            format!("ssh gave no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-                        ));
-                    }
-                };
+                .await?;
                 crate::ssh::docker(master, &endpoint.host(), REQUEST_TIMEOUT_SECS, version)
             }
         };
@@ -170,20 +178,7 @@ impl Engine {
             let (cause, detail) = classify(&e);
             EngineError::connect(endpoint, cause, detail)
         })?;
-        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
-                let (cause, detail) = classify(&e);
-                return Err(EngineError::connect(endpoint, cause, detail));
-            }
-            Err(_) => {
-                return Err(EngineError::connect(
-                    endpoint,
-                    Cause::TimedOut,
-                    format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-                ));
-            }
-        };
+        let docker = bounded(endpoint, "no answer", docker.negotiate_version()).await?;
         Ok(Self {
             docker,
             host: endpoint.to_string(),
