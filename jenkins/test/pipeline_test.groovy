@@ -117,10 +117,16 @@ List<String> leafStages(JenkinsRuntime rt) {
 }
 
 /** The image each service of a stack runs, from the Swarm: `service -> repo:tag@sha256:...`. */
+/** The Docker context of the server each stack runs on (the example's release.toml names them). */
+String contextOf(String stack) {
+    return stack.endsWith('-prod') ? 'release-testbed-prod' : 'release-testbed-dev'
+}
+
 Map<String, String> liveImages(String stack) {
     Map<String, String> images = [:]
     ['api', 'admin-api', 'app', 'admin-app', 'worker', 'redis'].each { String s ->
-        Process p = ['docker', 'service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', "${stack}_${s}"].execute()
+        Process p = ['docker', '--context', contextOf(stack), 'service', 'inspect', '--format',
+                     '{{.Spec.TaskTemplate.ContainerSpec.Image}}', "${stack}_${s}"].execute()
         String out = p.text.trim()
         p.waitFor()
         images[s] = p.exitValue() == 0 ? out : null
@@ -282,7 +288,7 @@ try {
     results << "FAIL harness error: ${t}".toString()
     t.printStackTrace()
 } finally {
-    cleanup.each { String stack -> ['docker', 'stack', 'rm', stack].execute().waitFor() }
+    cleanup.each { String stack -> ['docker', '--context', contextOf(stack), 'stack', 'rm', stack].execute().waitFor() }
     if (!System.getenv('KEEP_HARNESS_DIR')) {
         root.deleteDir()
     }
