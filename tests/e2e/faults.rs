@@ -319,6 +319,9 @@ const LINK_CUT_BOUND: Duration = Duration::from_secs(40);
 /// about 8 s, the workers reconnect, and the update resumes: a fault-free promotion plus
 /// that, with room for a slow restart.
 const MANAGER_RESTARTED_BOUND: Duration = Duration::from_secs(45);
+/// When the update never completes after the restart: the 90 s deploy deadline and the
+/// rollback (~25 s seen) after it.
+const MANAGER_RESTARTED_ROLLED_BACK_BOUND: Duration = Duration::from_secs(150);
 /// From the node seen Down to the tool's verdict: `NODE_DOWN_GRACE` for a new task left
 /// short of running there, or, when the replacement of a task there cannot be placed, the
 /// restart delay (1 s) plus `UNPLACED_GRACE`; plus polls.
@@ -475,10 +478,19 @@ fn the_manager_restarted_during_the_promotion() {
     drop(repair);
     nodes_back(&t, Duration::from_secs(60));
     // The Swarm's state survives the restart (the Raft log on disk) and the update
-    // resumes; the watch retried meanwhile: it converges.
-    f.run.success();
-    within("manager-restarted", &f, MANAGER_RESTARTED_BOUND);
+    // resumes; the watch retried meanwhile: it converges (exit 0). Seen once in seven runs:
+    // after the restart Swarm left a task of the global `web` pending on a host port its old
+    // task still held, the update never completed, and the deploy was rolled back at its
+    // deadline (exit 4, PROD on 1.0.0). Both leave PROD on a recorded release.
+    let code = f.run.code();
+    assert!(code == 0 || code == 4, "exit {code}\n{}", f.run.stderr());
+    let bound = if code == 0 {
+        MANAGER_RESTARTED_BOUND
+    } else {
+        MANAGER_RESTARTED_ROLLED_BACK_BOUND
+    };
+    within("manager-restarted", &f, bound);
     let (served, rerun) = repaired_then_rerun(&bed, &t, &s);
-    assert_eq!(served, "1.1.0");
+    assert_eq!(served, if code == 0 { "1.1.0" } else { "1.0.0" });
     figures("manager-restarted", &f, "", served, rerun);
 }
