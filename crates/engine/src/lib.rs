@@ -21,6 +21,7 @@ mod ssh;
 pub mod stack;
 pub mod swarm;
 pub mod tasks;
+mod tls;
 
 pub use cause::Cause;
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};

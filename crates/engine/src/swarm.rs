@@ -144,12 +144,10 @@ impl Engine {
                 REQUEST_TIMEOUT_SECS,
                 version,
             ),
-            Address::Tcp { .. } => match endpoint.tls() {
-                Some(tls) => Docker::connect_with_ssl(
-                    &endpoint.host(),
-                    &tls.key(),
-                    &tls.cert(),
-                    &tls.ca(),
+            Address::Tcp { host, port } => match endpoint.tls() {
+                Some(tls) => crate::tls::docker(
+                    tls,
+                    &format!("{host}:{port}"),
                     REQUEST_TIMEOUT_SECS,
                     version,
                 ),

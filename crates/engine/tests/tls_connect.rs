@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine::{Cause, Endpoint, EngineError, Tls};
 use rcgen::{BasicConstraints, Certificate, CertificateParams, IsCa, KeyPair};
@@ -47,8 +48,10 @@ fn cert_dir(dir: &Path, ca: &Ca, client: &(Certificate, KeyPair)) {
 }
 
 /// A TLS server on a loopback port that requires a client certificate signed by `ca` and
-/// answers every request as an Engine 20.10 answers `/version`. Returns its port.
-fn serve(ca: &Ca) -> u16 {
+/// answers every request as an Engine 20.10 answers `/version`, keeping each connection
+/// open for the next request as dockerd does. Returns its port and the count of TLS
+/// connections it accepted.
+fn serve(ca: &Ca) -> (u16, Arc<AtomicUsize>) {
     let (cert, key) = leaf(ca, &["127.0.0.1"]);
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -67,35 +70,44 @@ fn serve(ca: &Ca) -> u16 {
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
     std::thread::spawn(move || {
         // Bounded: a test makes one connection, a few at most if the client retries.
         for stream in listener.incoming().take(8) {
             let Ok(stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
             let config = Arc::clone(&config);
             std::thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, stream);
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                loop {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body =
+                        r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if tls
+                        .write_all(response.as_bytes())
+                        .and_then(|()| tls.flush())
+                        .is_err()
+                    {
+                        return;
                     }
                 }
-                let body = r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(response.as_bytes());
-                let _ = tls.flush();
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
             });
         }
     });
-    port
+    (port, accepted)
 }
 
 fn endpoint(port: u16, dir: &Path) -> Endpoint {
@@ -112,7 +124,7 @@ fn endpoint(port: u16, dir: &Path) -> Endpoint {
 #[tokio::test]
 async fn mutual_tls_connects_and_negotiates_the_version() {
     let engine_ca = ca("engine CA");
-    let port = serve(&engine_ca);
+    let (port, _) = serve(&engine_ca);
     let dir = tempfile::tempdir().unwrap();
     cert_dir(dir.path(), &engine_ca, &leaf(&engine_ca, &["client"]));
     let engine = engine::Engine::connect(&endpoint(port, dir.path()))
@@ -127,11 +139,29 @@ async fn mutual_tls_connects_and_negotiates_the_version() {
     );
 }
 
+/// A deploy's watch sends several requests a poll: they share one kept-alive connection
+/// (one TLS handshake), not one connection each.
+#[tokio::test]
+async fn requests_reuse_one_tls_connection() {
+    let engine_ca = ca("engine CA");
+    let (port, accepted) = serve(&engine_ca);
+    let dir = tempfile::tempdir().unwrap();
+    cert_dir(dir.path(), &engine_ca, &leaf(&engine_ca, &["client"]));
+    let engine = engine::Engine::connect(&endpoint(port, dir.path()))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let version = engine.docker().version().await.unwrap();
+        assert_eq!(version.api_version.as_deref(), Some("1.41"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "connections accepted");
+}
+
 #[tokio::test]
 async fn an_unknown_server_ca_is_its_own_cause() {
     let engine_ca = ca("engine CA");
     let other_ca = ca("some other CA");
-    let port = serve(&engine_ca);
+    let (port, _) = serve(&engine_ca);
     let dir = tempfile::tempdir().unwrap();
     // A valid client certificate, but the wrong ca.pem.
     let client = leaf(&engine_ca, &["client"]);
@@ -158,7 +188,7 @@ async fn an_unknown_server_ca_is_its_own_cause() {
 async fn a_client_certificate_from_another_ca_is_rejected_by_the_server() {
     let engine_ca = ca("engine CA");
     let rogue_ca = ca("rogue CA");
-    let port = serve(&engine_ca);
+    let (port, _) = serve(&engine_ca);
     let dir = tempfile::tempdir().unwrap();
     cert_dir(dir.path(), &engine_ca, &leaf(&rogue_ca, &["client"]));
     std::fs::write(dir.path().join("ca.pem"), engine_ca.cert.pem()).unwrap();
@@ -195,14 +225,10 @@ async fn nothing_listening_is_refused() {
 /// told apart from a refused key, with a hint about sshd rather than dockerd.
 #[tokio::test]
 async fn an_ssh_endpoint_nobody_answers_is_refused() {
-    if std::process::Command::new("ssh")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("no ssh binary; skipped");
-        return;
-    }
+    assert!(
+        std::process::Command::new("ssh").arg("-V").output().is_ok(),
+        "no ssh binary: scripts/testbed installs openssh-client"
+    );
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
