@@ -1,6 +1,6 @@
 //! Credentials, `WWW-Authenticate` challenges and bearer tokens.
 //!
-//! Order of credentials: explicit ones from the caller (env or stdin, see [`Credentials::from_env`]),
+//! Order of credentials: explicit ones from the caller ([`crate::ClientConfig::credentials`]),
 //! else the Docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, including
 //! credential helpers), else anonymous.
 
@@ -22,20 +22,7 @@ pub enum Credentials {
     IdentityToken(Secret),
 }
 
-pub const USERNAME_ENV: &str = "RELEASE_REGISTRY_USERNAME";
-pub const PASSWORD_ENV: &str = "RELEASE_REGISTRY_PASSWORD";
-
 impl Credentials {
-    /// `RELEASE_REGISTRY_USERNAME` + `RELEASE_REGISTRY_PASSWORD`, when both are set.
-    pub fn from_env() -> Option<Credentials> {
-        let username = std::env::var(USERNAME_ENV).ok().filter(|u| !u.is_empty())?;
-        let password = std::env::var(PASSWORD_ENV).ok()?;
-        Some(Credentials::Basic {
-            username,
-            password: Secret::new(password),
-        })
-    }
-
     /// The Docker config's entry for `registry`, asking a credential helper if one is
     /// configured. The helper is a child process, so this runs off the async runtime.
     pub async fn from_docker_config(registry: &str) -> Result<Credentials, Error> {

@@ -94,21 +94,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// A next step for the user, when there is an obvious one.
-    pub fn hint(&self) -> Option<String> {
+    /// The next step for the user, when there is an obvious one. The caller words it for
+    /// its own surface (its flags, variables and config keys); [`Hint`]'s `Display` is a
+    /// wording that names none.
+    pub fn hint(&self) -> Option<Hint> {
         match self {
-            Error::Unauthorized { registry, .. } => Some(format!(
-                "check RELEASE_REGISTRY_USERNAME/RELEASE_REGISTRY_PASSWORD (or --password-stdin), or run `docker login {registry}`"
-            )),
-            Error::Denied { .. } => {
-                Some("the credentials are valid but lack pull/push rights on this repository".to_owned())
-            }
-            Error::Tls { .. } => Some(
-                "pass the registry's CA with --registry-ca FILE, RELEASE_REGISTRY_CA or the config's registry.ca".to_owned(),
-            ),
-            Error::Unreachable { .. } | Error::RetryAfterTooLong { .. } => Some(
-                "raise the budget with RELEASE_REGISTRY_RETRIES / RELEASE_REGISTRY_MAX_WAIT, or check the registry".to_owned(),
-            ),
+            Error::Unauthorized { registry, .. } => Some(Hint::Credentials {
+                registry: registry.clone(),
+            }),
+            Error::Denied { .. } => Some(Hint::Rights),
+            Error::Tls { .. } => Some(Hint::TrustCa),
+            Error::Unreachable { .. } | Error::RetryAfterTooLong { .. } => Some(Hint::RetryBudget),
             _ => None,
         }
     }
@@ -129,6 +125,39 @@ impl Error {
             | Error::Unreachable { .. }
             | Error::RetryAfterTooLong { .. }
             | Error::Protocol { .. } => ErrorKind::Infrastructure,
+        }
+    }
+}
+
+/// The obvious next step after an [`Error`], as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// The registry refused the credentials: give others, or log in to it.
+    Credentials { registry: String },
+    /// The credentials are valid but lack the rights on the repository.
+    Rights,
+    /// The registry's certificate chains to no trusted CA: trust the CA that signed it.
+    TrustCa,
+    /// The retry budget ran out: allow more, or look at the registry.
+    RetryBudget,
+}
+
+impl std::fmt::Display for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hint::Credentials { registry } => {
+                write!(
+                    f,
+                    "check the registry credentials, or run `docker login {registry}`"
+                )
+            }
+            Hint::Rights => f.write_str(
+                "the credentials are valid but lack pull/push rights on this repository",
+            ),
+            Hint::TrustCa => f.write_str("trust the CA that signed the registry's certificate"),
+            Hint::RetryBudget => {
+                f.write_str("allow more retries or a longer wait, or check the registry")
+            }
         }
     }
 }

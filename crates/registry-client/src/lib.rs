@@ -23,13 +23,13 @@ mod resolve;
 mod retry;
 mod secret;
 
-pub use auth::{Challenge, Credentials, PASSWORD_ENV, Scope, USERNAME_ENV};
+pub use auth::{Challenge, Credentials, Scope};
 pub use client::{Client, ClientConfig, is_loopback, is_tls_error};
 pub use copy::CopyReport;
 pub use digest::{Digest, InvalidDigest};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Hint};
 pub use manifest::{Descriptor, Platform, RawManifest};
 pub use reference::{DOCKER_HUB, InvalidReference, Reference};
 pub use resolve::Resolved;
-pub use retry::{ATTEMPTS_ENV, BASE_ENV, MAX_WAIT_ENV, RetryPolicy, parse_retry_after};
+pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::Secret;

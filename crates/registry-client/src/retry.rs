@@ -19,10 +19,6 @@ pub struct RetryPolicy {
     pub max_wait: Duration,
 }
 
-pub const ATTEMPTS_ENV: &str = "RELEASE_REGISTRY_RETRIES";
-pub const BASE_ENV: &str = "RELEASE_REGISTRY_RETRY_BASE_MS";
-pub const MAX_WAIT_ENV: &str = "RELEASE_REGISTRY_MAX_WAIT";
-
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
@@ -35,32 +31,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The default, with `RELEASE_REGISTRY_RETRIES` (attempts), `RELEASE_REGISTRY_RETRY_BASE_MS`
-    /// and `RELEASE_REGISTRY_MAX_WAIT` (seconds) applied when set and valid.
-    pub fn from_env() -> Result<RetryPolicy, String> {
-        let mut policy = RetryPolicy::default();
-        let read = |name: &str| -> Result<Option<u64>, String> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| format!("{name}={v:?} is not a whole number")),
-                Err(_) => Ok(None),
-            }
-        };
-        if let Some(n) = read(ATTEMPTS_ENV)? {
-            policy.attempts = u32::try_from(n.clamp(1, 100)).unwrap_or(100);
-        }
-        if let Some(ms) = read(BASE_ENV)? {
-            policy.base = Duration::from_millis(ms);
-        }
-        if let Some(s) = read(MAX_WAIT_ENV)? {
-            policy.max_wait = Duration::from_secs(s);
-        }
-        Ok(policy)
-    }
-
     /// Full jitter: uniform in `[0, min(max_backoff, base·2^(n-1))]` after failed try `n`.
     pub fn backoff(&self, failed_attempt: u32) -> Duration {
         let exp = self

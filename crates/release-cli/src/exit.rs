@@ -134,19 +134,11 @@ impl From<engine::EndpointError> for Failure {
     }
 }
 
+/// A registry error met by a pipeline stage; `release image` words its hints itself
+/// ([`crate::registry::failure`]).
 impl From<registry_client::Error> for Failure {
     fn from(e: registry_client::Error) -> Self {
-        use registry_client::ErrorKind;
-        let code = match e.kind() {
-            ErrorKind::NotFound => Code::Negative,
-            ErrorKind::Auth | ErrorKind::Input => Code::Usage,
-            ErrorKind::Infrastructure => Code::Infrastructure,
-        };
-        let failure = Failure::new(code, e.to_string());
-        match e.hint() {
-            Some(h) => failure.with_hint(h),
-            None => failure,
-        }
+        crate::registry::failure(e, crate::registry::Surface::Stage)
     }
 }
 

@@ -1,11 +1,13 @@
 //! `release`: the command-line front of the toolchain.
 
-use release_cli::{cli, commands, exit};
+use std::process::ExitCode;
+
+use release_cli::{cli, commands, exit, terminal};
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-fn main() {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
     let json = cli.global.json;
@@ -22,7 +24,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(exit::Code::Infrastructure as i32);
+            return exit::Code::Infrastructure.into();
         }
     };
     let code = match runtime.block_on(commands::run(cli)) {
@@ -42,10 +44,11 @@ fn main() {
     // one master process and its control directory behind for every SSH connection.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    std::process::exit(code as i32)
+    code.into()
 }
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+/// Logs go to stderr, styled only on a terminal (no ANSI escapes in a Jenkins log);
+/// `RUST_LOG` wins over `-v`/`-q`.
 fn init_logging(global: &cli::Global) {
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
@@ -59,5 +62,6 @@ fn init_logging(global: &cli::Global) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(terminal::stderr_styled())
         .init();
 }

@@ -658,14 +658,11 @@ fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duratio
 }
 
 /// Progress on stderr. On an interactive terminal, one line per service redrawn in place;
-/// in CI (`CI` or `JENKINS_URL` set) or when stderr is not a terminal, a plain line per state
-/// change with the seconds since the deploy started, for reading CI logs.
+/// in CI (`CI` or `JENKINS_URL` set), under `NO_COLOR` or `TERM=dumb`, or when stderr is not
+/// a terminal, a plain line per state change with the seconds since the deploy started.
 fn progress_printer(global: &Global, started: Instant) -> impl Fn(Progress<'_>) + Sync + use<> {
-    use std::io::IsTerminal as _;
     let quiet = global.quiet;
-    let in_place = std::io::stderr().is_terminal()
-        && std::env::var_os("CI").is_none()
-        && std::env::var_os("JENKINS_URL").is_none();
+    let in_place = crate::terminal::stderr_live();
     let board = std::sync::Mutex::new(Board::default());
     move |p: Progress<'_>| {
         if quiet {

@@ -3,18 +3,18 @@
 use std::io::Read;
 
 use futures_util::StreamExt;
-use registry_client::{Client, ClientConfig, Credentials, Reference, RetryPolicy, Secret};
+use registry_client::{Client, Credentials, Reference, Secret};
 use serde::Serialize;
 
 use crate::cli::{Global, ImageArgs, ImageCommand, ImageCopyArgs, ImageDigestArgs};
 use crate::exit::{Code, Failure};
+use crate::registry::{self, Surface};
 
 /// References resolved at once; the client bounds requests per registry further.
 const RESOLVE_CONCURRENCY: usize = 64;
 
 pub async fn run(global: &Global, args: &ImageArgs) -> Result<Code, Failure> {
-    let (default_registry, config) = client_config(global, args)?;
-    let client = Client::new(config)?;
+    let (default_registry, client) = client(global, args)?;
     match &args.command {
         ImageCommand::Digest(digest_args) => {
             digest(global, &client, default_registry.as_deref(), digest_args).await
@@ -25,32 +25,27 @@ pub async fn run(global: &Global, args: &ImageArgs) -> Result<Code, Failure> {
     }
 }
 
-/// The default registry and client settings. The config file is optional for these
-/// commands: without one, `--registry`/`RELEASE_REGISTRY` names the default registry.
-fn client_config(
-    global: &Global,
-    args: &ImageArgs,
-) -> Result<(Option<String>, ClientConfig), Failure> {
-    let mut config = ClientConfig {
-        retry: RetryPolicy::from_env().map_err(Failure::usage)?,
-        ..ClientConfig::default()
+/// A registry error worded for this command's flags.
+fn failure(e: registry_client::Error) -> Failure {
+    registry::failure(e, Surface::Image)
+}
+
+/// The default registry and the client. The config file is optional for these commands:
+/// without one, `--registry`/`RELEASE_REGISTRY` names the default registry.
+fn client(global: &Global, args: &ImageArgs) -> Result<(Option<String>, Client), Failure> {
+    let project = if global.config.exists() {
+        Some(super::load_config(global)?)
+    } else {
+        None
     };
-    let mut default_registry = global.registry.clone();
-    if global.config.exists() {
-        let project = super::load_config(global)?;
-        if project.registry.insecure {
-            config.insecure.push(project.registry.host.clone());
-        }
-        config.extra_ca = project.registry.ca.as_deref().map(|ca| project.resolve(ca));
-        default_registry = Some(project.registry.host.clone());
-    }
-    if let Some(ca) = &args.registry_ca {
-        config.extra_ca = Some(ca.clone());
-    }
-    config.credentials = if args.password_stdin {
+    let default_registry = project
+        .as_ref()
+        .map(|p| p.registry.host.clone())
+        .or_else(|| global.registry.clone());
+    let credentials = if args.password_stdin {
         let username = args.username.clone().ok_or_else(|| {
             Failure::usage("--password-stdin needs a username")
-                .with_hint("pass --username or set RELEASE_REGISTRY_USERNAME")
+                .with_hint(format!("pass --username or set {}", registry::USERNAME_ENV))
         })?;
         let mut password = String::new();
         std::io::stdin()
@@ -65,9 +60,15 @@ fn client_config(
             password: Secret::new(password),
         })
     } else {
-        Credentials::from_env()
+        None
     };
-    Ok((default_registry, config))
+    let client = registry::client(
+        project.as_ref(),
+        args.registry_ca.clone(),
+        credentials,
+        Surface::Image,
+    )?;
+    Ok((default_registry, client))
 }
 
 #[derive(Debug, Serialize)]
@@ -94,7 +95,8 @@ async fn digest(
         .references
         .iter()
         .map(|text| Ok((text, Reference::parse(text, default_registry)?)))
-        .collect::<Result<Vec<_>, registry_client::Error>>()?;
+        .collect::<Result<Vec<_>, registry_client::Error>>()
+        .map_err(failure)?;
     let results: Vec<_> =
         futures_util::stream::iter(references.iter())
             .map(|(text, reference)| async move {
@@ -116,7 +118,7 @@ async fn digest(
                 resolved,
             }),
             Err(e) => {
-                let failure = Failure::from(e);
+                let failure = failure(e);
                 report.errors.push(failure.message.clone());
                 failures.push(failure);
             }
@@ -153,11 +155,10 @@ async fn copy(
     default_registry: Option<&str>,
     args: &ImageCopyArgs,
 ) -> Result<Code, Failure> {
-    let source =
-        Reference::parse(&args.source, default_registry).map_err(registry_client::Error::from)?;
-    let destination = Reference::parse(&args.destination, default_registry)
-        .map_err(registry_client::Error::from)?;
-    let report = client.copy(&source, &destination).await?;
+    let parse =
+        |text: &str| Reference::parse(text, default_registry).map_err(|e| failure(e.into()));
+    let (source, destination) = (parse(&args.source)?, parse(&args.destination)?);
+    let report = client.copy(&source, &destination).await.map_err(failure)?;
     if global.json {
         super::print_json(&report)?;
     } else {

@@ -143,13 +143,13 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
 }
 
 /// Credentials for the engine's push, found as every registry call of the toolchain finds
-/// them ([`registry_client::Credentials`]): `RELEASE_REGISTRY_USERNAME`/`_PASSWORD` when
+/// them ([`crate::registry::client`]): `RELEASE_REGISTRY_USERNAME`/`_PASSWORD` when
 /// set, else the Docker config's entry for the registry (`config.json`, `credsStore`,
 /// `credHelpers`), so an agent that only ran `docker login` can push. With neither, the
 /// push goes out anonymous and fails with the registry's own 401 message.
 async fn push_auth(server: &str) -> Result<Option<engine::PushAuth>, Failure> {
     use registry_client::Credentials;
-    let credentials = match Credentials::from_env() {
+    let credentials = match crate::registry::credentials_from_env() {
         Some(c) => c,
         None => Credentials::from_docker_config(server).await?,
     };

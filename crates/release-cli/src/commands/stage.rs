@@ -114,23 +114,9 @@ pub fn git_commit(flag: Option<&str>) -> Option<String> {
         .filter(|c| !c.is_empty())
 }
 
-/// The one registry client of a stage: TLS verified with the CA from `RELEASE_REGISTRY_CA`
-/// or the config's `registry.ca`, credentials from `RELEASE_REGISTRY_USERNAME`/`_PASSWORD`
-/// or the Docker config, retries from the environment.
+/// The registry client of a stage ([`crate::registry::client`]).
 pub fn registry_client(config: &Config) -> Result<registry_client::Client, Failure> {
-    let mut client = registry_client::ClientConfig {
-        retry: registry_client::RetryPolicy::from_env().map_err(Failure::usage)?,
-        credentials: registry_client::Credentials::from_env(),
-        ..registry_client::ClientConfig::default()
-    };
-    if config.registry.insecure {
-        client.insecure.push(config.registry.host.clone());
-    }
-    client.extra_ca = std::env::var_os("RELEASE_REGISTRY_CA")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| config.registry.ca.as_deref().map(|ca| config.resolve(ca)));
-    Ok(registry_client::Client::new(client)?)
+    crate::registry::client(Some(config), None, None, crate::registry::Surface::Stage)
 }
 
 /// What `repository:tag` resolves to in the registry now.
