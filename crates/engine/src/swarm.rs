@@ -357,13 +357,12 @@ fn service_state(stack: &str, service: Service) -> Option<ServiceState> {
     })
 }
 
-/// Whether an image reference names its content by digest.
+/// Whether an image reference names its content by digest, in the grammar of the one
+/// [`registry_client::Digest`] (lowercase hex, as the gate compares it).
 pub fn is_pinned(image: &str) -> bool {
-    image.rsplit_once('@').is_some_and(|(_, digest)| {
-        digest
-            .strip_prefix("sha256:")
-            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-    })
+    image
+        .rsplit_once('@')
+        .is_some_and(|(_, digest)| registry_client::Digest::parse(digest).is_ok())
 }
 
 #[cfg(test)]
@@ -378,5 +377,13 @@ mod tests {
         assert!(!is_pinned("r.example.com:5000/x:1.0"));
         assert!(!is_pinned("x@sha256:abc"));
         assert!(!is_pinned(&format!("x@sha512:{d}")));
+    }
+
+    /// Uppercase hex was accepted here while the records and the gate refuse it, so a
+    /// stack could count as pinned to a digest no record could ever match.
+    #[test]
+    fn uppercase_hex_is_not_a_pin() {
+        let upper = "A".repeat(64);
+        assert!(!is_pinned(&format!("r.example.com/x:1.0@sha256:{upper}")));
     }
 }

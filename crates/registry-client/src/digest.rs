@@ -54,6 +54,19 @@ impl fmt::Display for Digest {
     }
 }
 
+impl TryFrom<String> for Digest {
+    type Error = InvalidDigest;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Digest::parse(&s)
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.0
+    }
+}
+
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
