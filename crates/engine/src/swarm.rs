@@ -357,12 +357,10 @@ fn service_state(stack: &str, service: Service) -> Option<ServiceState> {
     })
 }
 
-/// Whether an image reference names its content by digest, in the grammar of the one
-/// [`registry_client::Digest`] (lowercase hex, as the gate compares it).
+/// Whether an image reference names its content by digest
+/// ([`registry_client::PinnedImage`]: lowercase hex, as the gate compares it).
 pub fn is_pinned(image: &str) -> bool {
-    image
-        .rsplit_once('@')
-        .is_some_and(|(_, digest)| registry_client::Digest::parse(digest).is_ok())
+    registry_client::PinnedImage::parse(image).is_ok()
 }
 
 #[cfg(test)]

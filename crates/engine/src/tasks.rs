@@ -90,9 +90,11 @@ impl TaskDetail {
         self.is_running() && !self.host_ports.is_empty()
     }
 
-    /// The digest part of the task's image (`sha256:…`), if it names one.
-    pub fn digest(&self) -> Option<&str> {
-        self.image.rsplit_once('@').map(|(_, d)| d)
+    /// The digest the task's image is pinned to, if it is.
+    pub fn digest(&self) -> Option<registry_client::Digest> {
+        registry_client::PinnedImage::parse(&self.image)
+            .ok()
+            .map(|p| p.digest().clone())
     }
 }
 

@@ -29,7 +29,7 @@ pub use copy::CopyReport;
 pub use digest::{Digest, InvalidDigest};
 pub use error::{Error, ErrorKind, Hint};
 pub use manifest::{Descriptor, Platform, RawManifest};
-pub use reference::{DOCKER_HUB, InvalidReference, Reference};
+pub use reference::{DOCKER_HUB, InvalidReference, PinnedImage, Reference};
 pub use resolve::Resolved;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::Secret;

@@ -26,6 +26,51 @@ pub struct InvalidReference {
     pub reason: String,
 }
 
+/// An image as a stack file or a running task names it, pinned to its content:
+/// `NAME[:TAG]@sha256:…`. The name is kept as written (the engine may add or drop a
+/// registry or a tag); a pin is compared by its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedImage {
+    name: String,
+    digest: Digest,
+}
+
+impl PinnedImage {
+    /// Parses `text`; anything without a valid `@sha256:` digest is not pinned.
+    pub fn parse(text: &str) -> Result<PinnedImage, InvalidReference> {
+        let fail = |reason: String| InvalidReference {
+            input: text.to_owned(),
+            reason,
+        };
+        let (name, digest) = text
+            .rsplit_once('@')
+            .ok_or_else(|| fail("not pinned to a digest (no `@sha256:…`)".to_owned()))?;
+        if name.is_empty() {
+            return Err(fail("no image name before the digest".to_owned()));
+        }
+        let digest = Digest::parse(digest).map_err(|e| fail(e.to_string()))?;
+        Ok(PinnedImage {
+            name: name.to_owned(),
+            digest,
+        })
+    }
+
+    /// The part before `@`: `[REGISTRY/]REPOSITORY[:TAG]`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+}
+
+impl fmt::Display for PinnedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.digest)
+    }
+}
+
 impl Reference {
     /// Parses `text`; a reference whose first path component does not look like a host
     /// (no `.`, no `:`, not `localhost`) lives on `default_registry` (Docker Hub if `None`).
@@ -180,6 +225,27 @@ fn valid_tag(tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_image_is_a_name_and_one_valid_digest() {
+        let hex = "a".repeat(64);
+        let p = PinnedImage::parse(&format!("r.example.com:5000/x/api:1.0@sha256:{hex}")).unwrap();
+        assert_eq!(p.name(), "r.example.com:5000/x/api:1.0");
+        assert_eq!(p.digest().hex(), hex);
+        assert_eq!(
+            p.to_string(),
+            format!("r.example.com:5000/x/api:1.0@sha256:{hex}")
+        );
+        for bad in [
+            "r.example.com/x:1.0".to_owned(),
+            format!("@sha256:{hex}"),
+            format!("x@sha256:{}", "A".repeat(64)),
+            format!("x@sha512:{hex}"),
+            "x@sha256:abc".to_owned(),
+        ] {
+            assert!(PinnedImage::parse(&bad).is_err(), "{bad}");
+        }
+    }
     use proptest::prelude::*;
 
     fn parse(text: &str) -> Reference {

@@ -203,11 +203,11 @@ impl SwarmProbe {
         if let Some(want) = &self.expected_digest {
             for task in &service.tasks {
                 match task.digest() {
-                    Some(d) if d == want.as_str() => {}
+                    Some(d) if d == *want => {}
                     Some(d) => problems.push(format!(
                         "task {} runs foreign digest {}, recorded {}",
                         slot(task.slot),
-                        short(d),
+                        short(d.as_str()),
                         short(want.as_str())
                     )),
                     None => problems.push(format!(
