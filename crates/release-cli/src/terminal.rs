@@ -19,6 +19,20 @@ pub fn stderr_live() -> bool {
     })
 }
 
+/// `text` cut to at most `width` terminal columns: by display width (a CJK character takes
+/// two, a combining mark none), never inside a character.
+pub fn cut_to_width(text: &str, width: usize) -> &str {
+    use unicode_width::UnicodeWidthChar as _;
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        used += c.width().unwrap_or(0);
+        if used > width {
+            return &text[..i];
+        }
+    }
+    text
+}
+
 fn styled(is_terminal: bool, var: &dyn Fn(&str) -> Option<String>) -> bool {
     is_terminal
         && var("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -52,6 +66,17 @@ mod tests {
             "empty NO_COLOR is unset"
         );
         assert!(!styled(true, &env(&[("TERM", "dumb")])));
+    }
+
+    #[test]
+    fn rows_are_cut_by_display_width_not_by_characters() {
+        assert_eq!(cut_to_width("deploy: api", 6), "deploy");
+        assert_eq!(cut_to_width("short", 80), "short");
+        // Two columns each: three fit in 6, not 6 characters.
+        assert_eq!(cut_to_width("服务服务服务", 6), "服务服");
+        assert_eq!(cut_to_width("服务", 3), "服");
+        // A combining accent takes no column and stays with its letter.
+        assert_eq!(cut_to_width("e\u{301}tat", 2), "e\u{301}t");
     }
 
     #[test]

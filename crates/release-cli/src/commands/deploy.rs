@@ -709,7 +709,7 @@ impl Board {
         }
         for (name, state, at) in &self.rows {
             let row = format!("deploy: {name:<pad$}  [{at:>5.1}s] {state}");
-            let row: String = row.chars().take(width.saturating_sub(1).max(20)).collect();
+            let row = crate::terminal::cut_to_width(&row, width.saturating_sub(1).max(20));
             out.push_str(&format!("\r\x1b[2K{row}\n"));
         }
         self.drawn = self.rows.len();
