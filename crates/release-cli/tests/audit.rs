@@ -97,17 +97,17 @@ fn audit_at_answers_before_between_and_after_deploys_and_rollbacks() {
     let r = Records::new();
     let t1 = r.append(
         EntryKind::Deployed,
-        json!({"env": "dev", "version": "1.0.0", "digests": {"api": digest('a')}}),
+        json!({"env": "dev", "version": "1.0.0", "digests": {"api": digest('a')}, "changed": ["api"], "stack_sha256": digest('9')}),
     );
     let t2 = r.append(
         EntryKind::Deployed,
-        json!({"env": "dev", "version": "1.1.0", "digests": {"api": digest('b')}}),
+        json!({"env": "dev", "version": "1.1.0", "digests": {"api": digest('b')}, "changed": ["api"], "stack_sha256": digest('9')}),
     );
     let t3 = r.append(
         EntryKind::Promoted,
-        json!({"env": "prod", "version": "1.1.0", "digests": {"api": digest('b')}, "approved_by": "alice", "evidence": {"junit_sha256": "sha256:feed"}}),
+        json!({"env": "prod", "version": "1.1.0", "digests": {"api": digest('b')}, "changed": ["api"], "stack_sha256": digest('9'), "approved_by": "alice", "evidence": {"source_env": "dev", "junit_sha256": "sha256:feed"}}),
     );
-    let t4 = r.append(EntryKind::RolledBack, json!({"env": "dev", "from_version": "1.1.0", "to_version": "1.0.0", "digests": {"api": digest('a')}}));
+    let t4 = r.append(EntryKind::RolledBack, json!({"env": "dev", "from_version": "1.1.0", "to_version": "1.0.0", "version": "1.0.0", "digests": {"api": digest('a')}, "changed": ["api"], "stack_sha256": digest('9'), "trigger": "release rollback"}));
 
     assert_eq!(live_version(&r, "dev", &at(t1, -5)), None);
     assert_eq!(
@@ -173,7 +173,7 @@ fn audit_verify_catches_every_randomised_tampering() {
     for i in 0..12 {
         r.append(
             EntryKind::Deployed,
-            json!({"env": "dev", "version": format!("1.0.{i}"), "digests": {"api": digest('a')}}),
+            json!({"env": "dev", "version": format!("1.0.{i}"), "digests": {"api": digest('a')}, "changed": [], "stack_sha256": digest('9')}),
         );
     }
     let pristine = std::fs::read(r.ledger()).unwrap();

@@ -180,10 +180,11 @@ fn mode(path: &Path) -> u32 {
 fn state_dir_is_created_private_and_records_are_0600() {
     let p = Project::new(CONFIG);
     let state = StateDir::open(p.state()).unwrap();
-    state
-        .ledger()
-        .append(EntryKind::Released, "alice", json!({"version": "1.0.0"}))
-        .unwrap();
+    let manifest = json!({"project": "sec", "version": "1.0.0", "created": "2026-11-23T00:00:00Z",
+        "git_commit": null, "jenkins": null,
+        "services": {"api": {"repository": "sec/api", "tag": "1.0.0", "digest": format!("sha256:{}", "a".repeat(64)), "platform": null}}});
+    let manifest: verify::ReleaseManifest = serde_json::from_value(manifest).unwrap();
+    state.record_release(&manifest, "alice").unwrap();
     let out = p.release(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     for path in walk(&p.state()) {
@@ -289,10 +290,14 @@ fn a_host_named_127_evil_com_is_not_loopback() {
 fn records_with_a_ledger(p: &Project) -> PathBuf {
     let state = StateDir::open(p.state()).unwrap();
     for (kind, payload) in [
-        (EntryKind::Released, json!({"version": "1.0.0"})),
+        (
+            EntryKind::Released,
+            json!({"manifest_sha256": format!("sha256:{}", "1".repeat(64)), "services": {}, "version": "1.0.0"}),
+        ),
         (
             EntryKind::Deployed,
-            json!({"env": "dev", "version": "1.0.0", "digests": {}}),
+            json!({"changed": [], "digests": {}, "env": "dev", "jenkins": null, "previous_version": null,
+                   "stack_sha256": format!("sha256:{}", "2".repeat(64)), "version": "1.0.0"}),
         ),
     ] {
         state.ledger().append(kind, "alice", payload).unwrap();

@@ -2,7 +2,6 @@
 //! whom, approved by whom, on what evidence; what was live at a moment; and whether the
 //! ledger and the release manifests are still exactly what was written.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -10,7 +9,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::fs::sha256_prefixed;
-use crate::{Entry, EntryKind, Ledger, LedgerError, RecordError, StateDir, VerifyReport};
+use crate::ledger::{Event, Recorded, RolledBack};
+use crate::{
+    Digest, EntryKind, JenkinsBuild, Ledger, LedgerError, RecordError, StateDir, VerifyReport,
+};
 
 /// One change of what an environment runs: a deploy, a promotion or a rollback.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,20 +45,16 @@ pub struct Query<'a> {
 
 /// Deployments in ledger order, read in one pass that also checks the whole hash chain (a
 /// broken ledger is refused, never partially trusted). Only matching entries' payloads are
-/// parsed. Digests missing from a payload (a rollback may name only versions) come from the
+/// parsed, into their [`Event`]; one that does not match its kind is refused like a broken
+/// line. The rollback of a failed deploy names only versions: its digests come from the
 /// release manifest via `manifest_digests`.
 pub fn deployments(
     ledger: &Ledger,
     query: Query<'_>,
     manifest_digests: impl Fn(&str) -> Option<BTreeMap<String, String>>,
 ) -> Result<Vec<Deployment>, LedgerError> {
-    #[derive(serde::Deserialize)]
-    struct EnvOnly<'a> {
-        #[serde(borrow)]
-        env: Option<Cow<'a, str>>,
-    }
-    // Candidates keep their raw payload; with `at`, only the latest per env survives.
-    let mut kept: Vec<(u64, OffsetDateTime, EntryKind, String, String)> = Vec::new();
+    // With `at`, only the latest candidate per env survives.
+    let mut kept: Vec<(u64, OffsetDateTime, String, Event)> = Vec::new();
     let mut latest: BTreeMap<String, usize> = BTreeMap::new();
     let report = ledger.scan(|e| {
         if !matches!(
@@ -66,23 +64,19 @@ pub fn deployments(
         {
             return Ok(());
         }
-        let env: EnvOnly<'_> =
-            serde_json::from_str(e.payload).map_err(|err| format!("payload: {err}"))?;
-        let Some(env) = env.env else { return Ok(()) };
+        let event = e.event().map_err(|err| err.to_string())?;
+        let Some(env) = event.env() else {
+            return Ok(());
+        };
         if query.env.is_some_and(|want| want != env) {
             return Ok(());
         }
-        let candidate = (
-            e.seq,
-            e.time,
-            e.kind,
-            e.actor.to_owned(),
-            e.payload.to_owned(),
-        );
-        match (query.at, latest.get(env.as_ref())) {
+        let env = env.to_owned();
+        let candidate = (e.seq, e.time, e.actor.to_owned(), event);
+        match (query.at, latest.get(&env)) {
             (Some(_), Some(&i)) => kept[i] = candidate,
             (Some(_), None) => {
-                latest.insert(env.into_owned(), kept.len());
+                latest.insert(env, kept.len());
                 kept.push(candidate);
             }
             (None, _) => kept.push(candidate),
@@ -93,21 +87,19 @@ pub fn deployments(
     kept.sort_by_key(|c| c.0);
     Ok(kept
         .into_iter()
-        .filter_map(|(seq, time, kind, actor, payload)| {
-            let payload: Value = serde_json::from_str(&payload).ok()?;
-            deployment(seq, time, kind, actor, &payload, &manifest_digests)
+        .filter_map(|(seq, time, actor, event)| {
+            deployment(seq, time, actor, &event, &manifest_digests)
         })
         .collect())
 }
 
 /// Deployments among already-read entries (the gate reads the whole ledger anyway).
-pub fn deployments_in(entries: &[Entry]) -> Vec<Deployment> {
+pub fn deployments_in(entries: &[Recorded]) -> Vec<Deployment> {
     entries
         .iter()
-        .filter_map(|e| {
-            deployment(e.seq, e.time, e.kind, e.actor.clone(), &e.payload, &|_| {
-                None
-            })
+        .filter_map(|r| {
+            let e = &r.entry;
+            deployment(e.seq, e.time, e.actor.clone(), &r.event, &|_| None)
         })
         .collect()
 }
@@ -115,37 +107,81 @@ pub fn deployments_in(entries: &[Entry]) -> Vec<Deployment> {
 fn deployment(
     seq: u64,
     time: OffsetDateTime,
-    kind: EntryKind,
     actor: String,
-    p: &Value,
+    event: &Event,
     manifest_digests: &impl Fn(&str) -> Option<BTreeMap<String, String>>,
 ) -> Option<Deployment> {
-    let version = match kind {
-        EntryKind::Deployed | EntryKind::Promoted => p["version"].as_str()?,
-        EntryKind::RolledBack => p["to_version"].as_str().or_else(|| p["version"].as_str())?,
-        _ => return None,
+    let digests = |d: &BTreeMap<String, Digest>| {
+        d.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+            .collect()
     };
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    let digests = match p["digests"].as_object() {
-        Some(map) => map
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-            .collect(),
-        None => manifest_digests(version).unwrap_or_default(),
-    };
-    Some(Deployment {
+    let jenkins = |j: &Option<JenkinsBuild>| j.as_ref().map(jenkins_value);
+    let row = |env: &str, version: &str, digests, approver, jenkins, evidence| Deployment {
         seq,
         time,
-        kind,
-        env: p["env"].as_str()?.to_owned(),
+        kind: event.kind(),
+        env: env.to_owned(),
         version: version.to_owned(),
         digests,
-        actor,
-        approver: text(&p["approved_by"]),
-        jenkins: Some(p["jenkins"].clone()).filter(|j| !j.is_null()),
-        evidence: text(&p["evidence"]["junit_sha256"])
-            .or_else(|| text(&p["junit_sha256"]))
-            .or_else(|| text(&p["stack_sha256"])),
+        actor: actor.clone(),
+        approver,
+        jenkins,
+        evidence,
+    };
+    match event {
+        Event::Deployed(p) => Some(row(
+            &p.env,
+            &p.version,
+            digests(&p.digests),
+            None,
+            jenkins(&p.jenkins),
+            Some(p.stack_sha256.as_str().to_owned()),
+        )),
+        Event::Promoted(p) => Some(row(
+            &p.env,
+            &p.version,
+            digests(&p.digests),
+            p.approved_by.clone(),
+            jenkins(&p.jenkins),
+            p.evidence
+                .junit_sha256
+                .clone()
+                .or_else(|| Some(p.stack_sha256.as_str().to_owned())),
+        )),
+        Event::RolledBack(RolledBack::Requested(p)) => Some(row(
+            &p.env,
+            &p.to_version,
+            digests(&p.digests),
+            None,
+            jenkins(&p.jenkins),
+            Some(p.stack_sha256.as_str().to_owned()),
+        )),
+        // A rollback after a failed deploy names only versions; nothing to return to is
+        // not a deployment.
+        Event::RolledBack(RolledBack::AfterFailedDeploy(p)) => {
+            let version = p.to_version.as_deref()?;
+            Some(row(
+                &p.env,
+                version,
+                manifest_digests(version).unwrap_or_default(),
+                None,
+                None,
+                None,
+            ))
+        }
+        Event::Released(_) | Event::DeployFailed(_) | Event::Checked(_) | Event::GateRefused(_) => {
+            None
+        }
+    }
+}
+
+/// The Jenkins build as `audit` has always shown it: the payload's object, keys sorted.
+fn jenkins_value(j: &JenkinsBuild) -> Value {
+    serde_json::json!({
+        "build_number": j.build_number,
+        "build_url": j.build_url,
+        "job_name": j.job_name,
     })
 }
 
@@ -184,21 +220,15 @@ impl RecordsReport {
 /// Recomputes the ledger's hash chain and every release manifest's sha256 against its
 /// `released` entry; manifests the ledger never recorded are reported too.
 pub fn verify_records(state: &StateDir) -> Result<RecordsReport, RecordError> {
-    #[derive(serde::Deserialize)]
-    struct Released<'a> {
-        #[serde(borrow)]
-        version: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        manifest_sha256: Option<Cow<'a, str>>,
-    }
     let ledger = state.ledger();
     let mut recorded: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let report: VerifyReport = ledger.scan(|e| {
         if e.kind == EntryKind::Released {
-            let r: Released<'_> =
-                serde_json::from_str(e.payload).map_err(|err| format!("payload: {err}"))?;
-            if let (Some(v), Some(sha)) = (r.version, r.manifest_sha256) {
-                recorded.insert(v.into_owned(), (e.seq, sha.into_owned()));
+            match e.event().map_err(|err| err.to_string())? {
+                Event::Released(r) => {
+                    recorded.insert(r.version, (e.seq, r.manifest_sha256.as_str().to_owned()));
+                }
+                other => return Err(format!("a released entry parsed as {other}")),
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::{Deployment, deployments_in};
-use crate::{Entry, EntryKind};
+use crate::ledger::{Checked, Event, Recorded};
 
 /// Everything the gate looks at, gathered by the caller.
 #[derive(Debug)]
@@ -21,8 +21,8 @@ pub struct Observations<'a> {
     pub source_env: Option<&'a str>,
     /// The release manifest's digests and its file's sha256, or why it could not be loaded.
     pub manifest: Result<(BTreeMap<String, String>, String), String>,
-    /// The whole ledger, in order.
-    pub entries: &'a [Entry],
+    /// The whole ledger, in order, payloads typed ([`crate::Ledger::read_events`]).
+    pub entries: &'a [Recorded],
     /// What the source environment's Swarm services run now: service → digest (`None` for
     /// an unpinned or missing service); `Err` when the Swarm could not be read.
     pub live_source: Result<BTreeMap<String, Option<String>>, String>,
@@ -122,10 +122,13 @@ fn manifest_condition(o: &Observations<'_>) -> Condition {
         Ok(m) => m,
         Err(e) => return fail(e.clone()),
     };
-    let released = o.entries.iter().rev().find(|e| {
-        e.kind == EntryKind::Released && e.payload["version"].as_str() == Some(o.version)
+    let released = o.entries.iter().rev().find_map(|r| match &r.event {
+        Event::Released(p) if p.version == o.version => {
+            Some((r.entry.seq, p.manifest_sha256.as_str()))
+        }
+        _ => None,
     });
-    match released.and_then(|e| e.payload["manifest_sha256"].as_str().map(|s| (e.seq, s))) {
+    match released {
         None => fail(format!("no `released` ledger entry for {}", o.version)),
         Some((seq, recorded)) if recorded != sha => fail(format!(
             "manifest hashes to {sha}, ledger entry seq {seq} recorded {recorded}"
@@ -214,36 +217,32 @@ fn checked_condition(
             o.version
         ));
     };
-    let last_check = o.entries.iter().rev().find(|e| {
-        e.kind == EntryKind::Checked
-            && e.seq > deploy.seq
-            && e.payload["env"].as_str() == Some(source)
+    let last_check = o.entries.iter().rev().find_map(|r| match &r.event {
+        Event::Checked(p) if r.entry.seq > deploy.seq && p.env == source => Some((r.entry.seq, p)),
+        _ => None,
     });
-    let Some(check) = last_check else {
+    let Some((seq, check)) = last_check else {
         return fail(format!(
             "no check of `{source}` after its deploy of {} (seq {}): run `release check --env {source}`",
             o.version, deploy.seq
         ));
     };
-    let p = &check.payload;
-    let failed = p["failed"].as_u64().unwrap_or(u64::MAX);
-    let passed = p["passed"].as_u64().unwrap_or(0);
+    let &Checked { failed, passed, .. } = check;
+    let checked = &check.digests;
     if failed != 0 || passed == 0 {
         return fail(format!(
-            "the last check of `{source}` (seq {}) did not pass: {passed} passed, {failed} failed",
-            check.seq
+            "the last check of `{source}` (seq {seq}) did not pass: {passed} passed, {failed} failed"
         ));
     }
-    if let (Some(checked), Some(want)) = (p["digests"].as_object(), digests) {
+    if let Some(want) = digests {
         let differs: Vec<&String> = want
             .iter()
-            .filter(|(s, d)| checked.get(*s).and_then(|v| v.as_str()) != Some(d.as_str()))
+            .filter(|(s, d)| checked.get(*s) != Some(*d))
             .map(|(s, _)| s)
             .collect();
         if !differs.is_empty() {
             return fail(format!(
-                "the last check of `{source}` (seq {}) did not cover the release's digests of: {}",
-                check.seq,
+                "the last check of `{source}` (seq {seq}) did not cover the release's digests of: {}",
                 differs
                     .iter()
                     .map(|s| s.as_str())
@@ -252,21 +251,20 @@ fn checked_condition(
             ));
         }
     }
-    let junit = p["junit_sha256"].as_str().map(str::to_owned);
+    let junit = Some(check.junit_sha256.clone());
     (
         Condition {
             name: SOURCE_CHECKED,
             passed: true,
             detail: format!(
-                "check seq {} passed {passed} checks{}",
-                check.seq,
+                "check seq {seq} passed {passed} checks{}",
                 junit
                     .as_deref()
                     .map(|j| format!(", JUnit {j}"))
                     .unwrap_or_default()
             ),
         },
-        Some((check.seq, junit)),
+        Some((seq, junit)),
     )
 }
 

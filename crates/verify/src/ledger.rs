@@ -17,9 +17,16 @@
 //! evidence, so nothing removes it silently: reads and appends refuse with
 //! [`LedgerError::Corrupt`], and an operator runs [`Ledger::recover_torn_tail`], which moves
 //! the torn bytes to a side file and truncates only them.
+//!
+//! Payloads are typed: [`Event`] has one variant per [`EntryKind`], and the toolchain
+//! writes entries only through [`Ledger::append_event`] and reads them back with
+//! [`Entry::event`], [`EntryView::event`] or [`Ledger::read_events`]. The field names and
+//! byte order of every payload are exactly those of the entries written before the types
+//! existed, so old ledgers read and the chain of new ones is byte-for-byte the same.
 
 mod chain;
 mod entry;
+mod event;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -32,6 +39,10 @@ use time::OffsetDateTime;
 
 pub use chain::{BreakProblem, ChainBreak, VerifyReport};
 pub use entry::{Entry, EntryKind, GENESIS_PREV};
+pub use event::{
+    Checked, DeployFailed, Deployed, Event, EventError, Evidence, FailureTrigger, GateRefused,
+    Promoted, Released, RequestedRollback, RequestedTrigger, RollbackAfterFailure, RolledBack,
+};
 
 /// A ledger line as [`Ledger::scan`] sees it: typed header, raw JSON payload.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +53,24 @@ pub struct EntryView<'a> {
     pub kind: EntryKind,
     /// The payload object as written, unparsed.
     pub payload: &'a str,
+}
+
+impl EntryView<'_> {
+    /// The payload parsed into its typed event.
+    pub fn event(&self) -> Result<Event, EventError> {
+        Event::from_json(self.kind, self.payload).map_err(|e| EventError {
+            seq: self.seq,
+            kind: self.kind,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// An entry read back with its payload typed, from [`Ledger::read_events`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub entry: Entry,
+    pub event: Event,
 }
 
 use crate::atomic::{WriteOnce, write_once};
@@ -113,7 +142,19 @@ impl Ledger {
         &self.path
     }
 
-    /// Appends one entry and returns it once it is durable.
+    /// Appends one typed event and returns its entry once it is durable. The way the
+    /// toolchain writes: the payload is exactly the event's fields, its kind the event's.
+    pub fn append_event(&self, actor: &str, event: &Event) -> Result<Entry, LedgerError> {
+        let payload = event.to_value().map_err(|e| LedgerError::InvalidEntry {
+            path: self.path.clone(),
+            reason: format!("cannot encode the {} event: {e}", event.kind()),
+        })?;
+        self.append(event.kind(), actor, payload)
+    }
+
+    /// Appends one entry with an untyped payload and returns it once it is durable.
+    /// [`Ledger::append_event`] is the typed way; this one accepts any JSON object, for
+    /// tools and tests that write entries the typed events do not describe.
     ///
     /// Reads only the tail of the file to find the previous entry, so the cost does not grow
     /// with the ledger. Refuses with [`LedgerError::Corrupt`] if the current last line is
@@ -189,6 +230,24 @@ impl Ledger {
             Some(b) => Err(self.corrupt(b.line, b.to_string())),
             None => Ok(entries),
         }
+    }
+
+    /// Every entry, in order, with its payload parsed into its [`Event`]; strict like
+    /// [`Ledger::read_all`]. A payload that does not match its kind is
+    /// [`LedgerError::Corrupt`], naming the entry's seq and kind.
+    pub fn read_events(&self) -> Result<Vec<Recorded>, LedgerError> {
+        self.read_all()?
+            .into_iter()
+            .map(|entry| match entry.event() {
+                Ok(event) => Ok(Recorded { entry, event }),
+                Err(e) => Err(self.invalid_event(&e)),
+            })
+            .collect()
+    }
+
+    /// The error for an entry of this ledger whose payload does not match its kind.
+    pub fn invalid_event(&self, e: &EventError) -> LedgerError {
+        self.corrupt(e.seq, e.to_string())
     }
 
     /// Recomputes the whole chain. Damage is reported in the [`VerifyReport`], not as an

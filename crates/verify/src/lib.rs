@@ -24,8 +24,8 @@ pub use digest::{Digest, DigestError};
 pub use env::EnvPointer;
 pub use fs::FsError;
 pub use ledger::{
-    BreakProblem, ChainBreak, Entry, EntryKind, EntryView, Ledger, LedgerError, TornTail,
-    VerifyReport,
+    BreakProblem, ChainBreak, Entry, EntryKind, EntryView, Event, EventError, Ledger, LedgerError,
+    Recorded, TornTail, VerifyReport,
 };
 pub use lock::{LockError, LockGuard};
 pub use manifest::{

@@ -2,12 +2,10 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
-
 use crate::atomic::{WriteOnce, write_once};
 use crate::digest::Digest;
 use crate::fs::IoContext;
-use crate::ledger::{Entry, EntryKind};
+use crate::ledger::{Entry, EntryKind, Event, Ledger, LedgerError, Released};
 use crate::manifest::{RecordOutcome, RecordedRelease, ReleaseManifest};
 use crate::name::Version;
 use crate::state::{RecordError, StateDir, read_optional};
@@ -44,15 +42,13 @@ impl StateDir {
             &format!("record release {version}"),
         )?;
         let ledger = self.ledger();
-        let released = ledger
-            .read_all()?
-            .into_iter()
-            .find(|e| e.kind == EntryKind::Released && e.payload["version"] == version.as_str());
+        let entries = ledger.read_all()?;
+        let released = released_entry(&ledger, &entries, version)?;
 
         let on_disk = match read_optional(&path)? {
             Some(bytes) => bytes,
             None => {
-                if let Some(entry) = released {
+                if let Some((entry, _)) = released {
                     return Err(RecordError::ManifestMissing {
                         version: version.clone(),
                         path,
@@ -75,11 +71,8 @@ impl StateDir {
                                 // ledger surely has no entry for it, take the manifest back so a
                                 // failed push records nothing. (A crash here instead leaves it
                                 // for the next run to complete.)
-                                let in_ledger = ledger.read_all().map(|entries| {
-                                    entries.iter().any(|x| {
-                                        x.kind == EntryKind::Released
-                                            && x.payload["version"] == version.as_str()
-                                    })
+                                let in_ledger = ledger.read_all().and_then(|entries| {
+                                    released_entry(&ledger, &entries, version).map(|r| r.is_some())
                                 });
                                 if let Ok(false) = in_ledger {
                                     let _ = std::fs::remove_file(&path);
@@ -109,8 +102,8 @@ impl StateDir {
         }
         let manifest_sha256 = Digest::of(&on_disk);
         match released {
-            Some(entry) => {
-                check_entry_matches(&path, &entry, &manifest_sha256)?;
+            Some((entry, recorded)) => {
+                check_entry_matches(&path, entry.seq, &recorded, &manifest_sha256)?;
                 Ok(RecordOutcome::Unchanged { manifest_sha256 })
             }
             None => {
@@ -171,17 +164,16 @@ impl StateDir {
         manifest_sha256: &Digest,
         actor: &str,
     ) -> Result<Entry, RecordError> {
-        let services: serde_json::Map<String, Value> = manifest
-            .digests()
-            .into_iter()
-            .map(|(name, digest)| (name.to_owned(), Value::from(digest.as_str())))
-            .collect();
-        let payload = json!({
-            "version": manifest.version.as_str(),
-            "manifest_sha256": manifest_sha256.as_str(),
-            "services": services,
-        });
-        Ok(self.ledger().append(EntryKind::Released, actor, payload)?)
+        let event = Released {
+            manifest_sha256: manifest_sha256.clone(),
+            services: manifest
+                .digests()
+                .into_iter()
+                .map(|(name, digest)| (name.to_owned(), digest.clone()))
+                .collect(),
+            version: manifest.version.as_str().to_owned(),
+        };
+        Ok(self.ledger().append_event(actor, &event.into())?)
     }
 }
 
@@ -206,17 +198,35 @@ fn parse_manifest(
     Ok(manifest)
 }
 
-fn check_entry_matches(path: &Path, entry: &Entry, actual: &Digest) -> Result<(), RecordError> {
-    let recorded = entry.payload["manifest_sha256"]
-        .as_str()
-        .unwrap_or_default();
-    if recorded == actual.as_str() {
+/// The first `released` entry for `version`, with its typed payload. A `released` payload
+/// that does not parse is an error naming its seq; other kinds are not looked at.
+fn released_entry<'a>(
+    ledger: &Ledger,
+    entries: &'a [Entry],
+    version: &Version,
+) -> Result<Option<(&'a Entry, Released)>, LedgerError> {
+    for entry in entries.iter().filter(|e| e.kind == EntryKind::Released) {
+        match entry.event().map_err(|e| ledger.invalid_event(&e))? {
+            Event::Released(r) if r.version == version.as_str() => return Ok(Some((entry, r))),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+fn check_entry_matches(
+    path: &Path,
+    seq: u64,
+    released: &Released,
+    actual: &Digest,
+) -> Result<(), RecordError> {
+    if &released.manifest_sha256 == actual {
         Ok(())
     } else {
         Err(RecordError::ManifestAltered {
             path: path.to_path_buf(),
-            seq: entry.seq,
-            recorded: recorded.to_owned(),
+            seq,
+            recorded: released.manifest_sha256.as_str().to_owned(),
             actual: actual.clone(),
         })
     }

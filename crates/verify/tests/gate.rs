@@ -4,13 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
 use verify::gate::{self, Observations};
-use verify::{EntryKind, StateDir};
+use verify::ledger::{Checked, Deployed, Event, Released};
+use verify::{Digest, StateDir};
 
 const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const M: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn digest(s: &str) -> Digest {
+    Digest::parse(s).unwrap()
+}
 
 struct Story {
     _dir: tempfile::TempDir,
@@ -23,31 +27,58 @@ impl Story {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path().join("state")).unwrap();
         let story = Story { _dir: dir, state };
-        story.append(
-            EntryKind::Released,
-            json!({"version": "1.0.0", "manifest_sha256": M, "services": {"api": A}}),
-        );
-        story.append(
-            EntryKind::Deployed,
-            json!({"env": "dev", "version": "1.0.0", "digests": {"api": A}}),
-        );
+        story.append(Released {
+            manifest_sha256: digest(M),
+            services: BTreeMap::from([("api".to_owned(), digest(A))]),
+            version: "1.0.0".into(),
+        });
+        story.deploy("1.0.0", A);
         story.check(0);
         story
     }
 
-    fn append(&self, kind: EntryKind, payload: serde_json::Value) {
-        self.state.ledger().append(kind, "tester", payload).unwrap();
+    fn append(&self, event: impl Into<Event>) {
+        self.state
+            .ledger()
+            .append_event("tester", &event.into())
+            .unwrap();
+    }
+
+    fn deploy(&self, version: &str, api: &str) {
+        self.append(Deployed {
+            changed: vec!["api".into()],
+            digests: BTreeMap::from([("api".to_owned(), digest(api))]),
+            env: "dev".into(),
+            jenkins: None,
+            previous_version: None,
+            stack_sha256: digest(M),
+            version: version.into(),
+        });
+    }
+
+    fn checked(&self, api: &str, failed: u64) {
+        self.append(Checked {
+            digests: BTreeMap::from([("api".to_owned(), api.to_owned())]),
+            env: "dev".into(),
+            failed,
+            failed_checks: Vec::new(),
+            jenkins: None,
+            junit: None,
+            junit_sha256: "sha256:junit".into(),
+            passed: 3 - failed,
+            seconds: 0.1,
+            stack: "hestino-dev".into(),
+            unreachable: false,
+            version: Some("1.0.0".into()),
+        });
     }
 
     fn check(&self, failed: u64) {
-        self.append(
-            EntryKind::Checked,
-            json!({"env": "dev", "version": "1.0.0", "digests": {"api": A}, "passed": 3 - failed, "failed": failed, "junit_sha256": "sha256:junit"}),
-        );
+        self.checked(A, failed);
     }
 
     fn verdict(&self, tweak: impl FnOnce(&mut Observations<'_>)) -> gate::Verdict {
-        let entries = self.state.ledger().read_all().unwrap();
+        let entries = self.state.ledger().read_events().unwrap();
         let mut o = Observations {
             version: "1.0.0",
             target_env: "prod",
@@ -103,10 +134,7 @@ fn a_later_failing_check_revokes_the_pass() {
 #[test]
 fn a_check_before_the_latest_deploy_does_not_count() {
     let story = Story::green();
-    story.append(
-        EntryKind::Deployed,
-        json!({"env": "dev", "version": "1.0.0", "digests": {"api": A}}),
-    );
+    story.deploy("1.0.0", A);
     let verdict = story.verdict(|_| {});
     assert_eq!(failed(&verdict), [gate::SOURCE_CHECKED]);
     assert!(
@@ -119,10 +147,7 @@ fn a_check_before_the_latest_deploy_does_not_count() {
 #[test]
 fn a_check_of_other_digests_does_not_count() {
     let story = Story::green();
-    story.append(
-        EntryKind::Checked,
-        json!({"env": "dev", "digests": {"api": B}, "passed": 3, "failed": 0}),
-    );
+    story.checked(B, 0);
     assert_eq!(failed(&story.verdict(|_| {})), [gate::SOURCE_CHECKED]);
 }
 
@@ -137,10 +162,7 @@ fn a_hand_updated_source_service_blocks() {
 #[test]
 fn another_version_live_in_the_source_blocks() {
     let story = Story::green();
-    story.append(
-        EntryKind::Deployed,
-        json!({"env": "dev", "version": "1.1.0", "digests": {"api": B}}),
-    );
+    story.deploy("1.1.0", B);
     let verdict = story.verdict(|_| {});
     assert_eq!(failed(&verdict), [gate::SOURCE_LIVE, gate::SOURCE_CHECKED]);
 }

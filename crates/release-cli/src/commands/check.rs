@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::json;
 use verify::check::{
     self, CheckReport, CheckSpec, HttpProbe, NODE_PLACEHOLDER, NodeFanout, Probe, SwarmProbe,
     SwarmTarget, TcpProbe, Timing,
 };
-use verify::{EntryKind, EnvName, EnvPointer};
+use verify::ledger::Checked;
+use verify::{EnvName, EnvPointer};
 
 use super::stage;
 use crate::cli::{CheckArgs, Global};
@@ -74,32 +74,29 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
         })
         .unwrap_or_default();
     let version = pointer.as_ref().map(|p| p.version.as_str());
-    let failed_checks: Vec<&str> = report
+    let failed_checks: Vec<String> = report
         .checks
         .iter()
         .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
+        .map(|c| c.name.clone())
         .collect();
+    let event = Checked {
+        digests: digests.clone(),
+        env: env_name.to_string(),
+        failed: report.failed as u64,
+        failed_checks,
+        jenkins: stage::jenkins_build(),
+        junit: args.junit.as_ref().map(|p| p.display().to_string()),
+        junit_sha256: junit_sha256.as_str().to_owned(),
+        passed: report.passed as u64,
+        seconds: report.seconds,
+        stack: env.stack.clone(),
+        unreachable: report.unreachable(),
+        version: version.map(str::to_owned),
+    };
     let entry = state
         .ledger()
-        .append(
-            EntryKind::Checked,
-            &stage::actor(),
-            json!({
-                "env": env_name.as_str(),
-                "stack": env.stack,
-                "version": version,
-                "digests": digests,
-                "passed": report.passed,
-                "failed": report.failed,
-                "failed_checks": failed_checks,
-                "unreachable": report.unreachable(),
-                "junit_sha256": junit_sha256.as_str(),
-                "junit": args.junit.as_ref().map(|p| p.display().to_string()),
-                "seconds": report.seconds,
-                "jenkins": stage::jenkins_build(),
-            }),
-        )
+        .append_event(&stage::actor(), &event.into())
         .map_err(|e| stage::record_failure(e.into()))?;
 
     if global.json {

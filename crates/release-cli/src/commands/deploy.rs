@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 
 use engine::{Change, Outcome, Progress, StackFile};
 use serde::Serialize;
-use serde_json::json;
-use verify::{EntryKind, EnvName, EnvPointer, LockError, StateDir, Version};
+use verify::ledger::{
+    DeployFailed, Deployed, Event, Evidence, FailureTrigger, Promoted, RequestedRollback,
+    RequestedTrigger, RollbackAfterFailure,
+};
+use verify::{EnvName, EnvPointer, LockError, StateDir, Version};
 
 use super::stage;
 use crate::cli::{DeployArgs, Global};
@@ -41,7 +44,7 @@ pub enum Target {
     Promote {
         version: String,
         approver: Option<String>,
-        evidence: serde_json::Value,
+        evidence: Evidence,
     },
 }
 
@@ -235,52 +238,64 @@ pub async fn run_deploy(
         };
         state.write_env(&pointer).map_err(stage::record_failure)?;
         let stack_sha256 = verify::Digest::of(yaml.as_bytes());
-        let changed: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
-        let mut payload = json!({
-            "env": env_name.as_str(),
-            "version": version.as_str(),
-            "digests": digests,
-            "previous_version": previous_version,
-            "stack_sha256": stack_sha256.as_str(),
-            "changed": changed,
-            "jenkins": stage::jenkins_build(),
-        });
-        let kind = if rolling_back {
-            payload["from_version"] = json!(previous_version);
-            payload["to_version"] = json!(version.as_str());
-            payload["trigger"] = json!("release rollback");
-            EntryKind::RolledBack
+        let changed: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
+        let event: Event = if rolling_back {
+            RequestedRollback {
+                changed,
+                digests: digests.clone(),
+                env: env_name.to_string(),
+                from_version: previous_version.clone(),
+                jenkins: stage::jenkins_build(),
+                previous_version: previous_version.clone(),
+                stack_sha256,
+                to_version: version.to_string(),
+                trigger: RequestedTrigger::ReleaseRollback,
+                version: version.to_string(),
+            }
+            .into()
         } else if let Target::Promote {
             approver, evidence, ..
         } = &target
         {
-            payload["approved_by"] = json!(approver);
-            payload["evidence"] = evidence.clone();
-            EntryKind::Promoted
+            Promoted {
+                approved_by: approver.clone(),
+                changed,
+                digests: digests.clone(),
+                env: env_name.to_string(),
+                evidence: evidence.clone(),
+                jenkins: stage::jenkins_build(),
+                previous_version: previous_version.clone(),
+                stack_sha256,
+                version: version.to_string(),
+            }
+            .into()
         } else {
-            EntryKind::Deployed
+            Deployed {
+                changed,
+                digests: digests.clone(),
+                env: env_name.to_string(),
+                jenkins: stage::jenkins_build(),
+                previous_version: previous_version.clone(),
+                stack_sha256,
+                version: version.to_string(),
+            }
+            .into()
         };
         ledger
-            .append(kind, &actor, payload)
+            .append_event(&actor, &event)
             .map_err(|e| stage::record_failure(e.into()))?;
         Code::Success
     } else {
-        let failures: BTreeMap<&str, &str> = failed
-            .iter()
-            .map(|(service, cause)| (service.as_str(), cause.as_str()))
-            .collect();
+        let failures: BTreeMap<String, String> = failed.iter().cloned().collect();
+        let event = DeployFailed {
+            env: env_name.to_string(),
+            failures,
+            jenkins: stage::jenkins_build(),
+            previous_version: previous_version.clone(),
+            version: version.to_string(),
+        };
         ledger
-            .append(
-                EntryKind::DeployFailed,
-                &actor,
-                json!({
-                    "env": env_name.as_str(),
-                    "version": version.as_str(),
-                    "previous_version": previous_version,
-                    "failures": failures,
-                    "jenkins": stage::jenkins_build(),
-                }),
-            )
+            .append_event(&actor, &event.into())
             .map_err(|e| stage::record_failure(e.into()))?;
         let rollback_deadline = Instant::now() + timeout;
         let results = engine
@@ -289,18 +304,15 @@ pub async fn run_deploy(
         let stuck: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         let rolled: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
         if stuck.is_empty() && !changes.is_empty() {
+            let event = RollbackAfterFailure {
+                env: env_name.to_string(),
+                from_version: version.to_string(),
+                services: rolled.iter().map(|s| (*s).to_owned()).collect(),
+                to_version: previous_version.clone(),
+                trigger: FailureTrigger::DeployFailed,
+            };
             ledger
-                .append(
-                    EntryKind::RolledBack,
-                    &actor,
-                    json!({
-                        "env": env_name.as_str(),
-                        "from_version": version.as_str(),
-                        "to_version": previous_version,
-                        "services": rolled,
-                        "trigger": "deploy failed",
-                    }),
-                )
+                .append_event(&actor, &event.into())
                 .map_err(|e| stage::record_failure(e.into()))?;
         }
         let causes: Vec<String> = failed
@@ -603,20 +615,16 @@ fn rollback_target(
     }
     let entries = state
         .ledger()
-        .read_all()
+        .read_events()
         .map_err(|e| stage::record_failure(e.into()))?;
     let mut live: Vec<String> = Vec::new();
-    for entry in entries.iter().filter(|e| e.payload["env"] == env.as_str()) {
-        match entry.kind {
-            EntryKind::Deployed => {
-                if let Some(v) = entry.payload["version"].as_str()
-                    && live.last().map(String::as_str) != Some(v)
-                {
-                    live.push(v.to_owned());
-                }
+    for recorded in &entries {
+        match &recorded.event {
+            Event::Deployed(p) if p.env == env.as_str() && live.last() != Some(&p.version) => {
+                live.push(p.version.clone());
             }
-            EntryKind::RolledBack => {
-                if let Some(to) = entry.payload["to_version"].as_str() {
+            Event::RolledBack(p) if p.env() == env.as_str() => {
+                if let Some(to) = p.to_version() {
                     while live.last().is_some_and(|v| v != to) {
                         live.pop();
                     }
@@ -800,23 +808,47 @@ stack_file = "stack.yml"
         let state = StateDir::open(dir.path().join("state")).unwrap();
         let env = EnvName::parse("dev").unwrap();
         let ledger = state.ledger();
-        let deployed = |v: &str| {
-            ledger
-                .append(
-                    EntryKind::Deployed,
-                    "t",
-                    json!({"env": "dev", "version": v}),
-                )
-                .unwrap();
+        let sha = verify::Digest::of(b"stack");
+        let deployed_to = |env: &str, v: &str| {
+            let event = Deployed {
+                changed: vec!["api".into()],
+                digests: BTreeMap::new(),
+                env: env.into(),
+                jenkins: None,
+                previous_version: None,
+                stack_sha256: sha.clone(),
+                version: v.into(),
+            };
+            ledger.append_event("t", &event.into()).unwrap();
         };
-        let rolled_back = |to: &str| {
-            ledger
-                .append(
-                    EntryKind::RolledBack,
-                    "t",
-                    json!({"env": "dev", "to_version": to}),
-                )
-                .unwrap();
+        let deployed = |v: &str| deployed_to("dev", v);
+        // Both shapes of `rolled-back` return to `to`.
+        let rolled_back = |from: &str, to: &str, requested: bool| {
+            let event: Event = if requested {
+                RequestedRollback {
+                    changed: vec!["api".into()],
+                    digests: BTreeMap::new(),
+                    env: "dev".into(),
+                    from_version: Some(from.into()),
+                    jenkins: None,
+                    previous_version: Some(from.into()),
+                    stack_sha256: sha.clone(),
+                    to_version: to.into(),
+                    trigger: RequestedTrigger::ReleaseRollback,
+                    version: to.into(),
+                }
+                .into()
+            } else {
+                RollbackAfterFailure {
+                    env: "dev".into(),
+                    from_version: from.into(),
+                    services: vec!["api".into()],
+                    to_version: Some(to.into()),
+                    trigger: FailureTrigger::DeployFailed,
+                }
+                .into()
+            };
+            ledger.append_event("t", &event).unwrap();
         };
         let pointer = |v: &str| EnvPointer {
             env: env.clone(),
@@ -832,23 +864,63 @@ stack_file = "stack.yml"
         };
         deployed("1.0.0");
         deployed("1.1.0");
-        ledger
-            .append(
-                EntryKind::Deployed,
-                "t",
-                json!({"env": "prod", "version": "9.9.9"}),
-            )
-            .unwrap();
+        deployed_to("prod", "9.9.9");
         deployed("1.2.0");
         assert_eq!(target("1.2.0").unwrap(), "1.1.0");
-        rolled_back("1.1.0");
+        rolled_back("1.2.0", "1.1.0", true);
         assert_eq!(target("1.1.0").unwrap(), "1.0.0");
-        rolled_back("1.0.0");
+        rolled_back("1.1.0", "1.0.0", false);
         assert!(target("1.0.0").unwrap_err().contains("no earlier version"));
         assert!(
             target("1.2.0")
                 .unwrap_err()
                 .contains("does not end at the recorded pointer")
+        );
+    }
+
+    /// The rollback target read from a ledger written before payloads were typed
+    /// (`verify/tests/fixtures/state-v1`): dev went 1.0.0, 1.1.0, back to 1.0.0 by `release
+    /// rollback`, and a failed 1.2.0 was rolled back to 1.0.0.
+    #[test]
+    fn rollback_reads_the_v1_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(
+            dir.path(),
+            "services:\n  api:\n    image: x/api:1\n  worker:\n    image: x/worker:1\n",
+        );
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../verify/tests/fixtures/state-v1");
+        let root = dir.path().join("state");
+        for sub in ["", "envs", "releases"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        for file in [
+            "ledger.jsonl",
+            "envs/dev.json",
+            "releases/1.0.0.json",
+            "releases/1.1.0.json",
+            "releases/1.2.0.json",
+        ] {
+            std::fs::copy(fixture.join(file), root.join(file)).unwrap();
+        }
+        let state = StateDir::open(&root).unwrap();
+        let env = EnvName::parse("dev").unwrap();
+        let current = state.read_env(&env).unwrap().unwrap();
+        assert_eq!(current.version.as_str(), "1.0.0");
+        let err = rollback_target(&config, &state, &env, Some(&current), None).unwrap_err();
+        assert!(
+            err.message.contains("no earlier version"),
+            "{}",
+            err.message
+        );
+        // Had the pointer stayed at 1.1.0, the history would not end there.
+        let mut stale = current.clone();
+        stale.version = Version::parse("1.1.0").unwrap();
+        let err = rollback_target(&config, &state, &env, Some(&stale), None).unwrap_err();
+        assert!(
+            err.message.contains("does not end at the recorded pointer"),
+            "{}",
+            err.message
         );
     }
 }

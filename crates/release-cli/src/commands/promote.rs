@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::json;
-use verify::EntryKind;
 use verify::gate::{self, Observations, Verdict};
+use verify::ledger::{Evidence, GateRefused};
 
 use super::deploy::{Options, Target};
 use super::stage;
@@ -53,7 +53,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         .map_err(|e| e.to_string());
     let entries = state
         .ledger()
-        .read_all()
+        .read_events()
         .map_err(|e| stage::record_failure(e.into()))?;
 
     // Infrastructure failures make the gate fail closed, and the command exit 3; each
@@ -134,20 +134,17 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
             .failures()
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
+        let event = GateRefused {
+            approved_by: args.approved_by.clone(),
+            env: args.to.clone(),
+            jenkins: stage::jenkins_build(),
+            reasons: reasons.clone(),
+            source_env: source.clone(),
+            version: version.as_str().to_owned(),
+        };
         state
             .ledger()
-            .append(
-                EntryKind::GateRefused,
-                &actor,
-                json!({
-                    "env": args.to,
-                    "version": version.as_str(),
-                    "source_env": source,
-                    "approved_by": args.approved_by,
-                    "reasons": reasons,
-                    "jenkins": stage::jenkins_build(),
-                }),
-            )
+            .append_event(&actor, &event.into())
             .map_err(|e| stage::record_failure(e.into()))?;
         let first = reasons.first().cloned().unwrap_or_default();
         let code = if unreachable.is_empty() {
@@ -171,11 +168,11 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         });
     }
 
-    let evidence = json!({
-        "source_env": source,
-        "checked_seq": verdict.evidence_seq,
-        "junit_sha256": verdict.evidence_junit_sha256,
-    });
+    let evidence = Evidence {
+        checked_seq: verdict.evidence_seq,
+        junit_sha256: verdict.evidence_junit_sha256.clone(),
+        source_env: source,
+    };
     super::deploy::run_deploy(
         global,
         Target::Promote {

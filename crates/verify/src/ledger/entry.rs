@@ -111,6 +111,15 @@ impl LineView<'_> {
 }
 
 impl Entry {
+    /// The payload parsed into its typed event.
+    pub fn event(&self) -> Result<super::Event, super::EventError> {
+        super::Event::from_value(self.kind, &self.payload).map_err(|e| super::EventError {
+            seq: self.seq,
+            kind: self.kind,
+            reason: e.to_string(),
+        })
+    }
+
     /// The line's bytes as on disk, without the newline.
     pub fn raw(&self) -> &[u8] {
         &self.raw
