@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use release_e2e::{release_binary, repo_root};
 use serde_json::Value;
-use verify::{EntryKind, StateDir};
+use verify::{Event, StateDir};
 
 /// A failed setup step: the campaign cannot judge anything. A panic, so the campaign's
 /// registry, mounts and stacks are still cleaned up on the way out (exit 101).
@@ -330,25 +330,33 @@ impl Campaign {
         let ledger = StateDir::open(state)
             .map_err(|e| format!("state directory: {e}"))?
             .ledger();
-        let entries = ledger.read_all().map_err(|e| format!("ledger: {e}"))?;
+        let events = ledger.read_events().map_err(|e| format!("ledger: {e}"))?;
         // Every promotion cites a passing check of its source environment with exactly its
         // digests.
-        for promoted in entries.iter().filter(|e| e.kind == EntryKind::Promoted) {
-            let p = &promoted.payload;
-            let cited = p["evidence"]["checked_seq"].as_u64();
-            let check = cited.and_then(|seq| entries.iter().find(|e| e.seq == seq));
-            let passing = check.is_some_and(|c| {
-                let c_payload = &c.payload;
-                c.kind == EntryKind::Checked
-                    && c_payload["failed"].as_u64() == Some(0)
-                    && c_payload["passed"].as_u64().is_some_and(|n| n >= 1)
-                    && c_payload["env"] == p["evidence"]["source_env"]
-                    && c_payload["digests"] == p["digests"]
-            });
+        for recorded in &events {
+            let Event::Promoted(promoted) = &recorded.event else {
+                continue;
+            };
+            let cited = promoted
+                .evidence
+                .checked_seq
+                .and_then(|seq| events.iter().find(|r| r.entry.seq == seq).map(|r| &r.event));
+            let passing = match cited {
+                Some(Event::Checked(check)) => {
+                    check.failed == 0
+                        && check.passed >= 1
+                        && check.env == promoted.evidence.source_env
+                        && check.digests.len() == promoted.digests.len()
+                        && promoted.digests.iter().all(|(service, d)| {
+                            check.digests.get(service).map(String::as_str) == Some(d.as_str())
+                        })
+                }
+                _ => false,
+            };
             if !passing {
                 return Err(format!(
                     "promotion seq {} without a passing gate",
-                    promoted.seq
+                    recorded.entry.seq
                 ));
             }
         }
@@ -359,11 +367,11 @@ impl Campaign {
     fn promoted(&self, state: &Path, version: &str) -> bool {
         StateDir::open(state)
             .ok()
-            .and_then(|s| s.ledger().read_all().ok())
-            .is_some_and(|entries| {
-                entries.iter().any(|e| {
-                    e.kind == EntryKind::Promoted && e.payload["version"].as_str() == Some(version)
-                })
+            .and_then(|s| s.ledger().read_events().ok())
+            .is_some_and(|events| {
+                events
+                    .iter()
+                    .any(|r| matches!(&r.event, Event::Promoted(p) if p.version == version))
             })
     }
 
