@@ -620,7 +620,12 @@ fn rollback_target(
     let mut live: Vec<String> = Vec::new();
     for recorded in &entries {
         match &recorded.event {
+            // An environment reached by promotion (PROD) has `promoted` entries, not
+            // `deployed` ones: both made a version live.
             Event::Deployed(p) if p.env == env.as_str() && live.last() != Some(&p.version) => {
+                live.push(p.version.clone());
+            }
+            Event::Promoted(p) if p.env == env.as_str() && live.last() != Some(&p.version) => {
                 live.push(p.version.clone());
             }
             Event::RolledBack(p) if p.env() == env.as_str() => {
@@ -876,6 +881,52 @@ stack_file = "stack.yml"
                 .unwrap_err()
                 .contains("does not end at the recorded pointer")
         );
+    }
+
+    /// `release rollback --env prod` read only `deployed` entries, and PROD is reached by
+    /// `promote`, which records `promoted`: its history looked empty, so every rollback of
+    /// PROD stopped with "does not end at the recorded pointer".
+    #[test]
+    fn rollback_of_an_environment_reached_by_promotion() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(
+            dir.path(),
+            "services:\n  api:\n    image: x/api:1\n  worker:\n    image: x/worker:1\n",
+        );
+        let state = StateDir::open(dir.path().join("state")).unwrap();
+        let env = EnvName::parse("prod").unwrap();
+        let ledger = state.ledger();
+        let promoted = |v: &str| {
+            let event = verify::ledger::Promoted {
+                approved_by: Some("alice".into()),
+                changed: vec!["api".into()],
+                digests: BTreeMap::new(),
+                env: "prod".into(),
+                evidence: verify::ledger::Evidence {
+                    checked_seq: Some(1),
+                    junit_sha256: None,
+                    source_env: "dev".into(),
+                },
+                jenkins: None,
+                previous_version: None,
+                stack_sha256: verify::Digest::of(b"stack"),
+                version: v.into(),
+            };
+            ledger.append_event("t", &event.into()).unwrap();
+        };
+        promoted("1.0.0");
+        promoted("1.1.0");
+        let current = EnvPointer {
+            env: env.clone(),
+            version: Version::parse("1.1.0").unwrap(),
+            digests: BTreeMap::new(),
+            updated: time::OffsetDateTime::now_utc(),
+            actor: "t".into(),
+        };
+        let target = rollback_target(&config, &state, &env, Some(&current), None)
+            .map_err(|f| f.message)
+            .unwrap();
+        assert_eq!(target.as_str(), "1.0.0");
     }
 
     /// The rollback target read from a ledger written before payloads were typed
