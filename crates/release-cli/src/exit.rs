@@ -134,6 +134,30 @@ impl From<engine::EndpointError> for Failure {
     }
 }
 
+/// A records error: its kind chooses the exit code, its hint comes along.
+impl From<verify::RecordError> for Failure {
+    fn from(e: verify::RecordError) -> Self {
+        let code = match e.kind() {
+            verify::ErrorKind::Usage => Code::Usage,
+            verify::ErrorKind::Verdict => Code::Negative,
+            verify::ErrorKind::Infrastructure => Code::Infrastructure,
+        };
+        let hint = e.hint();
+        let failure = Failure::new(code, e.to_string());
+        match hint {
+            Some(h) => failure.with_hint(h),
+            None => failure,
+        }
+    }
+}
+
+/// A refused version or environment name: bad input, with its hint.
+impl From<verify::NameError> for Failure {
+    fn from(e: verify::NameError) -> Self {
+        Failure::usage(e.to_string()).with_hint(e.hint())
+    }
+}
+
 /// A registry error met by a pipeline stage; `release image` words its hints itself
 /// ([`crate::registry::failure`]).
 impl From<registry_client::Error> for Failure {

@@ -279,3 +279,41 @@ fn audit_verify_names_an_edited_manifest() {
     );
     assert!(Path::new(&path).exists());
 }
+
+/// A records error carries its hint as data: on stderr after the message, and in the
+/// `--json` error document's `hint`, where it was empty while hints were baked into the
+/// message.
+#[test]
+fn a_records_error_carries_its_hint_in_json() {
+    let records = Records::new();
+    let out = records.release(&["--json", "deploy", "--env", "dev", "--version", "9.9.9"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = &doc["error"];
+    assert_eq!(error["exit_code"], 2);
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("release 9.9.9 is not recorded"),
+        "{message}"
+    );
+    assert!(!message.contains("hint"), "{message}");
+    assert_eq!(error["hint"], "push release 9.9.9 first");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\n  hint: push release 9.9.9 first"),
+        "{stderr}"
+    );
+
+    let out = records.release(&["--json", "deploy", "--env", "dev", "--version", "latest"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["error"]["hint"].as_str().is_some_and(|h| !h.is_empty()),
+        "{doc}"
+    );
+}

@@ -83,11 +83,7 @@ pub const LEDGER_LOCK: &str = "ledger";
 /// Why a ledger operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error(
-        "ledger {} is corrupt at line {line}: {reason}; hint: run `release audit verify`{}",
-        path.display(),
-        if reason.contains("torn") { ", then recover the torn tail" } else { "" }
-    )]
+    #[error("ledger {} is corrupt at line {line}: {reason}", path.display())]
     Corrupt {
         path: PathBuf,
         line: u64,
@@ -97,7 +93,7 @@ pub enum LedgerError {
     InvalidEntry { path: PathBuf, reason: String },
     #[error(
         "append to ledger {} failed ({error}) and the partial line could not be removed \
-         ({rollback}); hint: the ledger now ends with a torn line, recover it before appending",
+         ({rollback})",
         path.display()
     )]
     RollbackFailed {
@@ -109,6 +105,27 @@ pub enum LedgerError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+impl LedgerError {
+    /// The next step for the user, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LedgerError::Corrupt { reason, .. } => Some(format!(
+                "run `release audit verify`{}",
+                if reason.contains("torn") {
+                    ", then recover the torn tail"
+                } else {
+                    ""
+                }
+            )),
+            LedgerError::RollbackFailed { .. } => {
+                Some("the ledger now ends with a torn line: recover it before appending".to_owned())
+            }
+            LedgerError::Lock(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// A torn last line moved aside by [`Ledger::recover_torn_tail`].

@@ -32,4 +32,4 @@ pub use manifest::{
     DigestChange, JenkinsBuild, RecordOutcome, RecordedRelease, ReleaseManifest, ServiceImage,
 };
 pub use name::{EnvName, NameError, Version, VersionPattern};
-pub use state::{DEFAULT_LOCK_TIMEOUT, RecordError, StateDir};
+pub use state::{DEFAULT_LOCK_TIMEOUT, ErrorKind, RecordError, StateDir};

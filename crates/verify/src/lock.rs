@@ -41,8 +41,7 @@ const MAX_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "timed out after {waited:?} waiting for lock {}{}; hint: another `release` process is \
-         writing records: let it finish, or raise the lock timeout",
+        "timed out after {waited:?} waiting for lock {}{}",
         path.display(),
         match holder { Some(h) => format!(" (held by {h})"), None => String::new() }
     )]
@@ -56,6 +55,20 @@ pub enum LockError {
     BadName { name: String },
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+impl LockError {
+    /// The next step for the user, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LockError::Timeout { .. } => Some(
+                "another `release` process is writing records: let it finish, or raise the lock \
+                 timeout"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Who holds a lock, as written to the `.holder` sidecar after acquiring it.

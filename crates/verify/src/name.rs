@@ -17,25 +17,35 @@ const MAX_ENV_LEN: usize = 64;
 /// Why a version, environment name or version pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("invalid version {value:?}: {reason}; hint: {hint}")]
+    #[error("invalid version {value:?}: {reason}")]
     Version {
         value: String,
         reason: String,
         hint: &'static str,
     },
-    #[error("invalid environment name {value:?}: {reason}; hint: {hint}")]
+    #[error("invalid environment name {value:?}: {reason}")]
     Env {
         value: String,
         reason: String,
         hint: &'static str,
     },
-    #[error(
-        "version {value:?} does not match the configured version pattern `{pattern}`; \
-         hint: choose a version of the form the project requires"
-    )]
+    #[error("version {value:?} does not match the configured version pattern `{pattern}`")]
     PatternMismatch { value: String, pattern: String },
-    #[error("invalid version pattern {pattern:?}: {reason}; hint: it must be a regular expression")]
+    #[error("invalid version pattern {pattern:?}: {reason}")]
     BadPattern { pattern: String, reason: String },
+}
+
+impl NameError {
+    /// The next step for the user.
+    pub fn hint(&self) -> String {
+        match self {
+            NameError::Version { hint, .. } | NameError::Env { hint, .. } => (*hint).to_owned(),
+            NameError::PatternMismatch { .. } => {
+                "choose a version of the form the project requires".to_owned()
+            }
+            NameError::BadPattern { .. } => "it must be a regular expression".to_owned(),
+        }
+    }
 }
 
 /// A release version: a Docker tag that names one immutable release.

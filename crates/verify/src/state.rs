@@ -29,23 +29,14 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Why reading or writing a record failed. Every variant names the file or the object.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error(
-        "record {} is malformed: {reason}; hint: records are written only by `release`: \
-         restore the file from a backup",
-        path.display()
-    )]
+    #[error("record {} is malformed: {reason}", path.display())]
     Malformed { path: PathBuf, reason: String },
-    #[error(
-        "release {version} is not recorded ({} does not exist); hint: run \
-         `release push --version {version}` first",
-        path.display()
-    )]
+    #[error("release {version} is not recorded ({} does not exist)", path.display())]
     NotRecorded { version: Version, path: PathBuf },
     #[error("invalid release manifest for {version}: {reason}")]
     InvalidManifest { version: Version, reason: String },
     #[error(
-        "release {version} is already recorded in {} with different digests: {}; hint: a \
-         version is immutable: push the new images under a new version",
+        "release {version} is already recorded in {} with different digests: {}",
         path.display(),
         changed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
@@ -56,7 +47,7 @@ pub enum RecordError {
     },
     #[error(
         "release manifest {} was changed after it was recorded: ledger entry seq {seq} \
-         recorded {recorded}, the file now hashes to {actual}; hint: restore it from a backup",
+         recorded {recorded}, the file now hashes to {actual}",
         path.display()
     )]
     ManifestAltered {
@@ -66,8 +57,7 @@ pub enum RecordError {
         actual: Digest,
     },
     #[error(
-        "release {version} was recorded in the ledger (seq {seq}) but {} is missing; hint: \
-         restore it from a backup",
+        "release {version} was recorded in the ledger (seq {seq}) but {} is missing",
         path.display()
     )]
     ManifestMissing {
@@ -86,6 +76,54 @@ pub enum RecordError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+/// What kind of failure an error of this crate is; the CLI maps each to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is wrong: a name, a version, a manifest that does not fit.
+    Usage,
+    /// A verdict about the records: they are damaged, altered or in conflict.
+    Verdict,
+    /// The records cannot be reached now: a lock held too long, a full or read-only disk.
+    Infrastructure,
+}
+
+impl RecordError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RecordError::ManifestConflict { .. }
+            | RecordError::ManifestAltered { .. }
+            | RecordError::ManifestMissing { .. }
+            | RecordError::Malformed { .. }
+            | RecordError::Ledger(_) => ErrorKind::Verdict,
+            RecordError::NotRecorded { .. }
+            | RecordError::InvalidManifest { .. }
+            | RecordError::InvalidEnvPointer { .. } => ErrorKind::Usage,
+            RecordError::Lock(_) | RecordError::Fs(_) => ErrorKind::Infrastructure,
+        }
+    }
+
+    /// The next step for the user, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RecordError::Malformed { .. } => Some(
+                "records are written only by `release`: restore the file from a backup".to_owned(),
+            ),
+            RecordError::NotRecorded { version, .. } => {
+                Some(format!("push release {version} first"))
+            }
+            RecordError::ManifestConflict { .. } => {
+                Some("a version is immutable: push the new images under a new version".to_owned())
+            }
+            RecordError::ManifestAltered { .. } | RecordError::ManifestMissing { .. } => {
+                Some("restore it from a backup".to_owned())
+            }
+            RecordError::Ledger(e) => e.hint(),
+            RecordError::Lock(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 impl From<LedgerError> for RecordError {

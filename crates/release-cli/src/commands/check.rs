@@ -40,7 +40,7 @@ struct Output<'a> {
 pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    let env_name = EnvName::parse(&args.env).map_err(|e| Failure::usage(e.to_string()))?;
+    let env_name = EnvName::parse(&args.env)?;
     if env.checks.is_empty() {
         return Err(Failure::usage(format!(
             "environment `{}` declares no checks in {}",

@@ -103,7 +103,7 @@ pub async fn run_deploy(
     let started = Instant::now();
     let config = super::load_config(global)?;
     let env = config.environment(options.env)?.clone();
-    let env_name = EnvName::parse(options.env).map_err(|e| Failure::usage(e.to_string()))?;
+    let env_name = EnvName::parse(options.env)?;
     let timeout = duration(
         options.timeout.or(env.deploy_timeout.as_deref()),
         DEFAULT_DEPLOY_TIMEOUT,
@@ -595,6 +595,7 @@ async fn lock(
         .map_err(|e| match e {
             LockError::Timeout { .. } => {
                 Failure::infrastructure(format!("another deploy to {env} is running: {e}"))
+                    .with_hint("let it finish, or wait longer with --lock-timeout")
             }
             other => Failure::infrastructure(other.to_string()),
         })
@@ -660,7 +661,7 @@ fn rollback_target(
         ))
         .with_hint("name one with --to-version")
     })?;
-    Version::parse(&previous).map_err(|e| Failure::usage(e.to_string()))
+    Ok(Version::parse(&previous)?)
 }
 
 fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, Failure> {

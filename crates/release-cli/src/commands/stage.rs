@@ -7,16 +7,14 @@ use verify::{JenkinsBuild, StateDir, Version, VersionPattern};
 
 use crate::cli::Global;
 use crate::config::{Config, Service};
-use crate::exit::{Code, Failure};
+use crate::exit::Failure;
 
 /// Parses `--version` against the tag grammar and the project's `version_pattern`.
 pub fn version(config: &Config, text: &str) -> Result<Version, Failure> {
-    let version = Version::parse(text).map_err(|e| Failure::usage(e.to_string()))?;
+    let version = Version::parse(text)?;
     if let Some(pattern) = &config.project.version_pattern {
-        let pattern = VersionPattern::new(pattern).map_err(|e| Failure::usage(e.to_string()))?;
-        version
-            .check_pattern(&pattern)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+        let pattern = VersionPattern::new(pattern)?;
+        version.check_pattern(&pattern)?;
     }
     Ok(version)
 }
@@ -163,18 +161,7 @@ pub fn write_junit_xml(path: &std::path::Path, xml: &[u8]) -> Result<(), Failure
 
 /// Maps a records error to the exit code contract.
 pub fn record_failure(e: verify::RecordError) -> Failure {
-    use verify::RecordError as E;
-    let code = match &e {
-        E::ManifestConflict { .. } | E::ManifestAltered { .. } | E::ManifestMissing { .. } => {
-            Code::Negative
-        }
-        E::Malformed { .. } | E::Ledger(_) => Code::Negative,
-        E::NotRecorded { .. } | E::InvalidManifest { .. } | E::InvalidEnvPointer { .. } => {
-            Code::Usage
-        }
-        E::Lock(_) | E::Fs(_) => Code::Infrastructure,
-    };
-    Failure::new(code, e.to_string())
+    Failure::from(e)
 }
 
 trait WithRoot {
