@@ -12,6 +12,7 @@ mod digest;
 mod env;
 mod fs;
 pub mod gate;
+pub mod history;
 pub mod junit;
 pub mod ledger;
 pub mod lock;

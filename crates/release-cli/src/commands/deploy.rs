@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use engine::{Change, Outcome, Progress, StackFile};
 use serde::Serialize;
-use verify::ledger::{
-    DeployFailed, Deployed, Event, Evidence, FailureTrigger, Promoted, RequestedRollback,
-    RequestedTrigger, RollbackAfterFailure,
-};
+use verify::history::MadeLive;
+use verify::ledger::{DeployFailed, Evidence, FailureTrigger, RollbackAfterFailure};
 use verify::{EnvName, EnvPointer, LockError, StateDir, Version};
 
 use super::stage;
@@ -237,50 +235,26 @@ pub async fn run_deploy(
             actor: actor.clone(),
         };
         state.write_env(&pointer).map_err(stage::record_failure)?;
-        let stack_sha256 = verify::Digest::of(yaml.as_bytes());
-        let changed: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
-        let event: Event = if rolling_back {
-            RequestedRollback {
-                changed,
-                digests: digests.clone(),
-                env: env_name.to_string(),
-                from_version: previous_version.clone(),
-                jenkins: stage::jenkins_build(),
-                previous_version: previous_version.clone(),
-                stack_sha256,
-                to_version: version.to_string(),
-                trigger: RequestedTrigger::ReleaseRollback,
-                version: version.to_string(),
-            }
-            .into()
-        } else if let Target::Promote {
-            approver, evidence, ..
-        } = &target
-        {
-            Promoted {
-                approved_by: approver.clone(),
-                changed,
-                digests: digests.clone(),
-                env: env_name.to_string(),
-                evidence: evidence.clone(),
-                jenkins: stage::jenkins_build(),
-                previous_version: previous_version.clone(),
-                stack_sha256,
-                version: version.to_string(),
-            }
-            .into()
-        } else {
-            Deployed {
-                changed,
-                digests: digests.clone(),
-                env: env_name.to_string(),
-                jenkins: stage::jenkins_build(),
-                previous_version: previous_version.clone(),
-                stack_sha256,
-                version: version.to_string(),
-            }
-            .into()
+        let live = verify::history::Live {
+            env: env_name.clone(),
+            version: version.clone(),
+            previous_version: previous_version.clone(),
+            digests: digests.clone(),
+            changed: changes.iter().map(|c| c.service.clone()).collect(),
+            stack_sha256: verify::Digest::of(yaml.as_bytes()),
+            jenkins: stage::jenkins_build(),
         };
+        let how = match &target {
+            Target::Rollback(_) => MadeLive::Rollback,
+            Target::Promote {
+                approver, evidence, ..
+            } => MadeLive::Promote {
+                approver: approver.clone(),
+                evidence: evidence.clone(),
+            },
+            Target::Deploy(_) => MadeLive::Deploy,
+        };
+        let event = live.event(how);
         ledger
             .append_event(&actor, &event)
             .map_err(|e| stage::record_failure(e.into()))?;
@@ -602,8 +576,7 @@ async fn lock(
 }
 
 /// The version `release rollback` returns to: `--to-version`, else the one live before the
-/// current one. The ledger is read as a stack of live versions: `deployed` pushes a version,
-/// a `rolled-back` to V pops back to V. So A, B, C then two rollbacks give B, then A.
+/// current one ([`verify::history::rollback_target`]).
 fn rollback_target(
     config: &Config,
     state: &StateDir,
@@ -614,54 +587,18 @@ fn rollback_target(
     if let Some(to) = to {
         return stage::version(config, to);
     }
-    let entries = state
+    let events = state
         .ledger()
         .read_events()
         .map_err(|e| stage::record_failure(e.into()))?;
-    let mut live: Vec<String> = Vec::new();
-    for recorded in &entries {
-        match &recorded.event {
-            // An environment reached by promotion (PROD) has `promoted` entries, not
-            // `deployed` ones: both made a version live.
-            Event::Deployed(p) if p.env == env.as_str() && live.last() != Some(&p.version) => {
-                live.push(p.version.clone());
-            }
-            Event::Promoted(p) if p.env == env.as_str() && live.last() != Some(&p.version) => {
-                live.push(p.version.clone());
-            }
-            Event::RolledBack(p) if p.env() == env.as_str() => {
-                if let Some(to) = p.to_version() {
-                    while live.last().is_some_and(|v| v != to) {
-                        live.pop();
-                    }
-                    if live.is_empty() {
-                        live.push(to.to_owned());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let current = current.map(|p| p.version.to_string());
-    if live.last() != current.as_ref() {
-        return Err(Failure::new(
-            Code::Negative,
-            format!(
-                "the ledger's history of {env} does not end at the recorded pointer ({})",
-                current.as_deref().unwrap_or("nothing deployed")
-            ),
-        )
-        .with_hint("run `release audit verify`, or name the version with --to-version"));
-    }
-    live.pop();
-    let previous = live.pop().ok_or_else(|| {
-        Failure::usage(format!(
-            "{env} has no earlier version to roll back to (live now: {})",
-            current.as_deref().unwrap_or("nothing")
-        ))
-        .with_hint("name one with --to-version")
-    })?;
-    Ok(Version::parse(&previous)?)
+    verify::history::rollback_target(&events, env, current).map_err(|e| {
+        let hint = format!("{} (--to-version)", e.hint());
+        let code = match e {
+            verify::history::HistoryError::Diverged { .. } => Code::Negative,
+            _ => Code::Usage,
+        };
+        Failure::new(code, e.to_string()).with_hint(hint)
+    })
 }
 
 fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, Failure> {
@@ -802,178 +739,6 @@ stack_file = "stack.yml"
         let shown = err.to_string();
         assert!(shown.contains("\n  service `side`"), "{shown}");
         assert!(!shown.contains("`api`"), "{shown}");
-    }
-
-    #[test]
-    fn rollback_walks_back_through_the_versions_that_were_live() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(
-            dir.path(),
-            "services:\n  api:\n    image: x/api:1\n  worker:\n    image: x/worker:1\n",
-        );
-        let state = StateDir::open(dir.path().join("state")).unwrap();
-        let env = EnvName::parse("dev").unwrap();
-        let ledger = state.ledger();
-        let sha = verify::Digest::of(b"stack");
-        let deployed_to = |env: &str, v: &str| {
-            let event = Deployed {
-                changed: vec!["api".into()],
-                digests: BTreeMap::new(),
-                env: env.into(),
-                jenkins: None,
-                previous_version: None,
-                stack_sha256: sha.clone(),
-                version: v.into(),
-            };
-            ledger.append_event("t", &event.into()).unwrap();
-        };
-        let deployed = |v: &str| deployed_to("dev", v);
-        // Both shapes of `rolled-back` return to `to`.
-        let rolled_back = |from: &str, to: &str, requested: bool| {
-            let event: Event = if requested {
-                RequestedRollback {
-                    changed: vec!["api".into()],
-                    digests: BTreeMap::new(),
-                    env: "dev".into(),
-                    from_version: Some(from.into()),
-                    jenkins: None,
-                    previous_version: Some(from.into()),
-                    stack_sha256: sha.clone(),
-                    to_version: to.into(),
-                    trigger: RequestedTrigger::ReleaseRollback,
-                    version: to.into(),
-                }
-                .into()
-            } else {
-                RollbackAfterFailure {
-                    env: "dev".into(),
-                    from_version: from.into(),
-                    services: vec!["api".into()],
-                    to_version: Some(to.into()),
-                    trigger: FailureTrigger::DeployFailed,
-                }
-                .into()
-            };
-            ledger.append_event("t", &event).unwrap();
-        };
-        let pointer = |v: &str| EnvPointer {
-            env: env.clone(),
-            version: Version::parse(v).unwrap(),
-            digests: BTreeMap::new(),
-            updated: time::OffsetDateTime::now_utc(),
-            actor: "t".into(),
-        };
-        let target = |current: &str| {
-            rollback_target(&config, &state, &env, Some(&pointer(current)), None)
-                .map(|v| v.to_string())
-                .map_err(|f| f.message)
-        };
-        deployed("1.0.0");
-        deployed("1.1.0");
-        deployed_to("prod", "9.9.9");
-        deployed("1.2.0");
-        assert_eq!(target("1.2.0").unwrap(), "1.1.0");
-        rolled_back("1.2.0", "1.1.0", true);
-        assert_eq!(target("1.1.0").unwrap(), "1.0.0");
-        rolled_back("1.1.0", "1.0.0", false);
-        assert!(target("1.0.0").unwrap_err().contains("no earlier version"));
-        assert!(
-            target("1.2.0")
-                .unwrap_err()
-                .contains("does not end at the recorded pointer")
-        );
-    }
-
-    /// `release rollback --env prod` read only `deployed` entries, and PROD is reached by
-    /// `promote`, which records `promoted`: its history looked empty, so every rollback of
-    /// PROD stopped with "does not end at the recorded pointer".
-    #[test]
-    fn rollback_of_an_environment_reached_by_promotion() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(
-            dir.path(),
-            "services:\n  api:\n    image: x/api:1\n  worker:\n    image: x/worker:1\n",
-        );
-        let state = StateDir::open(dir.path().join("state")).unwrap();
-        let env = EnvName::parse("prod").unwrap();
-        let ledger = state.ledger();
-        let promoted = |v: &str| {
-            let event = verify::ledger::Promoted {
-                approved_by: Some("alice".into()),
-                changed: vec!["api".into()],
-                digests: BTreeMap::new(),
-                env: "prod".into(),
-                evidence: verify::ledger::Evidence {
-                    checked_seq: Some(1),
-                    junit_sha256: None,
-                    source_env: "dev".into(),
-                },
-                jenkins: None,
-                previous_version: None,
-                stack_sha256: verify::Digest::of(b"stack"),
-                version: v.into(),
-            };
-            ledger.append_event("t", &event.into()).unwrap();
-        };
-        promoted("1.0.0");
-        promoted("1.1.0");
-        let current = EnvPointer {
-            env: env.clone(),
-            version: Version::parse("1.1.0").unwrap(),
-            digests: BTreeMap::new(),
-            updated: time::OffsetDateTime::now_utc(),
-            actor: "t".into(),
-        };
-        let target = rollback_target(&config, &state, &env, Some(&current), None)
-            .map_err(|f| f.message)
-            .unwrap();
-        assert_eq!(target.as_str(), "1.0.0");
-    }
-
-    /// The rollback target read from a ledger written before payloads were typed
-    /// (`verify/tests/fixtures/state-v1`): dev went 1.0.0, 1.1.0, back to 1.0.0 by `release
-    /// rollback`, and a failed 1.2.0 was rolled back to 1.0.0.
-    #[test]
-    fn rollback_reads_the_v1_ledger() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(
-            dir.path(),
-            "services:\n  api:\n    image: x/api:1\n  worker:\n    image: x/worker:1\n",
-        );
-        let fixture =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../verify/tests/fixtures/state-v1");
-        let root = dir.path().join("state");
-        for sub in ["", "envs", "releases"] {
-            std::fs::create_dir_all(root.join(sub)).unwrap();
-        }
-        for file in [
-            "ledger.jsonl",
-            "envs/dev.json",
-            "releases/1.0.0.json",
-            "releases/1.1.0.json",
-            "releases/1.2.0.json",
-        ] {
-            std::fs::copy(fixture.join(file), root.join(file)).unwrap();
-        }
-        let state = StateDir::open(&root).unwrap();
-        let env = EnvName::parse("dev").unwrap();
-        let current = state.read_env(&env).unwrap().unwrap();
-        assert_eq!(current.version.as_str(), "1.0.0");
-        let err = rollback_target(&config, &state, &env, Some(&current), None).unwrap_err();
-        assert!(
-            err.message.contains("no earlier version"),
-            "{}",
-            err.message
-        );
-        // Had the pointer stayed at 1.1.0, the history would not end there.
-        let mut stale = current.clone();
-        stale.version = Version::parse("1.1.0").unwrap();
-        let err = rollback_target(&config, &state, &env, Some(&stale), None).unwrap_err();
-        assert!(
-            err.message.contains("does not end at the recorded pointer"),
-            "{}",
-            err.message
-        );
     }
 }
 
