@@ -246,7 +246,7 @@ fn a_failing_dockerfile_step_is_shown() {
         ["build", "--version", "1.0.0", "--service", "api"],
     )
     .expect_code(1)
-    .stderr_has("failed at [3/3] COPY does-not-exist /x")
+    .stderr_has("failed at [2/2] COPY does-not-exist /x")
     .stderr_has("Dockerfile:3)")
     .stderr_has("\"/does-not-exist\": not found");
 }
