@@ -246,9 +246,9 @@ fn a_failing_dockerfile_step_is_shown() {
         ["build", "--version", "1.0.0", "--service", "api"],
     )
     .expect_code(1)
-    .stderr_has("failed at Step 3/")
-    .stderr_has("COPY does-not-exist /x")
-    .stderr_has("file not found in build context");
+    .stderr_has("failed at [2/2] COPY does-not-exist /x")
+    .stderr_has("Dockerfile:3)")
+    .stderr_has("\"/does-not-exist\": not found");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 // `release build` and `release push`: digests recorded exactly, versions immutable.
 mod build_push;
+// `release build` with BuildKit: multi-stage, secrets, cache mounts, registry cache, errors.
+mod buildkit;
 // `release check`: smoke and health checks, JUnit for Jenkins, the `checked` record.
 mod check;
 // `release deploy` and `release rollback` on the real Swarm: converge, roll back, records.

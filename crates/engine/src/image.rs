@@ -3,6 +3,10 @@
 //! The engine does the work; this module packs the build context (honouring
 //! `.dockerignore`), streams the engine's output line by line to the caller, and reads the
 //! pushed digest from the push stream so the caller can confirm it against the registry.
+//!
+//! [`Engine::build`] is the Engine API's classic builder, kept for an engine without
+//! BuildKit and for a service that asks for it; builds go through BuildKit
+//! ([`crate::buildkit`]) otherwise.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,6 +28,14 @@ pub struct BuildSpec {
     pub build_args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub target: Option<String>,
+    /// BuildKit only: build secrets, by id and where buildx reads them.
+    pub secrets: Vec<crate::buildkit::BuildSecret>,
+    /// BuildKit only: `--cache-from` specs, e.g. `type=registry,ref=HOST/REPO:TAG`.
+    pub cache_from: Vec<String>,
+    /// BuildKit only: a `--cache-to` spec, e.g. `type=inline`.
+    pub cache_to: Option<String>,
+    /// BuildKit only: `os/arch`.
+    pub platform: Option<String>,
 }
 
 /// Registry credentials for a push: a username and password, or the identity token
@@ -96,6 +108,19 @@ pub enum ImageError {
         /// The last lines of build output before the failure.
         output: Vec<String>,
     },
+    #[error("Dockerfile error in {}{}: {message}", file.display(), line.map(|n| format!(":{n}")).unwrap_or_default())]
+    Dockerfile {
+        image: String,
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("build of {image} asks for what this builder cannot do: {message}")]
+    Unsupported { image: String, message: String },
+    #[error("BuildKit build of {image} failed: {message}")]
+    Buildx { image: String, message: String },
+    #[error("BuildKit built {image} but its metadata file is unusable: {message}")]
+    Metadata { image: String, message: String },
     #[error("push of {image} failed: {message}")]
     PushFailed { image: String, message: String },
     #[error("push of {image} finished without reporting a digest")]
@@ -114,7 +139,10 @@ impl ImageError {
     pub fn is_infrastructure(&self) -> bool {
         matches!(
             self,
-            ImageError::Engine { .. } | ImageError::PushFailed { .. }
+            ImageError::Engine { .. }
+                | ImageError::PushFailed { .. }
+                | ImageError::Buildx { .. }
+                | ImageError::Metadata { .. }
         )
     }
 

@@ -10,8 +10,10 @@
 //!   [`Endpoint`] and negotiating the API version with the daemon ([`cause`] tells why a
 //!   connection failed);
 //! - [`image`]: builds and pushes through the engine, with build output streamed;
+//! - [`buildkit`]: BuildKit builds through `docker buildx build` on the same engine;
 //! - [`nodes`]: the Swarm's nodes, and what a lost or drained node means for a deploy.
 
+pub mod buildkit;
 pub mod cause;
 pub mod deploy;
 pub mod endpoint;
@@ -23,6 +25,7 @@ pub mod swarm;
 pub mod tasks;
 mod tls;
 
+pub use buildkit::{BuildSecret, Progress as BuildProgress, SecretSource};
 pub use cause::Cause;
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};

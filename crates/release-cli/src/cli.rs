@@ -46,9 +46,9 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build and tag REGISTRY/REPO:VERSION for each service through the Engine API.
+    /// Build and tag REGISTRY/REPO:VERSION for each service with BuildKit (docker buildx build).
     #[command(
-        after_help = "Labels: org.opencontainers.image.{version,revision,created,source,title}. The build arg VERSION is always set.\n\nExit codes: 0 built, 1 a Dockerfile step failed (shown on stderr), 2 bad version/config/service, 3 engine unreachable.\n\nExamples:\n  release build --version 1.4.0\n  release build --version 1.4.0 --service api --git-commit $(git rev-parse HEAD)"
+        after_help = "Labels: org.opencontainers.image.{version,revision,created,source,title}. The build arg VERSION is always set.\n\nExit codes: 0 built, 1 a Dockerfile step failed (shown on stderr), 2 bad version/config/service, a Dockerfile syntax error (file:line), a missing Dockerfile or build secret, 3 engine or BuildKit unreachable. See docs/build.md.\n\nExamples:\n  release build --version 1.4.0\n  release build --version 1.4.0 --service api --git-commit $(git rev-parse HEAD)"
     )]
     Build(BuildArgs),
     /// Push each service's image, confirm its digest, record releases/VERSION.json.

@@ -407,3 +407,56 @@ fn each_kind_of_engine_loads_and_resolves() {
     // A context is read from the CLI's store when a command runs, not at load time.
     assert!(config.environments["ctx"].docker_context.is_some());
 }
+
+#[test]
+fn build_keys_are_checked_together() {
+    let text = VALID
+        .replace(
+            "context = \"ctx\"\n\n[services.worker]",
+            r#"context = "ctx"
+target = "final stage"
+platform = "linux/arm64"
+secrets = [
+  { id = "npm", env = "NPM_TOKEN" },
+  { id = "npm", file = "npmrc" },
+  { id = "both", env = "A", file = "b" },
+  { id = "neither" },
+  { id = "own", env = "RELEASE_REGISTRY_PASSWORD" },
+  { id = "typo", evn = "X" },
+]
+cache_from = ["type=registry,ref=registry.example.com/hestino/api:cache", "type=local,src=/tmp/c", "type=registry,ref=hestino/api"]
+cache_to = "type=registry,ref=hestino/api:cache,mode=all"
+
+[services.worker]"#,
+        )
+        .replace(
+            "max_replicas = 1",
+            "max_replicas = 1\nbuilder = \"classic\"\ncache_to = \"type=inline\"",
+        );
+    let message = problems(&text);
+    insta::assert_snapshot!(message);
+    assert!(
+        message.starts_with("13 problems in release.toml"),
+        "{message}"
+    );
+}
+
+#[test]
+fn build_keys_that_buildkit_takes_load() {
+    let text = VALID.replace(
+        "context = \"ctx\"\n\n[services.worker]",
+        r#"context = "ctx"
+target = "final"
+platform = "linux/amd64"
+secrets = [{ id = "npm", env = "NPM_TOKEN" }, { id = "nuget", file = "nuget.config" }]
+cache_from = ["type=registry,ref=hestino/api:1.3.0"]
+cache_to = "type=inline"
+
+[services.worker]"#,
+    );
+    let config = load_with(&text, &[]).unwrap();
+    let api = &config.services["api"];
+    assert_eq!(api.secrets.len(), 2);
+    assert_eq!(api.cache_to.as_deref(), Some("type=inline"));
+    assert_eq!(api.builder, release_cli::config::Builder::Buildkit);
+}

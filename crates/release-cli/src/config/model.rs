@@ -36,9 +36,26 @@ pub struct Service {
     /// Dockerfile path inside the context.
     #[serde(default = "default_dockerfile")]
     pub dockerfile: String,
+    /// The stage of a multi-stage Dockerfile to build (`--target`).
     pub target: Option<String>,
+    /// Build args (`--build-arg`); not secret: they are visible in the image history.
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+    /// `buildkit` (the default, through `docker buildx build`) or `classic` (the Engine
+    /// API's deprecated builder).
+    #[serde(default)]
+    pub builder: Builder,
+    /// Build secrets for `RUN --mount=type=secret,id=…`, each read from an environment
+    /// variable or a file; never part of the image, its history or any output.
+    #[serde(default)]
+    pub secrets: Vec<BuildSecret>,
+    /// BuildKit cache sources, `type=registry,ref=REPO:TAG` in the project's registry.
+    #[serde(default)]
+    pub cache_from: Vec<String>,
+    /// Where BuildKit exports its cache: `type=inline`, or `type=registry,ref=REPO:TAG`.
+    pub cache_to: Option<String>,
+    /// `linux/amd64`, the only platform accepted for now.
+    pub platform: Option<String>,
     /// The service's name in the stack files; defaults to the service's own name.
     pub stack_service: Option<String>,
     /// Upper bound on replicas any environment may run (the worker runs exactly 1).
@@ -46,6 +63,25 @@ pub struct Service {
     /// An internal service publishes no port.
     #[serde(default)]
     pub internal: bool,
+}
+
+/// Which builder builds a service's image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Builder {
+    #[default]
+    Buildkit,
+    Classic,
+}
+
+/// One build secret: `{ id = "npm", env = "NPM_TOKEN" }` or `{ id = "nuget", file = "…" }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildSecret {
+    pub id: String,
+    /// An environment variable of the process running `release build`.
+    pub env: Option<String>,
+    /// A file, relative to the config file.
+    pub file: Option<PathBuf>,
 }
 
 fn default_dockerfile() -> String {

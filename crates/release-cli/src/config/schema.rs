@@ -15,6 +15,11 @@ const SERVICE: &[&str] = &[
     "dockerfile",
     "target",
     "build_args",
+    "builder",
+    "secrets",
+    "cache_from",
+    "cache_to",
+    "platform",
     "stack_service",
     "max_replicas",
     "internal",
@@ -31,6 +36,7 @@ const ENVIRONMENT: &[&str] = &[
     "deploy_timeout",
     "checks",
 ];
+const SECRET: &[&str] = &["id", "env", "file"];
 const TIMING: &[&str] = &["timeout", "retry_interval", "deadline"];
 const HTTP_CHECK: &[&str] = &[
     "kind",
@@ -69,6 +75,16 @@ pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
             if let Some(t) = item.as_table_like() {
                 let path = [Seg::from("services"), Seg::from(name)];
                 walk.keys(t, &path, SERVICE, &format!("[services.{name}]"));
+                for (i, secret) in checks(t.get("secrets")).into_iter().enumerate() {
+                    let path = [
+                        Seg::from("services"),
+                        Seg::from(name),
+                        Seg::from("secrets"),
+                        Seg::from(i),
+                    ];
+                    let context = format!("a build secret of [services.{name}]");
+                    walk.keys(secret, &path, SECRET, &context);
+                }
             }
         }
     }

@@ -22,6 +22,14 @@ static HOST: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// A Dockerfile stage name (`FROM … AS NAME`).
+static STAGE: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"));
+/// A build secret id, as `RUN --mount=type=secret,id=…` takes it.
+static SECRET_ID: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9_.-]{1,128}$"));
+static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z_][A-Za-z0-9_]*$"));
+/// A tag, as the distribution spec has it.
+static TAG: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"));
+
 /// Compiles a pattern written in this file; the unit tests exercise each one.
 #[allow(clippy::expect_used)]
 fn fixed(pattern: &str) -> Regex {
@@ -175,12 +183,129 @@ impl Validator<'_> {
                     "paths are relative to the config file",
                 );
             }
+            self.build(name, service);
             if service.max_replicas == Some(0) {
                 self.push(
                     &keypath!["services", name.as_str(), "max_replicas"],
                     format!("max_replicas of service `{name}` is 0"),
                     "remove the service or allow at least 1 replica",
                 );
+            }
+        }
+    }
+
+    /// A service's build keys (that the Dockerfile and secrets exist is checked by `release
+    /// build`, the only command that needs them): secrets name an id and exactly one
+    /// source, cache specs are ones BuildKit takes in the project's registry, the platform
+    /// is the one supported, and BuildKit-only keys are not given to the classic builder.
+    fn build(&mut self, name: &str, service: &super::Service) {
+        let at = |key: &str| keypath!["services", name, key];
+        if let Some(target) = &service.target
+            && !STAGE.is_match(target)
+        {
+            self.push(
+                &at("target"),
+                format!("target `{target}` of service `{name}` is not a stage name"),
+                "name a stage of the Dockerfile (`FROM … AS NAME`): letters, digits, `-`, `_`, `.`",
+            );
+        }
+        if let Some(platform) = &service.platform
+            && platform != "linux/amd64"
+        {
+            self.push(
+                &at("platform"),
+                format!("platform `{platform}` of service `{name}` is not supported"),
+                "only \"linux/amd64\" is supported for now (see docs/build.md)",
+            );
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, secret) in service.secrets.iter().enumerate() {
+            let p = keypath!["services", name, "secrets", i];
+            if !SECRET_ID.is_match(&secret.id) {
+                self.push(
+                    &p,
+                    format!("build secret id `{}` of service `{name}` is not a valid id", secret.id),
+                    "use letters, digits, `-`, `_` and `.`; the Dockerfile mounts it with RUN --mount=type=secret,id=ID",
+                );
+            } else if !ids.insert(secret.id.as_str()) {
+                self.push(
+                    &p,
+                    format!(
+                        "build secret `{}` of service `{name}` is listed twice",
+                        secret.id
+                    ),
+                    "give each secret of a service its own id",
+                );
+            }
+            match (&secret.env, &secret.file) {
+                (Some(_), Some(_)) | (None, None) => self.push(
+                    &p,
+                    format!(
+                        "build secret `{}` of service `{name}` needs exactly one of `env` and `file`",
+                        secret.id
+                    ),
+                    "e.g. { id = \"npm\", env = \"NPM_TOKEN\" } or { id = \"nuget\", file = \"secrets/nuget.config\" }",
+                ),
+                (Some(var), None) => {
+                    if !ENV_NAME.is_match(var) {
+                        self.push(
+                            &p,
+                            format!("build secret `{}` of service `{name}` names `{var}`, which is not an environment variable name", secret.id),
+                            "letters, digits and `_`, not starting with a digit",
+                        );
+                    } else if var.starts_with("RELEASE_") {
+                        self.push(
+                            &p,
+                            format!("build secret `{}` of service `{name}` reads `{var}`: the toolchain's own RELEASE_* variables never reach a child process", secret.id),
+                            "export the value under another name for the build",
+                        );
+                    }
+                }
+                (None, Some(file)) => {
+                    let text = file.to_string_lossy();
+                    if text.contains(',') || text.contains('"') {
+                        self.push(
+                            &p,
+                            format!("build secret `{}` of service `{name}`: the file path contains `,` or `\"`", secret.id),
+                            "buildx takes the path in a comma-separated list; rename the file",
+                        );
+                    }
+                }
+            }
+        }
+        for (i, spec) in service.cache_from.iter().enumerate() {
+            let p = keypath!["services", name, "cache_from", i];
+            if let Err(problem) = cache_spec(spec, &["registry"]) {
+                self.push(
+                    &p,
+                    format!("cache_from `{spec}` of service `{name}`: {problem}"),
+                    "write \"type=registry,ref=REPOSITORY:TAG\", a repository of the project's registry (no host)",
+                );
+            }
+        }
+        if let Some(spec) = &service.cache_to
+            && let Err(problem) = cache_spec(spec, &["inline", "registry"])
+        {
+            self.push(
+                &at("cache_to"),
+                format!("cache_to `{spec}` of service `{name}`: {problem}"),
+                "write \"type=inline\" (the cache travels in the pushed image) or \"type=registry,ref=REPOSITORY:TAG[,mode=max]\"",
+            );
+        }
+        if service.builder == super::Builder::Classic {
+            for (key, set) in [
+                ("secrets", !service.secrets.is_empty()),
+                ("cache_from", !service.cache_from.is_empty()),
+                ("cache_to", service.cache_to.is_some()),
+                ("platform", service.platform.is_some()),
+            ] {
+                if set {
+                    self.push(
+                        &at(key),
+                        format!("service `{name}` sets `{key}`, which the classic builder (builder = \"classic\") cannot honour"),
+                        "remove builder = \"classic\" to build with BuildKit, or remove the key",
+                    );
+                }
             }
         }
     }
@@ -524,6 +649,71 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A BuildKit cache spec (`type=…,ref=…[,mode=…]`) parsed and checked: a type out of
+/// `types`, a `ref` `REPOSITORY[:TAG]` inside the project's registry for `type=registry`
+/// (the registry host is added when building), `mode` min or max for an export.
+pub fn cache_spec(spec: &str, types: &[&str]) -> Result<BTreeMap<String, String>, String> {
+    let mut fields = BTreeMap::new();
+    for part in spec.split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            return Err(format!("`{part}` is not KEY=VALUE"));
+        };
+        if fields
+            .insert(key.trim().to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(format!("`{key}` is given twice"));
+        }
+    }
+    let kind = fields
+        .get("type")
+        .ok_or_else(|| "it has no `type`".to_owned())?
+        .clone();
+    if !types.contains(&kind.as_str()) {
+        return Err(format!(
+            "type `{kind}` is not supported here (supported: {})",
+            types.join(", ")
+        ));
+    }
+    let known: &[&str] = match (kind.as_str(), types.contains(&"inline")) {
+        ("registry", true) => &["type", "ref", "mode"],
+        ("registry", false) => &["type", "ref"],
+        _ => &["type"],
+    };
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!("`{unknown}` is not supported for type `{kind}`"));
+    }
+    if let Some(mode) = fields.get("mode")
+        && mode != "min"
+        && mode != "max"
+    {
+        return Err(format!("mode `{mode}` is neither min nor max"));
+    }
+    if kind == "registry" {
+        let reference = fields
+            .get("ref")
+            .ok_or_else(|| "type=registry needs a `ref`".to_owned())?;
+        let (repository, tag) = match reference.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => return Err(format!("ref `{reference}` needs a tag (REPOSITORY:TAG)")),
+        };
+        let first = repository.split('/').next().unwrap_or_default();
+        if first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || reference.contains('@')
+        {
+            return Err(format!(
+                "ref `{reference}` names a registry host or a digest; the cache lives in the project's registry"
+            ));
+        }
+        if !REPOSITORY.is_match(repository) || !TAG.is_match(tag) {
+            return Err(format!("ref `{reference}` is not REPOSITORY:TAG"));
+        }
+    }
+    Ok(fields)
 }
 
 /// The Swarm names of a stack's top-level secrets or configs: `name:` if set, the key for
