@@ -205,6 +205,48 @@ impl Outcome {
     }
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Converged { after } => {
+                write!(f, "converged after {:.1}s", after.as_secs_f64())
+            }
+            Outcome::Failed { cause } => f.write_str(cause),
+            Outcome::TimedOut { last } => {
+                write!(f, "did not converge before the deadline ({last})")
+            }
+        }
+    }
+}
+
+/// A deploy's verdict: every service that failed, with its cause, the changed ones first.
+///
+/// Converged is not enough: `off_image` lists each service with a running task off its
+/// pinned image (`Engine::off_image_tasks`, asked once every change converged). Such a
+/// changed service fails (its outcome is replaced), and so does a service this deploy did
+/// not change: a stray task of an untouched service is a failure too.
+pub fn verdict(
+    changes: &[Change],
+    outcomes: &mut [Outcome],
+    off_image: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut stray_unchanged = Vec::new();
+    for (service, image) in off_image {
+        let cause = format!("a running task runs {image}, not the pinned image");
+        match changes.iter().position(|c| c.service == service) {
+            Some(i) if i < outcomes.len() => outcomes[i] = Outcome::Failed { cause },
+            _ => stray_unchanged.push((service, cause)),
+        }
+    }
+    changes
+        .iter()
+        .zip(outcomes.iter())
+        .filter(|(_, o)| !o.is_converged())
+        .map(|(c, o)| (c.service.clone(), o.to_string()))
+        .chain(stray_unchanged)
+        .collect()
+}
+
 /// A state change of one service while watching, for progress output.
 #[derive(Debug, Clone)]
 pub struct Progress<'a> {
@@ -981,4 +1023,73 @@ fn join_causes(parts: &[String]) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn change(service: &str) -> Change {
+        Change {
+            service: service.to_owned(),
+            name: format!("s_{service}"),
+            image: format!("r.example.com/{service}:1@sha256:{}", "a".repeat(64)),
+            before: None,
+        }
+    }
+
+    #[test]
+    fn the_verdict_lists_failed_changes_first_then_strays_of_untouched_services() {
+        let changes = [change("api"), change("web")];
+        let mut outcomes = vec![
+            Outcome::Converged {
+                after: Duration::from_secs(3),
+            },
+            Outcome::TimedOut {
+                last: "updating, 1/2 new tasks running".to_owned(),
+            },
+        ];
+        let failed = verdict(&changes, &mut outcomes, Vec::new());
+        assert_eq!(
+            failed,
+            [(
+                "web".to_owned(),
+                "did not converge before the deadline (updating, 1/2 new tasks running)".to_owned()
+            )]
+        );
+
+        // Every change converged, but a task of `api` and one of the untouched `db` run
+        // something else than their pinned image: both fail, the changed one first.
+        let mut outcomes = vec![
+            Outcome::Converged {
+                after: Duration::from_secs(3),
+            };
+            2
+        ];
+        let off = vec![
+            ("db".to_owned(), "db:old".to_owned()),
+            ("api".to_owned(), "api:old".to_owned()),
+        ];
+        let failed = verdict(&changes, &mut outcomes, off);
+        assert_eq!(
+            failed,
+            [
+                (
+                    "api".to_owned(),
+                    "a running task runs api:old, not the pinned image".to_owned()
+                ),
+                (
+                    "db".to_owned(),
+                    "a running task runs db:old, not the pinned image".to_owned()
+                ),
+            ]
+        );
+        assert!(
+            !outcomes[0].is_converged(),
+            "api's outcome is now a failure"
+        );
+        assert!(outcomes[1].is_converged());
+    }
 }

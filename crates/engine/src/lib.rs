@@ -27,7 +27,7 @@ mod tls;
 
 pub use buildkit::{BuildSecret, Progress as BuildProgress, SecretSource};
 pub use cause::Cause;
-pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy};
+pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy, verdict};
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};
 pub use nodes::{Availability, Node, NodeLoss, NodeState, Placement, Role};

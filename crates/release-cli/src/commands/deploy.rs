@@ -196,26 +196,12 @@ pub async fn run_deploy(
         .iter()
         .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
         .collect();
-    // A stray task of a service this deploy did not change is a failure too.
-    let mut stray_unchanged = Vec::new();
-    if outcomes.iter().all(Outcome::is_converged) {
-        for (service, image) in engine.off_image_tasks(&env.stack, &expected).await? {
-            let cause = format!("a running task runs {image}, not the pinned image");
-            match changes.iter().position(|c| c.service == service) {
-                Some(i) => outcomes[i] = Outcome::Failed { cause },
-                None => stray_unchanged.push((service, cause)),
-            }
-        }
-    }
-
-    // Every failed service with its cause, the changed ones first.
-    let failed: Vec<(String, String)> = changes
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| !o.is_converged())
-        .map(|(c, o)| (c.service.clone(), describe(o)))
-        .chain(stray_unchanged)
-        .collect();
+    let off_image = if outcomes.iter().all(Outcome::is_converged) {
+        engine.off_image_tasks(&env.stack, &expected).await?
+    } else {
+        Vec::new()
+    };
+    let failed = engine::verdict(&changes, &mut outcomes, off_image);
     let digests: BTreeMap<String, verify::Digest> = release
         .services
         .iter()
@@ -384,8 +370,8 @@ fn write_outputs(global: &Global, options: &Options<'_>, s: Summary<'_>) -> Resu
             let (result, cause, seconds) = match watched {
                 None => ("unchanged", None, 0.0),
                 Some((_, Outcome::Converged { after })) => ("converged", None, after.as_secs_f64()),
-                Some((_, o @ Outcome::Failed { .. })) => ("failed", Some(describe(o)), 0.0),
-                Some((_, o @ Outcome::TimedOut { .. })) => ("timed-out", Some(describe(o)), 0.0),
+                Some((_, o @ Outcome::Failed { .. })) => ("failed", Some(o.to_string()), 0.0),
+                Some((_, o @ Outcome::TimedOut { .. })) => ("timed-out", Some(o.to_string()), 0.0),
             };
             ServiceReport {
                 service: name.clone(),
@@ -461,14 +447,6 @@ fn write_junit(path: &Path, report: &Report) -> Result<(), Failure> {
         cases,
     };
     stage::write_junit_suites(path, &[suite])
-}
-
-fn describe(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Converged { after } => format!("converged after {:.1}s", after.as_secs_f64()),
-        Outcome::Failed { cause } => cause.clone(),
-        Outcome::TimedOut { last } => format!("did not converge before the deadline ({last})"),
-    }
 }
 
 /// Service name in the stack file → `REPO:TAG@sha256:…` for every service of the release
