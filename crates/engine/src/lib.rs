@@ -31,6 +31,8 @@ pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy,
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};
 pub use nodes::{Availability, Node, NodeLoss, NodeState, Placement, Role};
-pub use stack::{PublishedPort, StackError, StackFile, StackService};
+pub use stack::{
+    PolicyProblem, PublishedPort, ServiceRules, StackError, StackFile, StackService, is_latest,
+};
 pub use swarm::{Engine, EngineError, ServiceState};
 pub use tasks::{LivePort, ServiceTasks, TaskDetail, TaskHealth};

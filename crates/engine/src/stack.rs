@@ -18,6 +18,40 @@ pub struct StackFile {
     services: BTreeMap<String, StackService>,
 }
 
+/// What the policy asks of a stack service the release manages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceRules {
+    /// Reached over the stack network only: publishes no port.
+    pub internal: bool,
+    /// The most replicas it may run.
+    pub max_replicas: Option<u64>,
+}
+
+/// One way a stack breaks the policy. The one copy of the rules: config validation asks
+/// it of the stack files as written, the deploy of the stack exactly as it will apply it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyProblem {
+    /// A rendered stack's service names no image.
+    NoImage { service: String },
+    /// The image is tagged `latest` (mutable by convention, so never deployable).
+    Latest { service: String, image: String },
+    /// A rendered stack's image names no digest.
+    Unpinned { service: String, image: String },
+    TooManyReplicas {
+        service: String,
+        replicas: u64,
+        max: u64,
+    },
+    /// An internal service publishes a port (the first one).
+    InternalPublishes { service: String, port: u16 },
+}
+
+/// Whether `image` is tagged `latest`: `latest`, `REPO:latest`, `REPO:latest@sha256:…`.
+pub fn is_latest(image: &str) -> bool {
+    let name = image.rsplit_once('@').map_or(image, |(name, _)| name);
+    name == "latest" || name.ends_with(":latest")
+}
+
 /// What policy needs to know about one service of a stack file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackService {
@@ -99,6 +133,62 @@ impl StackFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Every problem of this stack under the policy, in service order. `rules` gives the
+    /// rules of each service the release manages, by its name in the stack; `rendered`
+    /// asks in addition that every service name an image pinned by digest, as a stack
+    /// about to be applied must.
+    pub fn policy_problems(
+        &self,
+        rules: &dyn Fn(&str) -> Option<ServiceRules>,
+        rendered: bool,
+    ) -> Vec<PolicyProblem> {
+        let mut problems = Vec::new();
+        for (name, service) in &self.services {
+            let service_name = || name.clone();
+            match service.image.as_deref() {
+                None if rendered => problems.push(PolicyProblem::NoImage {
+                    service: service_name(),
+                }),
+                None => {}
+                Some(image) => {
+                    if is_latest(image) {
+                        problems.push(PolicyProblem::Latest {
+                            service: service_name(),
+                            image: image.to_owned(),
+                        });
+                    }
+                    if rendered && !crate::swarm::is_pinned(image) {
+                        problems.push(PolicyProblem::Unpinned {
+                            service: service_name(),
+                            image: image.to_owned(),
+                        });
+                    }
+                }
+            }
+            let Some(rules) = rules(name) else {
+                continue;
+            };
+            if let (Some(max), Some(replicas)) = (rules.max_replicas, service.replicas)
+                && replicas > max
+            {
+                problems.push(PolicyProblem::TooManyReplicas {
+                    service: service_name(),
+                    replicas,
+                    max,
+                });
+            }
+            if rules.internal
+                && let Some(port) = service.ports.first()
+            {
+                problems.push(PolicyProblem::InternalPublishes {
+                    service: service_name(),
+                    port: port.published,
+                });
+            }
+        }
+        problems
     }
 
     pub fn services(&self) -> &BTreeMap<String, StackService> {
@@ -295,6 +385,61 @@ services:
       - source: cache_conf
         target: /etc/cache.conf
 "#;
+
+    /// One copy of the rules for the stack as written and the stack about to be applied:
+    /// `latest` anywhere, replicas above the limit, an internal service publishing; and for
+    /// a rendered stack, every image pinned.
+    #[test]
+    fn the_policy_lists_every_problem_of_a_stack() {
+        let stack = StackFile::parse(Path::new("stack.yml"), STACK).unwrap();
+        let rules = |name: &str| match name {
+            "api" => Some(ServiceRules {
+                internal: false,
+                max_replicas: Some(1),
+            }),
+            "web" => Some(ServiceRules {
+                internal: true,
+                max_replicas: None,
+            }),
+            _ => None,
+        };
+        let written = stack.policy_problems(&rules, false);
+        assert_eq!(
+            written,
+            [
+                PolicyProblem::TooManyReplicas {
+                    service: "api".into(),
+                    replicas: 2,
+                    max: 1
+                },
+                PolicyProblem::InternalPublishes {
+                    service: "web".into(),
+                    port: 8080
+                },
+            ]
+        );
+        let rendered = stack.policy_problems(&rules, true);
+        let unpinned: Vec<&str> = rendered
+            .iter()
+            .filter_map(|p| match p {
+                PolicyProblem::Unpinned { service, .. } => Some(service.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unpinned, ["api", "web"], "cache is pinned");
+    }
+
+    /// Config validation missed `REPO:latest@sha256:…`; the deploy missed a bare `latest`.
+    #[test]
+    fn latest_is_latest_with_or_without_a_digest() {
+        let d = "a".repeat(64);
+        assert!(is_latest("latest"));
+        assert!(is_latest("r.example.com:5000/x:latest"));
+        assert!(is_latest(&format!("x:latest@sha256:{d}")));
+        assert!(!is_latest("r.example.com:5000/x:1.0"));
+        assert!(!is_latest("r.example.com:5000/latest-images/x:1.0"));
+        assert!(!is_latest(&format!("x@sha256:{d}")));
+    }
 
     #[test]
     fn reads_images_replicas_ports_and_references() {

@@ -486,40 +486,28 @@ fn stack_name<'a>(config: &'a Config, service: &'a str) -> &'a str {
 /// secrets; replicas and ports are checked again here because they are cheap and this is
 /// the last look before the Swarm.
 fn check_policy(config: &Config, env: &str, rendered: &StackFile) -> Result<(), Failure> {
-    let mut problems = Vec::new();
-    for (name, service) in rendered.services() {
-        match service.image.as_deref() {
-            None => problems.push(format!("service `{name}` has no image")),
-            Some(image) => {
-                if image.ends_with(":latest") || image.contains(":latest@") {
-                    problems.push(format!(
-                        "service `{name}`: image `{image}` uses the `latest` tag"
-                    ));
-                }
-                if !engine::swarm::is_pinned(image) {
-                    problems.push(format!(
-                        "service `{name}`: image `{image}` is not pinned by digest (the release does not build it; pin it as REPO:TAG@sha256:… in the stack file)"
-                    ));
-                }
+    use engine::PolicyProblem as P;
+    let problems: Vec<String> = rendered
+        .policy_problems(&|name| config.rules_of(name), true)
+        .into_iter()
+        .map(|problem| match problem {
+            P::NoImage { service } => format!("service `{service}` has no image"),
+            P::Latest { service, image } => {
+                format!("service `{service}`: image `{image}` uses the `latest` tag")
             }
-        }
-        let managed = config
-            .services
-            .iter()
-            .find(|(n, s)| s.stack_service_name(n) == name);
-        if let Some((_, managed)) = managed {
-            if let (Some(max), Some(replicas)) = (managed.max_replicas, service.replicas)
-                && replicas > max
-            {
-                problems.push(format!(
-                    "service `{name}`: {replicas} replicas, above its limit of {max}"
-                ));
+            P::Unpinned { service, image } => format!(
+                "service `{service}`: image `{image}` is not pinned by digest (the release does not build it; pin it as REPO:TAG@sha256:… in the stack file)"
+            ),
+            P::TooManyReplicas {
+                service,
+                replicas,
+                max,
+            } => format!("service `{service}`: {replicas} replicas, above its limit of {max}"),
+            P::InternalPublishes { service, .. } => {
+                format!("service `{service}` is internal but publishes a port")
             }
-            if managed.internal && !service.ports.is_empty() {
-                problems.push(format!("service `{name}` is internal but publishes a port"));
-            }
-        }
-    }
+        })
+        .collect();
     if problems.is_empty() {
         return Ok(());
     }

@@ -117,6 +117,17 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 }
 
 impl Config {
+    /// The policy's rules for the stack service `stack_name`, when the release manages it.
+    pub fn rules_of(&self, stack_name: &str) -> Option<engine::ServiceRules> {
+        self.services
+            .iter()
+            .find(|(name, s)| s.stack_service_name(name) == stack_name)
+            .map(|(_, s)| engine::ServiceRules {
+                internal: s.internal,
+                max_replicas: s.max_replicas,
+            })
+    }
+
     /// Reads and validates `path`. `registry_override` (from `--registry` or
     /// `RELEASE_REGISTRY`) replaces the file's registry host, which is how the demo and the
     /// tests point the example at the testbed registry.

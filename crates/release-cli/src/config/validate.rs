@@ -545,24 +545,18 @@ impl Validator<'_> {
             };
             for (name, service) in &config.services {
                 let stack_name = service.stack_service_name(name);
-                let Some(s) = stack.service(stack_name) else {
+                if stack.service(stack_name).is_none() {
                     self.push(&at, format!("service `{name}` is not in stack file {} of environment `{env}` (looked for `{stack_name}`)", file.display()), "add it to the stack file or set `stack_service` on the service");
-                    continue;
-                };
-                if let (Some(max), Some(replicas)) = (service.max_replicas, s.replicas)
-                    && replicas > max
-                {
-                    self.stack_problem(&stack, stack_name, "replicas:", format!("service `{stack_name}` runs {replicas} replicas in environment `{env}`; its limit is {max}"), "lower deploy.replicas or raise max_replicas in release.toml");
-                }
-                if service.internal && !s.ports.is_empty() {
-                    self.stack_problem(&stack, stack_name, "ports:", format!("internal service `{stack_name}` publishes port {} in environment `{env}`", s.ports[0].published), "internal services are reached over the stack network only; remove `ports`");
                 }
             }
-            for (name, s) in stack.services() {
-                if let Some(image) = &s.image
-                    && (image.ends_with(":latest") || image == "latest")
-                {
-                    self.stack_problem(&stack, name, image, format!("service `{name}` uses image `{image}` tagged latest"), "pin an explicit version, or a digest for services the release does not build");
+            use engine::PolicyProblem as P;
+            for problem in stack.policy_problems(&|name| config.rules_of(name), false) {
+                match problem {
+                    P::TooManyReplicas { service, replicas, max } => self.stack_problem(&stack, &service, "replicas:", format!("service `{service}` runs {replicas} replicas in environment `{env}`; its limit is {max}"), "lower deploy.replicas or raise max_replicas in release.toml"),
+                    P::InternalPublishes { service, port } => self.stack_problem(&stack, &service, "ports:", format!("internal service `{service}` publishes port {port} in environment `{env}`"), "internal services are reached over the stack network only; remove `ports`"),
+                    P::Latest { service, image } => self.stack_problem(&stack, &service, &image, format!("service `{service}` uses image `{image}` tagged latest"), "pin an explicit version, or a digest for services the release does not build"),
+                    // Only a rendered stack must name and pin every image.
+                    P::NoImage { .. } | P::Unpinned { .. } => {}
                 }
             }
             stacks.insert(env.clone(), stack);
