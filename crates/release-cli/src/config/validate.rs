@@ -150,7 +150,7 @@ impl Validator<'_> {
     /// Deployments always name an explicit version: `latest` anywhere is refused.
     fn no_latest(&mut self) {
         for (line, value) in self.source.strings() {
-            if value == "latest" || value.ends_with(":latest") {
+            if engine::is_latest(&value) {
                 self.out.push(
                     Diagnostic::new(
                         self.source.path(),
