@@ -665,3 +665,62 @@ fn the_example_builds_with_buildkit_and_a_classic_service_says_so() {
         .stderr_has("api: notice: builder = \"classic\"")
         .stderr_has("Step 1/");
 }
+
+/// On a terminal, buildx draws BuildKit's live display itself; the result is the same
+/// pinned image. A failure there is located by a plain re-run (everything before it is
+/// cached), so the message still names the file and the line.
+#[test]
+fn on_a_terminal_buildkit_draws_its_own_progress_and_a_failure_is_still_located() {
+    let bed = Testbed::up();
+    let mut app = App::new(&bed, "");
+    app.tags.push(app.reference(&bed, "1.0.0"));
+    let run = bed.release_on_tty(
+        app.project.dir(),
+        &[(SECRET_ENV, "s3cret")],
+        ["build", "--version", "1.0.0"],
+    );
+    run.success();
+    let shown = run.stdout();
+    assert!(
+        shown.contains("[+] Building"),
+        "no BuildKit tty display:\n{shown}"
+    );
+    assert!(
+        shown.contains('\x1b'),
+        "the display is drawn in place:\n{shown}"
+    );
+    assert!(
+        !shown.contains(" app: #"),
+        "plain progress lines on a terminal:\n{shown}"
+    );
+    assert!(
+        !shown.contains("s3cret"),
+        "the secret on the terminal:\n{shown}"
+    );
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", &app.reference(&bed, "1.0.0")])
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "the image was not loaded");
+
+    let dockerfile = app.project.dir().join("ctx/Dockerfile");
+    let good = std::fs::read_to_string(&dockerfile).unwrap();
+    app.project.write(
+        "ctx/Dockerfile",
+        &good.replacen("COPY --link src-", "COPPY --link src-", 1),
+    );
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("COPY --link src-"))
+        .unwrap()
+        + 1;
+    let run = bed.release_on_tty(
+        app.project.dir(),
+        &[(SECRET_ENV, "s3cret")],
+        ["build", "--version", "1.0.1"],
+    );
+    run.expect_code(2)
+        .stdout_has("service `app`")
+        .stdout_has(&format!("{}:{line}", dockerfile.display()))
+        .stdout_has("unknown instruction");
+}

@@ -146,6 +146,38 @@ impl Testbed {
         Running::spawn(self.release_command(project.dir(), &[], args))
     }
 
+    /// `release` in `dir` as a person at a terminal runs it: stdout and stderr a
+    /// pseudo-terminal (util-linux `script`), `NO_COLOR`, `CI` and `JENKINS_URL` unset,
+    /// `TERM=xterm-256color`. The run's stdout holds everything the terminal showed.
+    pub fn release_on_tty<I, S>(&self, dir: &Path, vars: &[(&str, &str)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let inner = self.release_command(dir, vars, args);
+        let quote =
+            |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+        let mut line = quote(inner.get_program());
+        for arg in inner.get_args() {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).current_dir(dir);
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env_remove("NO_COLOR")
+            .env_remove("CI")
+            .env_remove("JENKINS_URL")
+            .env("TERM", "xterm-256color")
+            .stdin(std::process::Stdio::null());
+        Run::new(cmd)
+    }
+
     fn release_command<I, S>(&self, dir: &Path, vars: &[(&str, &str)], args: I) -> Command
     where
         I: IntoIterator<Item = S>,
