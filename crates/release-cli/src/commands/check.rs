@@ -12,7 +12,6 @@ use verify::check::{
     self, CheckReport, CheckSpec, HttpProbe, NODE_PLACEHOLDER, NodeFanout, Probe, SwarmProbe,
     SwarmTarget, TcpProbe, Timing,
 };
-use verify::ledger::Checked;
 use verify::{EnvName, EnvPointer};
 
 use super::stage;
@@ -64,36 +63,16 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     if let Some(path) = &args.junit {
         stage::write_junit_xml(path, &xml)?;
     }
-    let digests: BTreeMap<String, String> = pointer
-        .as_ref()
-        .map(|p| {
-            p.digests
-                .iter()
-                .map(|(s, d)| (s.clone(), d.as_str().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let version = pointer.as_ref().map(|p| p.version.as_str());
-    let failed_checks: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.clone())
-        .collect();
-    let event = Checked {
-        digests: digests.clone(),
-        env: env_name.to_string(),
-        failed: report.failed as u64,
-        failed_checks,
+    let event = report.checked_event(check::CheckedOn {
+        env: &env_name,
+        stack: &env.stack,
+        live: pointer.as_ref(),
+        junit: args.junit.as_deref(),
+        junit_sha256: &junit_sha256,
         jenkins: stage::jenkins_build(),
-        junit: args.junit.as_ref().map(|p| p.display().to_string()),
-        junit_sha256: junit_sha256.as_str().to_owned(),
-        passed: report.passed as u64,
-        seconds: report.seconds,
-        stack: env.stack.clone(),
-        unreachable: report.unreachable(),
-        version: version.map(str::to_owned),
-    };
+    });
+    let version = event.version.clone();
+    let digests = event.digests.clone();
     let entry = state
         .ledger()
         .append_event(&stage::actor(), &event.into())
@@ -102,7 +81,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     if global.json {
         super::print_json(&Output {
             stack: &env.stack,
-            version,
+            version: version.as_deref(),
             digests,
             unreachable: report.unreachable(),
             slowest: report.slowest(),

@@ -285,7 +285,55 @@ pub struct CheckReport {
     pub checks: Vec<CheckOutcome>,
 }
 
+/// Where a check run ran and what it was about, for its ledger entry.
+#[derive(Debug, Clone)]
+pub struct CheckedOn<'a> {
+    pub env: &'a crate::EnvName,
+    /// The environment's stack (or project).
+    pub stack: &'a str,
+    /// What the environment's pointer said was live when the checks ran, if anything.
+    pub live: Option<&'a crate::EnvPointer>,
+    /// Where the JUnit file was written, if it was.
+    pub junit: Option<&'a std::path::Path>,
+    /// sha256 of the JUnit XML, written or not.
+    pub junit_sha256: &'a crate::Digest,
+    pub jenkins: Option<crate::JenkinsBuild>,
+}
+
 impl CheckReport {
+    /// The `checked` ledger event of this run: the digests it vouches for (the pointer's),
+    /// its counts and failed checks, its JUnit and whether nothing could be reached. The
+    /// promotion gate later reads exactly these fields.
+    pub fn checked_event(&self, on: CheckedOn<'_>) -> crate::ledger::Checked {
+        crate::ledger::Checked {
+            digests: on
+                .live
+                .map(|p| {
+                    p.digests
+                        .iter()
+                        .map(|(s, d)| (s.clone(), d.as_str().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            env: on.env.to_string(),
+            failed: self.failed as u64,
+            failed_checks: self
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.clone())
+                .collect(),
+            jenkins: on.jenkins,
+            junit: on.junit.map(|p| p.display().to_string()),
+            junit_sha256: on.junit_sha256.as_str().to_owned(),
+            passed: self.passed as u64,
+            seconds: self.seconds,
+            stack: on.stack.to_owned(),
+            unreachable: self.unreachable(),
+            version: on.live.map(|p| p.version.to_string()),
+        }
+    }
+
     /// Every check failed because nothing could be reached: an infrastructure problem
     /// (engine down, stack not deployed, connections refused or unanswered), not a verdict
     /// on the release. A certificate the client does not trust is a verdict.
@@ -453,6 +501,70 @@ pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
+
+    /// The `checked` entry vouches for the digests the pointer says are live, names the
+    /// failed checks, and says when nothing could be reached: the fields the gate reads.
+    #[test]
+    fn a_check_run_becomes_its_checked_event() {
+        let outcome = |name: &str, passed: bool| CheckOutcome {
+            kind: Kind::Http,
+            name: name.to_owned(),
+            service: "api".to_owned(),
+            target: "http://127.0.0.1:1/health".to_owned(),
+            passed,
+            unreachable: !passed,
+            message: None,
+            status: None,
+            latency_ms: None,
+            excerpt: None,
+            started: OffsetDateTime::UNIX_EPOCH,
+            seconds: 0.1,
+            attempts: Vec::new(),
+        };
+        let report = CheckReport {
+            env: "dev".to_owned(),
+            started: OffsetDateTime::UNIX_EPOCH,
+            seconds: 1.5,
+            passed: 1,
+            failed: 1,
+            checks: vec![outcome("health", true), outcome("login", false)],
+        };
+        let env = crate::EnvName::parse("dev").unwrap();
+        let digest = crate::Digest::of(b"api");
+        let pointer = crate::EnvPointer {
+            env: env.clone(),
+            version: crate::Version::parse("1.2.0").unwrap(),
+            digests: [("api".to_owned(), digest.clone())].into(),
+            updated: OffsetDateTime::UNIX_EPOCH,
+            actor: "t".to_owned(),
+        };
+        let junit = crate::Digest::of(b"<testsuites/>");
+        let event = report.checked_event(CheckedOn {
+            env: &env,
+            stack: "hestino-dev",
+            live: Some(&pointer),
+            junit: None,
+            junit_sha256: &junit,
+            jenkins: None,
+        });
+        assert_eq!(event.digests["api"], digest.as_str());
+        assert_eq!(event.version.as_deref(), Some("1.2.0"));
+        assert_eq!((event.passed, event.failed), (1, 1));
+        assert_eq!(event.failed_checks, ["login"]);
+        assert!(!event.unreachable, "one check reached its target");
+        assert_eq!(event.junit_sha256, junit.as_str());
+        assert_eq!(event.stack, "hestino-dev");
+
+        let nothing = report.checked_event(CheckedOn {
+            env: &env,
+            stack: "hestino-dev",
+            live: None,
+            junit: None,
+            junit_sha256: &junit,
+            jenkins: None,
+        });
+        assert!(nothing.digests.is_empty() && nothing.version.is_none());
+    }
 
     /// A real HTTP server on loopback: `/slow` answers after `delay`, `/unavailable` answers
     /// 503 after `delay`, `/echo` answers with the request's header lines, anything else
