@@ -58,6 +58,38 @@ impl Verdict {
     pub fn failures(&self) -> impl Iterator<Item = &Condition> {
         self.conditions.iter().filter(|c| !c.passed)
     }
+
+    /// Each failed condition as one line, `NAME: DETAIL`.
+    pub fn reasons(&self) -> Vec<String> {
+        self.failures()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
+    }
+
+    /// What a promotion on this verdict relies on: the source's passing check.
+    pub fn evidence(&self, source_env: &str) -> crate::ledger::Evidence {
+        crate::ledger::Evidence {
+            checked_seq: self.evidence_seq,
+            junit_sha256: self.evidence_junit_sha256.clone(),
+            source_env: source_env.to_owned(),
+        }
+    }
+
+    /// The `gate-refused` ledger event of a verdict that failed.
+    pub fn refusal(
+        &self,
+        observed: &Observations<'_>,
+        jenkins: Option<crate::JenkinsBuild>,
+    ) -> crate::ledger::GateRefused {
+        crate::ledger::GateRefused {
+            approved_by: observed.approver.map(str::to_owned),
+            env: observed.target_env.to_owned(),
+            jenkins,
+            reasons: self.reasons(),
+            source_env: observed.source_env.unwrap_or_default().to_owned(),
+            version: observed.version.to_owned(),
+        }
+    }
 }
 
 pub const MANIFEST: &str = "release manifest is recorded and unaltered";

@@ -209,3 +209,48 @@ fn every_failure_is_listed_together() {
         [gate::SOURCE_CHECKED, gate::REGISTRY, gate::APPROVAL]
     );
 }
+
+/// A refused verdict records what the promotion asked and every failed condition; a
+/// passing one names the evidence it relied on.
+#[test]
+fn a_verdict_records_its_refusal_or_its_evidence() {
+    let story = Story::green();
+    let verdict = story.verdict(|_| {});
+    let evidence = verdict.evidence("dev");
+    assert_eq!(evidence.checked_seq, Some(3));
+    assert_eq!(evidence.junit_sha256.as_deref(), Some("sha256:junit"));
+    assert_eq!(evidence.source_env, "dev");
+
+    let entries = story.state.ledger().read_events().unwrap();
+    let o = Observations {
+        version: "1.0.0",
+        target_env: "prod",
+        source_env: Some("dev"),
+        manifest: Ok((
+            BTreeMap::from([("api".to_owned(), A.to_owned())]),
+            M.to_owned(),
+        )),
+        entries: &entries,
+        live_source: Ok(BTreeMap::from([("api".to_owned(), Some(A.to_owned()))])),
+        registry: BTreeMap::from([("api".to_owned(), Ok(B.to_owned()))]),
+        approval_required: true,
+        approver: None,
+    };
+    let refused = gate::evaluate(&o);
+    let event = refused.refusal(&o, None);
+    assert_eq!(event.env, "prod");
+    assert_eq!(event.source_env, "dev");
+    assert_eq!(event.version, "1.0.0");
+    assert_eq!(event.approved_by, None);
+    assert_eq!(event.reasons.len(), 2, "{:?}", event.reasons);
+    assert!(
+        event.reasons[0].starts_with(gate::REGISTRY),
+        "{:?}",
+        event.reasons
+    );
+    assert!(
+        event.reasons[1].starts_with("approval given"),
+        "{:?}",
+        event.reasons
+    );
+}

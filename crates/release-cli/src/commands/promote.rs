@@ -15,7 +15,6 @@ use std::path::Path;
 
 use serde_json::json;
 use verify::gate::{self, Observations, Verdict};
-use verify::ledger::{Evidence, GateRefused};
 
 use super::deploy::{Options, Target};
 use super::stage;
@@ -130,18 +129,8 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     }
     let actor = stage::actor();
     if !verdict.passed() {
-        let reasons: Vec<String> = verdict
-            .failures()
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        let event = GateRefused {
-            approved_by: args.approved_by.clone(),
-            env: args.to.clone(),
-            jenkins: stage::jenkins_build(),
-            reasons: reasons.clone(),
-            source_env: source.clone(),
-            version: version.as_str().to_owned(),
-        };
+        let event = verdict.refusal(&observations, stage::jenkins_build());
+        let reasons = event.reasons.clone();
         state
             .ledger()
             .append_event(&actor, &event.into())
@@ -168,11 +157,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         });
     }
 
-    let evidence = Evidence {
-        checked_seq: verdict.evidence_seq,
-        junit_sha256: verdict.evidence_junit_sha256.clone(),
-        source_env: source,
-    };
+    let evidence = verdict.evidence(&source);
     super::deploy::run_deploy(
         global,
         Target::Promote {
