@@ -23,9 +23,10 @@ pub struct Observations<'a> {
     pub manifest: Result<(BTreeMap<String, String>, String), String>,
     /// The whole ledger, in order, payloads typed ([`crate::Ledger::read_events`]).
     pub entries: &'a [Recorded],
-    /// What the source environment's Swarm services run now: service → digest (`None` for
-    /// an unpinned or missing service); `Err` when the Swarm could not be read.
-    pub live_source: Result<BTreeMap<String, Option<String>>, String>,
+    /// What the source environment's Swarm services run now: release service → the image
+    /// its service names (absent when it does not run); `Err` when the Swarm could not be
+    /// read. Compared with [`crate::drift::compare`].
+    pub live_source: Result<BTreeMap<String, String>, String>,
     /// What each service's tag resolves to in the registry now, or why it could not.
     pub registry: BTreeMap<String, Result<String, String>>,
     pub approval_required: bool,
@@ -201,13 +202,15 @@ fn source_live_condition(
         Ok(l) => l,
         Err(e) => return fail(format!("cannot read `{source}` from the Swarm: {e}")),
     };
-    let mismatches: Vec<String> = digests
-        .iter()
-        .filter_map(|(service, want)| match live.get(service) {
-            Some(Some(have)) if have == want => None,
-            Some(Some(have)) => Some(format!("{service}: runs {have}, release has {want}")),
-            Some(None) => Some(format!("{service}: runs an unpinned image")),
-            None => Some(format!("{service}: not running in `{source}`")),
+    use crate::drift::Drift;
+    let mismatches: Vec<String> = crate::drift::compare(digests, live)
+        .into_iter()
+        .map(|(service, drift)| match drift {
+            Drift::Foreign { live } => {
+                format!("{service}: runs {live}, release has {}", digests[&service])
+            }
+            Drift::Unpinned { .. } => format!("{service}: runs an unpinned image"),
+            Drift::NotRunning => format!("{service}: not running in `{source}`"),
         })
         .collect();
     if mismatches.is_empty() {

@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod audit;
 pub mod check;
 mod digest;
+pub mod drift;
 mod env;
 mod fs;
 pub mod gate;

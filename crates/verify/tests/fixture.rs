@@ -198,7 +198,7 @@ fn the_gate_answers_from_the_v1_records() {
             .collect();
         let live = digests
             .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .map(|(k, v)| (k.clone(), format!("r.example.com/{k}:{version}@{v}")))
             .collect();
         let registry = digests
             .iter()

@@ -88,7 +88,7 @@ impl Story {
                 M.to_owned(),
             )),
             entries: &entries,
-            live_source: Ok(BTreeMap::from([("api".to_owned(), Some(A.to_owned()))])),
+            live_source: Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{A}"))])),
             registry: BTreeMap::from([("api".to_owned(), Ok(A.to_owned()))]),
             approval_required: true,
             approver: Some("alice"),
@@ -154,7 +154,7 @@ fn a_check_of_other_digests_does_not_count() {
 #[test]
 fn a_hand_updated_source_service_blocks() {
     let verdict = Story::green().verdict(|o| {
-        o.live_source = Ok(BTreeMap::from([("api".to_owned(), Some(B.to_owned()))]));
+        o.live_source = Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{B}"))]));
     });
     assert_eq!(failed(&verdict), [gate::SOURCE_LIVE]);
 }
@@ -231,7 +231,7 @@ fn a_verdict_records_its_refusal_or_its_evidence() {
             M.to_owned(),
         )),
         entries: &entries,
-        live_source: Ok(BTreeMap::from([("api".to_owned(), Some(A.to_owned()))])),
+        live_source: Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{A}"))])),
         registry: BTreeMap::from([("api".to_owned(), Ok(B.to_owned()))]),
         approval_required: true,
         approver: None,

@@ -162,24 +162,31 @@ async fn live(
         let manifest = Version::parse(&recorded.version)
             .ok()
             .and_then(|v| state.load_release(&v).ok());
-        for (service, digest) in &recorded.digests {
-            if args.service.as_ref().is_some_and(|s| s != service) {
-                continue;
-            }
-            compared += 1;
-            let stack_name = config
-                .services
-                .get(service)
-                .map_or(service.as_str(), |s| s.stack_service_name(service));
-            let running = live.iter().find(|s| s.stack_service == stack_name);
-            let live_digest =
-                running.and_then(|s| s.image.rsplit_once('@').map(|(_, d)| d.to_owned()));
-            let problem = match (&running, &live_digest) {
-                (None, _) => Some("service is not running".to_owned()),
-                (Some(s), None) => Some(format!("runs unpinned image {}", s.image)),
-                (Some(_), Some(d)) if d != digest => Some("runs a different digest".to_owned()),
-                _ => None,
-            };
+        let selected: BTreeMap<String, String> = recorded
+            .digests
+            .iter()
+            .filter(|(service, _)| args.service.as_ref().is_none_or(|s| s == *service))
+            .map(|(service, digest)| (service.clone(), digest.clone()))
+            .collect();
+        compared += selected.len();
+        // What each release service's stack service runs now.
+        let running: BTreeMap<String, String> = selected
+            .keys()
+            .filter_map(|service| {
+                let stack_name = config
+                    .services
+                    .get(service)
+                    .map_or(service.as_str(), |s| s.stack_service_name(service));
+                let state = live.iter().find(|s| s.stack_service == stack_name)?;
+                Some((service.clone(), state.image.clone()))
+            })
+            .collect();
+        let mut live_drift: BTreeMap<String, verify::drift::Drift> =
+            verify::drift::compare(&selected, &running)
+                .into_iter()
+                .collect();
+        for (service, digest) in &selected {
+            // The registry too: a tag that moved since the release no longer names what runs.
             if let Some(image) = manifest
                 .as_ref()
                 .and_then(|m| m.manifest.services.get(service))
@@ -200,15 +207,22 @@ async fn live(
                     });
                 }
             }
-            if let Some(problem) = problem {
-                drift.push(Drift {
-                    env: env_name.clone(),
-                    service: service.clone(),
-                    recorded: Some(digest.clone()),
-                    live: live_digest,
-                    problem,
-                });
-            }
+            use verify::drift::Drift as D;
+            let (problem, live_digest) = match live_drift.remove(service) {
+                None => continue,
+                Some(D::NotRunning) => ("service is not running".to_owned(), None),
+                Some(D::Unpinned { image }) => (format!("runs unpinned image {image}"), None),
+                Some(D::Foreign { live }) => {
+                    ("runs a different digest".to_owned(), Some(live.to_string()))
+                }
+            };
+            drift.push(Drift {
+                env: env_name.clone(),
+                service: service.clone(),
+                recorded: Some(digest.clone()),
+                live: live_digest,
+                problem,
+            });
         }
     }
     if global.json {

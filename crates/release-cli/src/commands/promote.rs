@@ -185,10 +185,8 @@ fn unreachable_hint(hint: Option<&str>) -> String {
 
 /// Service → digest the source environment's Swarm services run now (read from the Swarm,
 /// never from the pointer).
-async fn live_digests(
-    config: &Config,
-    source: &str,
-) -> Result<BTreeMap<String, Option<String>>, Failure> {
+/// What each release service of `source` runs now: its live image, by release service.
+async fn live_digests(config: &Config, source: &str) -> Result<BTreeMap<String, String>, Failure> {
     let env = config.environment(source)?;
     // The source environment's own engine: DEV's state is read from DEV, never through
     // the target's engine.
@@ -200,12 +198,7 @@ async fn live_digests(
         .filter_map(|(name, service)| {
             let stack_name = service.stack_service_name(name);
             let state = live.iter().find(|s| s.stack_service == stack_name)?;
-            let digest = state
-                .image
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_owned())
-                .filter(|_| state.pinned);
-            Some((name.clone(), digest))
+            Some((name.clone(), state.image.clone()))
         })
         .collect())
 }

@@ -1,0 +1,89 @@
+//! Live state against the records: the one comparer of "does this environment run exactly
+//! the digests it was given", used by the promotion gate (the source environment) and by
+//! `audit --live` (every environment).
+
+use std::collections::BTreeMap;
+
+use registry_client::PinnedImage;
+
+use crate::digest::Digest;
+
+/// How a service's live state differs from its recorded digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// No service of that name runs.
+    NotRunning,
+    /// It runs an image not pinned by digest (a tag, or a malformed digest).
+    Unpinned { image: String },
+    /// It runs another digest.
+    Foreign { live: Digest },
+}
+
+/// Every recorded service whose live image is not pinned to its recorded digest, in
+/// service order. `recorded`: service → digest; `live`: service → the image its running
+/// service names (absent when it does not run).
+pub fn compare(
+    recorded: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> Vec<(String, Drift)> {
+    recorded
+        .iter()
+        .filter_map(|(service, want)| {
+            let drift = match live.get(service) {
+                None => Drift::NotRunning,
+                Some(image) => match PinnedImage::parse(image) {
+                    Err(_) => Drift::Unpinned {
+                        image: image.clone(),
+                    },
+                    Ok(pinned) if pinned.digest().as_str() == want => return None,
+                    Ok(pinned) => Drift::Foreign {
+                        live: pinned.digest().clone(),
+                    },
+                },
+            };
+            Some((service.clone(), drift))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_a_service_can_differ_from_its_record() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let recorded: BTreeMap<String, String> = ["api", "web", "db", "cache"]
+            .iter()
+            .map(|s| ((*s).to_owned(), d('a')))
+            .collect();
+        let live: BTreeMap<String, String> = [
+            ("api", format!("r.example.com/api:1@{}", d('a'))),
+            ("web", format!("r.example.com/web:1@{}", d('b'))),
+            ("db", "postgres:16".to_owned()),
+            ("extra", "x:1".to_owned()),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+        let drift = compare(&recorded, &live);
+        assert_eq!(
+            drift,
+            [
+                ("cache".to_owned(), Drift::NotRunning),
+                (
+                    "db".to_owned(),
+                    Drift::Unpinned {
+                        image: "postgres:16".to_owned()
+                    }
+                ),
+                (
+                    "web".to_owned(),
+                    Drift::Foreign {
+                        live: Digest::parse(&d('b')).unwrap()
+                    }
+                ),
+            ]
+        );
+    }
+}
