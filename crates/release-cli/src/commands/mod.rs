@@ -73,13 +73,15 @@ pub fn json_printed() -> bool {
     JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Aligns rows into columns separated by two spaces; the first row is the header.
+/// Aligns rows into columns separated by two spaces, by display width (a CJK character
+/// takes two columns); the first row is the header.
 pub fn render_table(rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr as _;
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; columns];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.width());
         }
     }
     let mut out = String::new();
@@ -87,10 +89,29 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .map(|(cell, w)| format!("{cell}{}", " ".repeat(w.saturating_sub(cell.width()))))
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_table;
+
+    #[test]
+    fn columns_align_by_display_width() {
+        let rows = vec![
+            vec!["SERVICE".to_owned(), "STATE".to_owned()],
+            vec!["服务".to_owned(), "running".to_owned()],
+            vec!["api".to_owned(), "running".to_owned()],
+        ];
+        let out = render_table(&rows);
+        // The second column starts at the same terminal column in every row: "服务" takes
+        // four columns, not two characters' worth.
+        assert_eq!(out.lines().nth(1).unwrap(), "服务     running");
+        assert_eq!(out.lines().nth(2).unwrap(), "api      running");
+    }
 }
