@@ -319,6 +319,16 @@ impl Validator<'_> {
                 env,
             );
             self.name(&at("stack"), "stack name", &e.stack);
+            if let Some(project) = &e.project {
+                self.name(&at("project"), "compose project name", project);
+                if e.orchestrator != super::model::Orchestrator::Compose {
+                    self.push(
+                        &at("project"),
+                        format!("environment `{env}` sets `project`, which only a Compose environment uses"),
+                        "set orchestrator = \"compose\", or remove `project` (a Swarm environment is named by `stack`)",
+                    );
+                }
+            }
             self.duration(&at("deploy_timeout"), e.deploy_timeout.as_deref());
             if let Some(from) = &e.promote_from {
                 if from == env {
