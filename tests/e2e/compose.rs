@@ -20,7 +20,15 @@ struct Down(String);
 impl Drop for Down {
     fn drop(&mut self) {
         let _ = Command::new("docker")
-            .args(["compose", "-p", &self.0, "down", "--remove-orphans", "-t", "1"])
+            .args([
+                "compose",
+                "-p",
+                &self.0,
+                "down",
+                "--remove-orphans",
+                "-t",
+                "1",
+            ])
             .output();
     }
 }
@@ -217,7 +225,10 @@ fn assert_runs(project: &str, release: &BTreeMap<String, String>) {
         let (status, health, digests) = &running[0];
         assert_eq!(status, "running", "service {service}: {live:#?}");
         assert_eq!(health, "healthy", "service {service}: {live:#?}");
-        assert!(digests.contains(&want), "service {service}: want {want}, {live:#?}");
+        assert!(
+            digests.contains(&want),
+            "service {service}: want {want}, {live:#?}"
+        );
     }
 }
 
@@ -234,7 +245,10 @@ fn version_at(port: u16) -> Option<String> {
     let (head, body) = text.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200")
         .then(|| body.trim().to_owned())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.trim().to_owned()))
+        .or_else(|| {
+            head.starts_with("HTTP/1.0 200")
+                .then(|| body.trim().to_owned())
+        })
 }
 
 #[test]
@@ -300,10 +314,34 @@ fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
     );
     assert_eq!(kinds[1].1["version"], "1.1.0");
     assert_eq!(kinds[1].1["previous_version"], "1.0.0");
+    // What reads live Swarm state does not read Compose projects yet, and says so.
+    bed.release(&f.project, ["status", "--env", "e2e"])
+        .expect_code(2)
+        .stderr_has(
+            "only `release deploy` and `release rollback` support Compose environments yet",
+        );
     let suite = junit_suite(&junit, "deploy 1.1.0 to e2e", 2, 0);
     for case in suite["cases"].as_array().unwrap() {
         assert_eq!(case["classname"], "deploy.e2e", "{case:#}");
     }
+
+    // `release rollback` takes the same path back to the version live before.
+    bed.release(&f.project, ["rollback", "--env", "e2e"])
+        .success()
+        .stdout_has("e2e rolled back to 1.0.0");
+    assert_runs(&f.name, &a);
+    assert!(version_at(f.port).unwrap().contains("1.0.0"));
+    let kinds = ledger_kinds(&f);
+    assert_eq!(kinds.last().unwrap().0, EntryKind::RolledBack, "{kinds:#?}");
+    assert_eq!(
+        state(&f)
+            .read_env(&"e2e".parse().unwrap())
+            .unwrap()
+            .unwrap()
+            .version
+            .as_str(),
+        "1.0.0"
+    );
 }
 
 #[test]
@@ -338,7 +376,11 @@ fn an_unhealthy_compose_release_is_rolled_back_and_the_previous_one_serves() {
         .stderr_has("service api")
         .stderr_has("unhealthy")
         .stderr_has("rolled back api, worker to 1.1.0");
-    assert!(!run.stderr().contains("service worker:"), "{}", run.stderr());
+    assert!(
+        !run.stderr().contains("service worker:"),
+        "{}",
+        run.stderr()
+    );
 
     assert_runs(&f.name, &b);
     let answered = version_at(f.port).expect("api answers after the rollback");
@@ -356,6 +398,7 @@ fn an_unhealthy_compose_release_is_rolled_back_and_the_previous_one_serves() {
             .all(|v| v.as_deref().is_some_and(|v| v.contains("1.1.0"))),
         "{after:?}"
     );
+    eprintln!("{}", run.stderr());
     let failed = seen.iter().filter(|(_, v)| v.is_none()).count();
     eprintln!(
         "request loop during the failed deploy: {} requests, {failed} unanswered (Compose recreates a container stop-first)",

@@ -381,6 +381,15 @@ impl Validator<'_> {
                         );
                     }
                 }
+                if matches!(check, Check::Swarm(_))
+                    && e.orchestrator == super::model::Orchestrator::Compose
+                {
+                    self.push(
+                        &cpath,
+                        format!("a swarm check of environment `{env}` cannot judge a Compose environment"),
+                        "Compose checks (kind = \"compose\") are not supported yet; use http or tcp checks",
+                    );
+                }
                 if let Check::Swarm(swarm) = check
                     && swarm.services.as_ref().is_some_and(Vec::is_empty)
                 {

@@ -63,7 +63,7 @@ fn failures_of(problems: &[engine::Problem]) -> BTreeMap<String, String> {
 }
 
 pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
-    let engine = super::super::connect_env(c.config, c.options.env).await?;
+    let engine = super::super::connect_compose_env(c.config, c.options.env).await?;
     let project = c.env.compose_project();
     let expected = images_of(c.rendered);
     let before = engine.compose_containers(project).await?;
