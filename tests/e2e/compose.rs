@@ -477,3 +477,58 @@ fn latest_in_a_compose_file_is_refused_and_nothing_starts() {
     assert!(containers(&f.name).is_empty(), "{:#?}", containers(&f.name));
     assert!(ledger_kinds(&f).is_empty());
 }
+
+#[test]
+fn a_compose_release_that_cannot_be_pulled_or_crashes_is_rolled_back() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-pull");
+    let b = record(&bed, &f, "1.1.0", &[]);
+    record(&bed, &f, "1.3.0", &[("DEMO_CRASH_AFTER", "1")]);
+    deploy(&bed, &f, "1.1.0").success();
+
+    // api names a digest the registry never had.
+    let mut services = state(&f)
+        .load_release(&Version::parse("1.1.0").unwrap())
+        .unwrap()
+        .manifest
+        .services;
+    let api = services.get_mut("api").unwrap();
+    api.tag = "1.2.0".to_owned();
+    api.digest = Digest::parse(&format!("sha256:{}", "0".repeat(63) + "1")).unwrap();
+    let manifest = ReleaseManifest {
+        project: "e2e".to_owned(),
+        version: Version::parse("1.2.0").unwrap(),
+        created: time::OffsetDateTime::now_utc(),
+        git_commit: None,
+        jenkins: None,
+        services,
+    };
+    state(&f).record_release(&manifest, "e2e-test").unwrap();
+    let run = deploy(&bed, &f, "1.2.0");
+    eprintln!("{}", run.stderr());
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("not the recorded sha256:0000")
+        .stderr_has("`docker compose up`")
+        .stderr_has("rolled back api to 1.1.0");
+    assert_runs(&f.name, &b);
+
+    let run = deploy(&bed, &f, "1.3.0");
+    eprintln!("{}", run.stderr());
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("exit code 3")
+        .stderr_has("to 1.1.0");
+    assert_runs(&f.name, &b);
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::Deployed,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack
+        ]
+    );
+}

@@ -144,6 +144,8 @@ pub struct ComposeContainer {
     pub name: String,
     /// The image reference the container was created from (`Config.Image`).
     pub image: String,
+    /// The id of the image the container runs (`sha256:…`).
+    pub image_id: String,
     /// The digests the running image is known by in registries (`REPO@sha256:…`).
     pub repo_digests: Vec<String>,
     /// `running`, `exited`, `restarting`, …
@@ -162,6 +164,10 @@ pub struct Problem {
     pub cause: String,
     /// Still starting: waiting may resolve it.
     pub transient: bool,
+    /// The service has no container of the pinned image (none at all, or one of another
+    /// image): what runs is not the new release, so the cause is elsewhere (e.g. a pull
+    /// that failed, as `docker compose` says).
+    pub not_the_release: bool,
 }
 
 impl Engine {
@@ -239,6 +245,7 @@ impl Engine {
                     .trim_start_matches('/')
                     .to_owned(),
                 image: config.image.unwrap_or_default(),
+                image_id: inspected.image.clone().unwrap_or_default(),
                 repo_digests,
                 state: state
                     .status
@@ -309,6 +316,7 @@ pub fn judge(containers: &[ComposeContainer], expected: &BTreeMap<String, String
                 service: service.clone(),
                 cause: "no container".to_owned(),
                 transient: true,
+                not_the_release: true,
             });
         }
     }
@@ -317,6 +325,7 @@ pub fn judge(containers: &[ComposeContainer], expected: &BTreeMap<String, String
             service: c.service.clone(),
             cause: format!("container {}: {cause}", c.name),
             transient,
+            not_the_release: false,
         };
         let Some(pinned) = expected.get(&c.service) else {
             problems.push(problem("not in the compose file".to_owned(), false));
@@ -355,13 +364,29 @@ pub fn judge(containers: &[ComposeContainer], expected: &BTreeMap<String, String
         }
         match repo_digest(pinned) {
             Some(want) if c.repo_digests.contains(&want) => {}
-            Some(want) => problems.push(problem(
-                format!(
-                    "runs image {} whose digests {:?} do not include {want}",
-                    c.image, c.repo_digests
-                ),
-                false,
-            )),
+            Some(want) => {
+                let repo = want.split_once('@').map_or("", |(r, _)| r);
+                let runs: Vec<&str> = c
+                    .repo_digests
+                    .iter()
+                    .filter(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+                    .filter_map(|d| d.split_once('@').map(|(_, d)| d))
+                    .collect();
+                let runs = if runs.is_empty() {
+                    format!("image {}", c.image_id)
+                } else {
+                    runs.join(", ")
+                };
+                let mut p = problem(
+                    format!(
+                        "runs {runs}, not the recorded {}",
+                        want.split_once('@').map_or("", |(_, d)| d)
+                    ),
+                    false,
+                );
+                p.not_the_release = true;
+                problems.push(p);
+            }
             None => problems.push(problem(
                 format!("the compose file's image {pinned} is not pinned by digest"),
                 false,
@@ -385,6 +410,7 @@ mod tests {
             service: service.to_owned(),
             name: format!("p-{service}-1"),
             image: format!("127.0.0.1:5443/t/{service}:1.0.0@{D}"),
+            image_id: format!("sha256:{}", "c".repeat(64)),
             repo_digests: vec![format!("127.0.0.1:5443/t/{service}@{digest}")],
             state: "running".to_owned(),
             exit_code: Some(0),
@@ -439,7 +465,11 @@ mod tests {
         let other = format!("sha256:{}", "b".repeat(64));
         let drifted = vec![container("api", &other), container("worker", D)];
         let p = judge(&drifted, &expected);
-        assert!(p[0].cause.contains("do not include"), "{p:?}");
+        assert_eq!(
+            p[0].cause,
+            format!("container p-api-1: runs {other}, not the recorded {D}")
+        );
+        assert!(p[0].not_the_release);
         assert!(!p[0].transient);
 
         let p = judge(&good[..1], &expected);

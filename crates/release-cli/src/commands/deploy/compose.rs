@@ -107,6 +107,16 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         Ok(_) => BTreeMap::new(),
         Err(problems) => failures_of(problems),
     };
+    // A service still on its old image (or on none) failed where `docker compose` says.
+    if let (Err(e), Err(problems)) = (&applied, &judged) {
+        for p in problems.iter().filter(|p| p.not_the_release) {
+            if let Some(cause) = failed.get_mut(&p.service)
+                && !cause.contains("docker compose")
+            {
+                cause.push_str(&format!("; {e}"));
+            }
+        }
+    }
     if let Err(e) = &applied
         && failed.is_empty()
     {
