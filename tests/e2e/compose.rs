@@ -281,6 +281,7 @@ fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
     assert_runs(&f.name, &b);
     assert!(version_at(f.port).unwrap().contains("1.1.0"));
     assert_eq!(report["outcome"], "deployed", "{report:#}");
+    assert_eq!(report["stack"], f.name.as_str(), "{report:#}");
     assert_eq!(report["previous_version"], "1.0.0", "{report:#}");
     for service in report["services"].as_array().unwrap() {
         assert_eq!(service["result"], "converged", "{report:#}");

@@ -416,7 +416,11 @@ fn write_outputs(global: &Global, options: &Options<'_>, s: Summary<'_>) -> Resu
         .collect();
     let report = Report {
         env: options.env.to_owned(),
-        stack: s.env.stack.clone(),
+        // A Compose environment reports its project here.
+        stack: match s.env.orchestrator {
+            config::Orchestrator::Swarm => s.env.stack.clone(),
+            config::Orchestrator::Compose => s.env.compose_project().to_owned(),
+        },
         version: s.version.to_string(),
         previous_version: s.previous_version.clone(),
         outcome: s.outcome,
