@@ -7,6 +7,8 @@ mod build_push;
 mod buildkit;
 // `release check`: smoke and health checks, JUnit for Jenkins, the `checked` record.
 mod check;
+// `release deploy` on Compose environments: pinned, recorded, judged, rolled back.
+mod compose;
 // `release deploy` and `release rollback` on the real Swarm: converge, roll back, records.
 mod deploy;
 // Faults of the real topology during a promotion: node killed or drained, link cut, manager restarted.

@@ -4,6 +4,8 @@
 //! - [`stack`]: reading and rendering compose stack files, the input of
 //!   `docker stack deploy`;
 //! - [`deploy`]: applying a rendered stack, watching it converge, rolling it back;
+//! - [`compose`]: applying a rendered compose file with `docker compose` and judging the
+//!   project's containers (running, healthy, on the pinned digest);
 //! - [`endpoint`]: which engine to talk to (unix, tcp with TLS, ssh, a CLI context, or the
 //!   process environment as the Docker CLI reads it), for the API and for CLI children;
 //! - [`swarm`]: live Swarm state read through the Engine API (bollard), connecting to an
@@ -15,6 +17,7 @@
 
 pub mod buildkit;
 pub mod cause;
+pub mod compose;
 pub mod deploy;
 pub mod endpoint;
 pub mod image;
@@ -27,6 +30,7 @@ mod tls;
 
 pub use buildkit::{BuildSecret, Progress as BuildProgress, SecretSource};
 pub use cause::Cause;
+pub use compose::{ComposeContainer, ComposeError, Problem, compose_down, compose_up};
 pub use deploy::{Change, DeployError, Outcome, Progress, Snapshot, stack_deploy, verdict};
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};

@@ -460,3 +460,37 @@ cache_to = "type=inline"
     assert_eq!(api.cache_to.as_deref(), Some("type=inline"));
     assert_eq!(api.builder, release_cli::config::Builder::Buildkit);
 }
+
+#[test]
+fn compose_environment_keys_are_checked() {
+    use release_cli::config::Orchestrator;
+    let compose = VALID.replace(
+        "stack = \"hestino-dev\"",
+        "orchestrator = \"compose\"\nstack = \"hestino-dev\"\nproject = \"hestino-dev-compose\"",
+    );
+    let config = load_with(&compose, &[]).unwrap();
+    let dev = &config.environments["dev"];
+    assert_eq!(dev.orchestrator, Orchestrator::Compose);
+    assert_eq!(dev.compose_project(), "hestino-dev-compose");
+    let default_project = VALID.replace(
+        "stack = \"hestino-dev\"",
+        "orchestrator = \"compose\"\nstack = \"hestino-dev\"",
+    );
+    let config = load_with(&default_project, &[]).unwrap();
+    assert_eq!(config.environments["dev"].compose_project(), "hestino-dev");
+    let swarm = load_with(VALID, &[]).unwrap();
+    assert_eq!(swarm.environments["dev"].orchestrator, Orchestrator::Swarm);
+
+    let unknown = VALID.replace(
+        "stack = \"hestino-dev\"",
+        "orchestrator = \"kubernetes\"\nstack = \"hestino-dev\"",
+    );
+    insta::assert_snapshot!("unknown_orchestrator", problems(&unknown));
+    let misplaced = VALID.replace(
+        "stack = \"hestino-dev\"",
+        "stack = \"hestino-dev\"\nproject = \"../etc\"",
+    );
+    insta::assert_snapshot!("project_on_swarm_and_unsafe", problems(&misplaced));
+    let swarm_check = format!("{compose}\n[[environments.dev.checks]]\nkind = \"swarm\"\n");
+    insta::assert_snapshot!("swarm_check_on_compose", problems(&swarm_check));
+}

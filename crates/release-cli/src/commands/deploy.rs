@@ -26,6 +26,8 @@ use crate::cli::{DeployArgs, Global};
 use crate::config::{self, Config};
 use crate::exit::{Code, Failure};
 
+mod compose;
+
 /// How long a deploy waits for another deploy to the same environment by default.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
 /// Deadline for converging when neither `--timeout` nor `deploy_timeout` says.
@@ -159,6 +161,35 @@ pub async fn run_deploy(
         .write_stack(&env_name, &version, yaml.as_bytes())
         .map_err(stage::record_failure)?;
 
+    if env.orchestrator == config::Orchestrator::Compose {
+        let digests = release
+            .services
+            .iter()
+            .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
+            .map(|(name, image)| (name.clone(), image.digest.clone()))
+            .collect();
+        let progress = progress_printer(global, started);
+        return compose::deploy(compose::Ctx {
+            global,
+            options,
+            config: &config,
+            env: &env,
+            env_name: &env_name,
+            target: &target,
+            state: &state,
+            previous,
+            version: &version,
+            digests,
+            yaml: &yaml,
+            rendered: &rendered,
+            stack_path: &stack_path,
+            timeout,
+            started,
+            rolling_back,
+            progress: &progress,
+        })
+        .await;
+    }
     let engine = super::connect_env(&config, options.env).await?;
     engine.require_swarm_manager().await?;
     let before = engine.snapshot(&env.stack).await?;
@@ -385,7 +416,11 @@ fn write_outputs(global: &Global, options: &Options<'_>, s: Summary<'_>) -> Resu
         .collect();
     let report = Report {
         env: options.env.to_owned(),
-        stack: s.env.stack.clone(),
+        // A Compose environment reports its project here.
+        stack: match s.env.orchestrator {
+            config::Orchestrator::Swarm => s.env.stack.clone(),
+            config::Orchestrator::Compose => s.env.compose_project().to_owned(),
+        },
         version: s.version.to_string(),
         previous_version: s.previous_version.clone(),
         outcome: s.outcome,

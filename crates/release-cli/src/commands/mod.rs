@@ -37,7 +37,26 @@ pub fn load_config(global: &crate::cli::Global) -> Result<Config, Failure> {
 /// Connects to the engine environment `env` names (see [`Config::endpoint`]); a failure
 /// names the environment, the endpoint and the cause. Connecting sends nothing but the
 /// version request, so a failure here has changed nothing.
+///
+/// A Compose environment is refused here: the commands that read an environment's live
+/// state (`status`, `audit --live`, the promotion gate's source) read Swarm services, and
+/// do not read Compose projects yet. `release deploy` and `release rollback` connect to a
+/// Compose environment with [`connect_compose_env`].
 pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
+    if config
+        .environment(env)
+        .is_ok_and(|e| e.orchestrator == crate::config::Orchestrator::Compose)
+    {
+        return Err(Failure::usage(format!(
+            "environment `{env}` is a Compose environment (orchestrator = \"compose\"): only `release deploy` and `release rollback` support Compose environments yet"
+        ))
+        .with_hint("see docs/compose.md, \"Not done yet\""));
+    }
+    connect_compose_env(config, env).await
+}
+
+/// Connects to the engine of environment `env`, whatever its orchestrator.
+pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
     let endpoint = config.endpoint(env)?;
     engine::Engine::connect(&endpoint)
         .await

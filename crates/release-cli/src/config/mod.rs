@@ -15,7 +15,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use model::{BuildSecret, Builder, Check, Environment, HttpCheck, Project, Registry, Service};
+pub use model::{
+    BuildSecret, Builder, Check, Environment, HttpCheck, Orchestrator, Project, Registry, Service,
+};
 
 use engine::StackFile;
 use serde::de::DeserializeOwned;

@@ -107,10 +107,15 @@ pub struct Environment {
     pub docker_tls_verify: Option<bool>,
     /// A Docker CLI context by name, read from the CLI's context store.
     pub docker_context: Option<String>,
-    /// The Swarm stack name.
+    /// `swarm` (the default: `docker stack deploy`) or `compose` (`docker compose up`).
+    #[serde(default)]
+    pub orchestrator: Orchestrator,
+    /// The Swarm stack name; for a Compose environment, the default project name.
     pub stack: String,
-    /// The stack file, relative to the config file.
+    /// The stack file (for Compose, the compose file), relative to the config file.
     pub stack_file: PathBuf,
+    /// The Compose project name (`docker compose -p`); defaults to `stack`. Compose only.
+    pub project: Option<String>,
     /// The environment whose tested digests this one may receive (through `promote`).
     pub promote_from: Option<String>,
     #[serde(default)]
@@ -119,6 +124,22 @@ pub struct Environment {
     pub deploy_timeout: Option<String>,
     #[serde(default)]
     pub checks: Vec<Check>,
+}
+
+/// What applies an environment's stack file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orchestrator {
+    #[default]
+    Swarm,
+    Compose,
+}
+
+impl Environment {
+    /// The Compose project name: `project`, else the stack name.
+    pub fn compose_project(&self) -> &str {
+        self.project.as_deref().unwrap_or(&self.stack)
+    }
 }
 
 /// One smoke or health check of an environment.

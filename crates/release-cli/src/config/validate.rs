@@ -319,6 +319,16 @@ impl Validator<'_> {
                 env,
             );
             self.name(&at("stack"), "stack name", &e.stack);
+            if let Some(project) = &e.project {
+                self.name(&at("project"), "compose project name", project);
+                if e.orchestrator != super::model::Orchestrator::Compose {
+                    self.push(
+                        &at("project"),
+                        format!("environment `{env}` sets `project`, which only a Compose environment uses"),
+                        "set orchestrator = \"compose\", or remove `project` (a Swarm environment is named by `stack`)",
+                    );
+                }
+            }
             self.duration(&at("deploy_timeout"), e.deploy_timeout.as_deref());
             if let Some(from) = &e.promote_from {
                 if from == env {
@@ -370,6 +380,15 @@ impl Validator<'_> {
                             "write a duration such as \"500ms\" or \"1s\"",
                         );
                     }
+                }
+                if matches!(check, Check::Swarm(_))
+                    && e.orchestrator == super::model::Orchestrator::Compose
+                {
+                    self.push(
+                        &cpath,
+                        format!("a swarm check of environment `{env}` cannot judge a Compose environment"),
+                        "Compose checks (kind = \"compose\") are not supported yet; use http or tcp checks",
+                    );
                 }
                 if let Check::Swarm(swarm) = check
                     && swarm.services.as_ref().is_some_and(Vec::is_empty)

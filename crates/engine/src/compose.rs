@@ -1,0 +1,490 @@
+//! Compose projects: applying a rendered compose file with `docker compose` (v2) and
+//! knowing, through the Engine API, whether the project converged.
+//!
+//! The file is applied by the Docker CLI's compose plugin, the reference implementation:
+//! [`compose_up`] runs `docker compose -p P -f FILE up -d --wait --remove-orphans`, and
+//! [`compose_down`] removes a project. Like `docker stack deploy` ([`crate::stack_deploy`]),
+//! the child reaches exactly the engine of the [`Endpoint`] (every `DOCKER_*` variable set
+//! or removed) and none of the toolchain's `RELEASE_*` variables.
+//!
+//! `--wait`'s word is not taken alone: [`Engine::compose_converged`] reads every container
+//! labelled `com.docker.compose.project=P` from the engine and judges each one: running,
+//! healthy where it has a health check, and on the expected digest. The digest is checked
+//! on what runs, not on what was asked: the container's image id is inspected, and that
+//! image's `RepoDigests` must hold `REPO@sha256:…` of the pinned reference.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::models::HealthStatusEnum;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+
+use crate::deploy::scrub_release_vars;
+use crate::endpoint::Endpoint;
+use crate::swarm::{Engine, EngineError};
+
+/// The label Compose puts on every container of a project.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label Compose puts on a container naming its service.
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+/// How often containers are read while a project settles.
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("cannot run `docker compose` for project {project}: {source}")]
+    Spawn {
+        project: String,
+        source: std::io::Error,
+    },
+    #[error("`docker compose {action}` of project {project} failed (exit {code}): {output}")]
+    Command {
+        project: String,
+        action: &'static str,
+        code: String,
+        output: String,
+    },
+}
+
+/// Runs `docker compose -p PROJECT -f FILE up -d --wait --wait-timeout SECONDS
+/// --remove-orphans` against `endpoint`. Images are pulled when missing, with the registry
+/// login the Docker CLI holds; no credential appears on the command line.
+pub async fn compose_up(
+    endpoint: &Endpoint,
+    project: &str,
+    file: &Path,
+    wait_timeout: Duration,
+) -> Result<(), ComposeError> {
+    let seconds = wait_timeout.as_secs().max(1).to_string();
+    compose(
+        endpoint,
+        project,
+        file,
+        "up",
+        &[
+            "up",
+            "-d",
+            "--wait",
+            "--wait-timeout",
+            &seconds,
+            "--remove-orphans",
+        ],
+    )
+    .await
+}
+
+/// Runs `docker compose -p PROJECT -f FILE down --remove-orphans`: the project's
+/// containers and networks go; named volumes stay.
+pub async fn compose_down(
+    endpoint: &Endpoint,
+    project: &str,
+    file: &Path,
+) -> Result<(), ComposeError> {
+    compose(
+        endpoint,
+        project,
+        file,
+        "down",
+        &["down", "--remove-orphans", "--timeout", "5"],
+    )
+    .await
+}
+
+async fn compose(
+    endpoint: &Endpoint,
+    project: &str,
+    file: &Path,
+    action: &'static str,
+    args: &[&str],
+) -> Result<(), ComposeError> {
+    let mut cmd = tokio::process::Command::new("docker");
+    cmd.args(["compose", "--progress", "plain", "-p", project])
+        .arg("-f")
+        .arg(file)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(dir) = file.parent() {
+        cmd.current_dir(dir);
+    }
+    endpoint.configure(&mut cmd);
+    scrub_release_vars(&mut cmd);
+    let out = cmd.output().await.map_err(|source| ComposeError::Spawn {
+        project: project.to_owned(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut output = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    if output.is_empty() {
+        output = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    }
+    Err(ComposeError::Command {
+        project: project.to_owned(),
+        action,
+        code: out
+            .status
+            .code()
+            .map_or_else(|| "by signal".to_owned(), |c| c.to_string()),
+        output: last_lines(&output, 6),
+    })
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// One container of a Compose project as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeContainer {
+    pub service: String,
+    pub name: String,
+    /// The image reference the container was created from (`Config.Image`).
+    pub image: String,
+    /// The id of the image the container runs (`sha256:…`).
+    pub image_id: String,
+    /// The digests the running image is known by in registries (`REPO@sha256:…`).
+    pub repo_digests: Vec<String>,
+    /// `running`, `exited`, `restarting`, …
+    pub state: String,
+    pub exit_code: Option<i64>,
+    /// `healthy`, `unhealthy`, `starting`, or `None` without a health check.
+    pub health: Option<String>,
+    /// The last failing health check's output, if any.
+    pub health_output: Option<String>,
+}
+
+/// Why a container does not count as converged, and whether waiting could change that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub service: String,
+    pub cause: String,
+    /// Still starting: waiting may resolve it.
+    pub transient: bool,
+    /// The service has no container of the pinned image (none at all, or one of another
+    /// image): what runs is not the new release, so the cause is elsewhere (e.g. a pull
+    /// that failed, as `docker compose` says).
+    pub not_the_release: bool,
+}
+
+impl Engine {
+    /// Every container of Compose project `project`, stopped ones included.
+    pub async fn compose_containers(
+        &self,
+        project: &str,
+    ) -> Result<Vec<ComposeContainer>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{COMPOSE_PROJECT_LABEL}={project}")],
+        )]);
+        let listed = self
+            .docker()
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|source| self.compose_error("list containers", source))?;
+        let mut out = Vec::new();
+        for summary in listed {
+            let Some(id) = summary.id else { continue };
+            let inspected = match self
+                .docker()
+                .inspect_container(&id, None::<InspectContainerOptions>)
+                .await
+            {
+                Ok(c) => c,
+                // Removed between list and inspect (compose recreating it).
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => continue,
+                Err(source) => return Err(self.compose_error("inspect container", source)),
+            };
+            let config = inspected.config.unwrap_or_default();
+            let service = config
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(COMPOSE_SERVICE_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            let state = inspected.state.unwrap_or_default();
+            let health = state.health.clone();
+            let health_output = health
+                .as_ref()
+                .and_then(|h| h.log.as_ref())
+                .and_then(|log| log.iter().rev().find(|r| r.exit_code != Some(0)))
+                .map(|r| {
+                    let text = r.output.clone().unwrap_or_default();
+                    let text = text.trim();
+                    format!(
+                        "exit {}: {}",
+                        r.exit_code.unwrap_or(-1),
+                        if text.is_empty() { "(no output)" } else { text }
+                    )
+                });
+            let repo_digests = match &inspected.image {
+                Some(image_id) => match self.docker().inspect_image(image_id).await {
+                    Ok(image) => image.repo_digests.unwrap_or_default(),
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => Vec::new(),
+                    Err(source) => return Err(self.compose_error("inspect image", source)),
+                },
+                None => Vec::new(),
+            };
+            out.push(ComposeContainer {
+                service,
+                name: inspected
+                    .name
+                    .unwrap_or(id)
+                    .trim_start_matches('/')
+                    .to_owned(),
+                image: config.image.unwrap_or_default(),
+                image_id: inspected.image.clone().unwrap_or_default(),
+                repo_digests,
+                state: state
+                    .status
+                    .map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+                exit_code: state.exit_code,
+                health: health.and_then(|h| h.status).and_then(|s| match s {
+                    HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => None,
+                    other => Some(other.to_string()),
+                }),
+                health_output,
+            });
+        }
+        out.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+        Ok(out)
+    }
+
+    /// Reads the project until every container converged (`Ok(containers)`), a container
+    /// definitely failed, or `deadline` passed; `Err` lists each service's problems.
+    /// `expected` maps each service of the file to its pinned `REPO:TAG@sha256:…`.
+    pub async fn compose_converged(
+        &self,
+        project: &str,
+        expected: &BTreeMap<String, String>,
+        deadline: Instant,
+    ) -> Result<Result<Vec<ComposeContainer>, Vec<Problem>>, EngineError> {
+        loop {
+            let containers = self.compose_containers(project).await?;
+            let problems = judge(&containers, expected);
+            if problems.is_empty() {
+                return Ok(Ok(containers));
+            }
+            let settled = problems.iter().any(|p| !p.transient);
+            if settled || Instant::now() >= deadline {
+                return Ok(Err(problems));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn compose_error(&self, what: &'static str, source: bollard::errors::Error) -> EngineError {
+        EngineError::Request {
+            host: self.host().to_owned(),
+            what,
+            source,
+        }
+    }
+}
+
+/// `REPO@sha256:…` of a pinned `REPO[:TAG]@sha256:…`, as `RepoDigests` spells it.
+fn repo_digest(pinned: &str) -> Option<String> {
+    let (name, digest) = pinned.split_once('@')?;
+    // A tag follows the last `:` after the last `/` (a registry port precedes a `/`).
+    let repo = match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => &name[..i],
+        _ => name,
+    };
+    Some(format!("{repo}@{digest}"))
+}
+
+/// Every reason the project is not converged: a service of the file without a running
+/// container, a container not running, unhealthy or still starting, on another image than
+/// the pinned one, or of a service the file does not have.
+pub fn judge(containers: &[ComposeContainer], expected: &BTreeMap<String, String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for service in expected.keys() {
+        if !containers.iter().any(|c| &c.service == service) {
+            problems.push(Problem {
+                service: service.clone(),
+                cause: "no container".to_owned(),
+                transient: true,
+                not_the_release: true,
+            });
+        }
+    }
+    for c in containers {
+        let problem = |cause: String, transient: bool| Problem {
+            service: c.service.clone(),
+            cause: format!("container {}: {cause}", c.name),
+            transient,
+            not_the_release: false,
+        };
+        let Some(pinned) = expected.get(&c.service) else {
+            problems.push(problem("not in the compose file".to_owned(), false));
+            continue;
+        };
+        match c.state.as_str() {
+            "running" => {}
+            "created" | "restarting" => {
+                problems.push(problem(format!("{} (not running yet)", c.state), true));
+                continue;
+            }
+            other => {
+                let code = c
+                    .exit_code
+                    .map(|code| format!(", exit code {code}"))
+                    .unwrap_or_default();
+                problems.push(problem(format!("{other}{code}"), false));
+                continue;
+            }
+        }
+        match c.health.as_deref() {
+            Some("unhealthy") => {
+                let output = c
+                    .health_output
+                    .as_deref()
+                    .map(|o| format!("; health check: {o}"))
+                    .unwrap_or_default();
+                problems.push(problem(format!("unhealthy{output}"), false));
+                continue;
+            }
+            Some("starting") => {
+                problems.push(problem("health check still starting".to_owned(), true));
+                continue;
+            }
+            _ => {}
+        }
+        match repo_digest(pinned) {
+            Some(want) if c.repo_digests.contains(&want) => {}
+            Some(want) => {
+                let repo = want.split_once('@').map_or("", |(r, _)| r);
+                let runs: Vec<&str> = c
+                    .repo_digests
+                    .iter()
+                    .filter(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+                    .filter_map(|d| d.split_once('@').map(|(_, d)| d))
+                    .collect();
+                let runs = if runs.is_empty() {
+                    format!("image {}", c.image_id)
+                } else {
+                    runs.join(", ")
+                };
+                let mut p = problem(
+                    format!(
+                        "runs {runs}, not the recorded {}",
+                        want.split_once('@').map_or("", |(_, d)| d)
+                    ),
+                    false,
+                );
+                p.not_the_release = true;
+                problems.push(p);
+            }
+            None => problems.push(problem(
+                format!("the compose file's image {pinned} is not pinned by digest"),
+                false,
+            )),
+        }
+    }
+    problems.sort_by(|a, b| a.service.cmp(&b.service));
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn container(service: &str, digest: &str) -> ComposeContainer {
+        ComposeContainer {
+            service: service.to_owned(),
+            name: format!("p-{service}-1"),
+            image: format!("127.0.0.1:5443/t/{service}:1.0.0@{D}"),
+            image_id: format!("sha256:{}", "c".repeat(64)),
+            repo_digests: vec![format!("127.0.0.1:5443/t/{service}@{digest}")],
+            state: "running".to_owned(),
+            exit_code: Some(0),
+            health: Some("healthy".to_owned()),
+            health_output: None,
+        }
+    }
+
+    #[test]
+    fn repo_digest_drops_the_tag_but_keeps_a_registry_port() {
+        assert_eq!(
+            repo_digest(&format!("127.0.0.1:5443/t/api:1.0.0@{D}")).unwrap(),
+            format!("127.0.0.1:5443/t/api@{D}")
+        );
+        assert_eq!(
+            repo_digest(&format!("127.0.0.1:5443/t/api@{D}")).unwrap(),
+            format!("127.0.0.1:5443/t/api@{D}")
+        );
+        assert_eq!(repo_digest("t/api:1.0.0"), None);
+    }
+
+    #[test]
+    fn a_project_converges_only_running_healthy_and_on_the_pinned_digest() {
+        let expected = BTreeMap::from([
+            ("api".to_owned(), format!("127.0.0.1:5443/t/api:1.0.0@{D}")),
+            (
+                "worker".to_owned(),
+                format!("127.0.0.1:5443/t/worker:1.0.0@{D}"),
+            ),
+        ]);
+        let good = vec![container("api", D), container("worker", D)];
+        assert!(judge(&good, &expected).is_empty());
+
+        let mut unhealthy = good.clone();
+        unhealthy[0].health = Some("unhealthy".to_owned());
+        unhealthy[0].health_output = Some("exit 1: unhealthy".to_owned());
+        let p = judge(&unhealthy, &expected);
+        assert_eq!(p.len(), 1);
+        assert!(!p[0].transient);
+        assert_eq!(
+            p[0].cause,
+            "container p-api-1: unhealthy; health check: exit 1: unhealthy"
+        );
+
+        let mut exited = good.clone();
+        exited[1].state = "exited".to_owned();
+        exited[1].exit_code = Some(3);
+        let p = judge(&exited, &expected);
+        assert_eq!(p[0].service, "worker");
+        assert!(p[0].cause.ends_with("exited, exit code 3"), "{p:?}");
+
+        let other = format!("sha256:{}", "b".repeat(64));
+        let drifted = vec![container("api", &other), container("worker", D)];
+        let p = judge(&drifted, &expected);
+        assert_eq!(
+            p[0].cause,
+            format!("container p-api-1: runs {other}, not the recorded {D}")
+        );
+        assert!(p[0].not_the_release);
+        assert!(!p[0].transient);
+
+        let p = judge(&good[..1], &expected);
+        assert_eq!(p[0].service, "worker");
+        assert!(p[0].transient);
+
+        let mut starting = good.clone();
+        starting[0].health = Some("starting".to_owned());
+        assert!(judge(&starting, &expected)[0].transient);
+
+        let mut stray = good.clone();
+        stray.push(container("old", D));
+        assert_eq!(
+            judge(&stray, &expected)[0].cause,
+            "container p-old-1: not in the compose file"
+        );
+    }
+}

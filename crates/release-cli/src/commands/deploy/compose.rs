@@ -1,0 +1,312 @@
+//! The deploy of a Compose environment (`orchestrator = "compose"`): the rendered, pinned
+//! file is applied with `docker compose up -d --wait --remove-orphans`, then the project's
+//! containers are read from the engine and judged ([`engine::compose`]). On failure the
+//! previous rendered file (the environment pointer's version, from the state dir) is
+//! applied again and judged the same way; a first deploy is taken down. The records are
+//! the Swarm path's: pointer, `deployed`, `deploy-failed`, `rolled-back`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use engine::{Change, Outcome, Progress, StackFile};
+use verify::history::MadeLive;
+use verify::ledger::{DeployFailed, FailureTrigger, RollbackAfterFailure};
+use verify::{EnvName, EnvPointer, StateDir, Version};
+
+use super::{Options, Summary, Target, stage, write_outputs};
+use crate::cli::Global;
+use crate::config::{Config, Environment};
+use crate::exit::{Code, Failure};
+
+/// Everything the shared part of the deploy settled before the engine is touched.
+pub(super) struct Ctx<'a> {
+    pub global: &'a Global,
+    pub options: &'a Options<'a>,
+    pub config: &'a Config,
+    pub env: &'a Environment,
+    pub env_name: &'a EnvName,
+    pub target: &'a Target,
+    pub state: &'a StateDir,
+    pub previous: Option<EnvPointer>,
+    pub version: &'a Version,
+    pub digests: BTreeMap<String, verify::Digest>,
+    pub yaml: &'a str,
+    pub rendered: &'a StackFile,
+    pub stack_path: &'a Path,
+    pub timeout: Duration,
+    pub started: Instant,
+    pub rolling_back: bool,
+    pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+/// Service → pinned image of a compose file, for every service that names an image.
+fn images_of(file: &StackFile) -> BTreeMap<String, String> {
+    file.services()
+        .iter()
+        .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
+        .collect()
+}
+
+/// Each service's problems joined into one cause.
+fn failures_of(problems: &[engine::Problem]) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for p in problems {
+        out.entry(p.service.clone())
+            .and_modify(|c| {
+                c.push_str("; ");
+                c.push_str(&p.cause);
+            })
+            .or_insert_with(|| p.cause.clone());
+    }
+    out
+}
+
+pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
+    let engine = super::super::connect_compose_env(c.config, c.options.env).await?;
+    let project = c.env.compose_project();
+    let expected = images_of(c.rendered);
+    let before = engine.compose_containers(project).await?;
+    let changes: Vec<Change> = expected
+        .iter()
+        .filter(|(service, image)| {
+            !before
+                .iter()
+                .any(|b| &b.service == *service && &b.image == *image)
+        })
+        .map(|(service, image)| Change {
+            service: service.clone(),
+            name: format!("{project}-{service}"),
+            image: image.clone(),
+            before: None,
+        })
+        .collect();
+    (c.progress)(Progress {
+        service: "*",
+        state: format!(
+            "applying {} to compose project {project} ({})",
+            c.version,
+            c.stack_path.display()
+        ),
+    });
+    let deadline = Instant::now() + c.timeout;
+    let applied = engine::compose_up(engine.endpoint(), project, c.stack_path, c.timeout).await;
+    if let Err(e @ engine::ComposeError::Spawn { .. }) = &applied {
+        return Err(Failure::infrastructure(e.to_string()));
+    }
+    // `--wait` said no: read what it left, without waiting for more.
+    let judge_until = if applied.is_ok() {
+        deadline
+    } else {
+        Instant::now()
+    };
+    let judged = engine
+        .compose_converged(project, &expected, judge_until)
+        .await?;
+    let mut failed = match &judged {
+        Ok(_) => BTreeMap::new(),
+        Err(problems) => failures_of(problems),
+    };
+    // A service still on its old image (or on none) failed where `docker compose` says.
+    if let (Err(e), Err(problems)) = (&applied, &judged) {
+        for p in problems.iter().filter(|p| p.not_the_release) {
+            if let Some(cause) = failed.get_mut(&p.service)
+                && !cause.contains("docker compose")
+            {
+                cause.push_str(&format!("; {e}"));
+            }
+        }
+    }
+    if let Err(e) = &applied
+        && failed.is_empty()
+    {
+        // The containers look fine but Compose refused: every change failed with its word.
+        for change in &changes {
+            failed.insert(change.service.clone(), e.to_string());
+        }
+        if failed.is_empty() {
+            return Err(Failure::infrastructure(e.to_string()));
+        }
+    }
+    let after = c.started.elapsed();
+    let outcomes: Vec<Outcome> = changes
+        .iter()
+        .map(|change| match failed.get(&change.service) {
+            Some(cause) => Outcome::Failed {
+                cause: cause.clone(),
+            },
+            None => Outcome::Converged { after },
+        })
+        .collect();
+    let actor = stage::actor();
+    let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
+    let ledger = c.state.ledger();
+    let summary = |outcome| Summary {
+        env: c.env,
+        version: c.version,
+        previous_version: &previous_version,
+        outcome,
+        stack_path: c.stack_path,
+        started: c.started,
+        expected: &expected,
+        changes: &changes,
+        outcomes: &outcomes,
+    };
+
+    if failed.is_empty() {
+        let pointer = EnvPointer {
+            env: c.env_name.clone(),
+            version: c.version.clone(),
+            digests: c.digests.clone(),
+            updated: time::OffsetDateTime::now_utc(),
+            actor: actor.clone(),
+        };
+        c.state.write_env(&pointer).map_err(stage::record_failure)?;
+        let live = verify::history::Live {
+            env: c.env_name.clone(),
+            version: c.version.clone(),
+            previous_version: previous_version.clone(),
+            digests: c.digests.clone(),
+            changed: changes.iter().map(|ch| ch.service.clone()).collect(),
+            stack_sha256: verify::Digest::of(c.yaml.as_bytes()),
+            jenkins: stage::jenkins_build(),
+        };
+        let how = match c.target {
+            Target::Rollback(_) => MadeLive::Rollback,
+            Target::Promote {
+                approver, evidence, ..
+            } => MadeLive::Promote {
+                approver: approver.clone(),
+                evidence: evidence.clone(),
+            },
+            Target::Deploy(_) => MadeLive::Deploy,
+        };
+        ledger
+            .append_event(&actor, &live.event(how))
+            .map_err(|e| stage::record_failure(e.into()))?;
+        write_outputs(
+            c.global,
+            c.options,
+            summary(if c.rolling_back {
+                "rolled-back"
+            } else {
+                "deployed"
+            }),
+        )?;
+        return Ok(Code::Success);
+    }
+
+    let event = DeployFailed {
+        env: c.env_name.to_string(),
+        failures: failed.clone(),
+        jenkins: stage::jenkins_build(),
+        previous_version: previous_version.clone(),
+        version: c.version.to_string(),
+    };
+    ledger
+        .append_event(&actor, &event.into())
+        .map_err(|e| stage::record_failure(e.into()))?;
+    let causes: Vec<String> = failed
+        .iter()
+        .map(|(service, cause)| format!("service {service}: {cause}"))
+        .collect();
+    let message = format!(
+        "deploy of {} to {} failed: {}",
+        c.version,
+        c.env_name,
+        causes.join("; ")
+    );
+    if changes.is_empty() {
+        write_outputs(c.global, c.options, summary("deploy-failed"))?;
+        // Nothing was changed: the live project is not what the records would claim.
+        return Err(Failure::new(Code::Negative, message)
+            .with_hint(format!("inspect with `docker compose -p {project} ps`")));
+    }
+    let stuck = roll_back(&c, &engine, project).await;
+    let rolled: Vec<String> = changes.iter().map(|ch| ch.service.clone()).collect();
+    if stuck.is_none() {
+        let event = RollbackAfterFailure {
+            env: c.env_name.to_string(),
+            from_version: c.version.to_string(),
+            services: rolled.clone(),
+            to_version: previous_version.clone(),
+            trigger: FailureTrigger::DeployFailed,
+        };
+        ledger
+            .append_event(&actor, &event.into())
+            .map_err(|e| stage::record_failure(e.into()))?;
+    }
+    write_outputs(c.global, c.options, summary("deploy-failed"))?;
+    if let Some(stuck) = stuck {
+        return Err(Failure::infrastructure(format!(
+            "{message}; and the rollback did not converge: {stuck}"
+        ))
+        .with_hint(format!("inspect with `docker compose -p {project} ps`")));
+    }
+    Err(Failure::new(
+        Code::RolledBack,
+        format!(
+            "{message}; rolled back {} to {}",
+            rolled.join(", "),
+            previous_version
+                .as_deref()
+                .unwrap_or("the state before the deploy")
+        ),
+    ))
+}
+
+/// Applies the previous version's rendered file again and judges it, or, on a first
+/// deploy, takes the project down. `Some(cause)` when that did not work.
+async fn roll_back(c: &Ctx<'_>, engine: &engine::Engine, project: &str) -> Option<String> {
+    let Some(previous) = &c.previous else {
+        (c.progress)(Progress {
+            service: "*",
+            state: format!("first deploy failed: removing compose project {project}"),
+        });
+        return engine::compose_down(engine.endpoint(), project, c.stack_path)
+            .await
+            .err()
+            .map(|e| e.to_string());
+    };
+    let file: PathBuf = c.state.stack_path(c.env_name, &previous.version);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            return Some(format!(
+                "the rendered file of {} is not on record ({}: {e})",
+                previous.version,
+                file.display()
+            ));
+        }
+    };
+    let earlier = match StackFile::parse(&file, &text) {
+        Ok(f) => f,
+        Err(e) => return Some(e.to_string()),
+    };
+    (c.progress)(Progress {
+        service: "*",
+        state: format!(
+            "rolling back compose project {project} to {} ({})",
+            previous.version,
+            file.display()
+        ),
+    });
+    let deadline = Instant::now() + c.timeout;
+    if let Err(e) = engine::compose_up(engine.endpoint(), project, &file, c.timeout).await {
+        return Some(e.to_string());
+    }
+    match engine
+        .compose_converged(project, &images_of(&earlier), deadline)
+        .await
+    {
+        Ok(Ok(_)) => None,
+        Ok(Err(problems)) => Some(
+            failures_of(&problems)
+                .iter()
+                .map(|(s, cause)| format!("service {s}: {cause}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(e) => Some(e.to_string()),
+    }
+}

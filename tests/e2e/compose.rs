@@ -1,0 +1,535 @@
+//! `release deploy` on a Compose environment (`orchestrator = "compose"`), with the real
+//! `docker compose` v2 on the agent's engine: the rendered file is pinned and recorded, the
+//! containers run the recorded digests, an unhealthy release is rolled back while the
+//! previous version serves again, a first failed deploy leaves nothing, `latest` is refused.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use release_e2e::{Project, Testbed, docker, example_dir, junit_suite};
+use verify::{Digest, EntryKind, ReleaseManifest, ServiceImage, StateDir, Version};
+
+const SERVICES: [&str; 2] = ["api", "worker"];
+
+/// Takes the Compose project down when the test ends, however it ends.
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args([
+                "compose",
+                "-p",
+                &self.0,
+                "down",
+                "--remove-orphans",
+                "-t",
+                "1",
+            ])
+            .output();
+    }
+}
+
+/// A two-service Compose project (env `e2e`): api publishes a loopback port, the worker is
+/// internal and publishes none.
+struct Fixture {
+    project: Project,
+    name: String,
+    repo: String,
+    port: u16,
+    _down: Down,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fixture(bed: &Testbed, prefix: &str) -> Fixture {
+    let name = bed.unique(prefix);
+    let repo = format!("e2e/{name}");
+    let project = Project::new();
+    project.write(
+        "release.toml",
+        &format!(
+            r#"[project]
+name = "e2e"
+
+[registry]
+host = "registry.invalid"
+
+[services.api]
+repository = "{repo}/api"
+context = "{context}"
+
+[services.worker]
+repository = "{repo}/worker"
+context = "{context}"
+internal = true
+
+[environments.e2e]
+orchestrator = "compose"
+stack = "unused-{name}"
+project = "{name}"
+stack_file = "compose.yml"
+deploy_timeout = "40s"
+"#,
+            context = example_dir().join("image").display()
+        ),
+    );
+    let port = free_port();
+    project.write("compose.yml", &compose_file(&repo, port, ""));
+    Fixture {
+        project,
+        _down: Down(name.clone()),
+        name,
+        repo,
+        port,
+    }
+}
+
+/// The compose file; images name tags only (rendering pins them).
+fn compose_file(repo: &str, port: u16, extra: &str) -> String {
+    let mut text = String::from("services:\n");
+    for service in SERVICES {
+        text.push_str(&format!(
+            "  {service}:\n    image: ${{RELEASE_REGISTRY}}/{repo}/{service}:${{VERSION}}\n    \
+             init: true\n    stop_grace_period: 1s\n"
+        ));
+        if service == "api" {
+            text.push_str(&format!("    ports:\n      - \"127.0.0.1:{port}:8080\"\n"));
+        }
+    }
+    text.push_str(extra);
+    text
+}
+
+/// Pushes one demo image per service and records release `version`; `api_args` are extra
+/// build args for api. Returns service → pinned reference.
+fn record(
+    bed: &Testbed,
+    f: &Fixture,
+    version: &str,
+    api_args: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    let mut services = BTreeMap::new();
+    let mut pinned = BTreeMap::new();
+    for service in SERVICES {
+        let mut args = vec![("SERVICE", service), ("VERSION", version)];
+        if service == "api" {
+            args.extend_from_slice(api_args);
+        }
+        let reference = bed.push_demo_image(&format!("{}/{service}", f.repo), version, &args);
+        let (name, digest) = reference.split_once('@').unwrap();
+        let (repository, tag) = name.rsplit_once(':').unwrap();
+        services.insert(
+            service.to_owned(),
+            ServiceImage {
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+                digest: Digest::parse(digest).unwrap(),
+                platform: None,
+            },
+        );
+        // The deploy pulls: the tag pushed from this engine is removed from it.
+        docker(["image", "rm", name]);
+        pinned.insert(service.to_owned(), reference);
+    }
+    let manifest = ReleaseManifest {
+        project: "e2e".to_owned(),
+        version: Version::parse(version).unwrap(),
+        created: time::OffsetDateTime::now_utc(),
+        git_commit: None,
+        jenkins: None,
+        services,
+    };
+    state(f).record_release(&manifest, "e2e-test").unwrap();
+    pinned
+}
+
+fn state(f: &Fixture) -> StateDir {
+    StateDir::open(f.project.state_dir()).unwrap()
+}
+
+fn deploy(bed: &Testbed, f: &Fixture, version: &str) -> release_e2e::Run {
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", version])
+}
+
+fn ledger_kinds(f: &Fixture) -> Vec<(EntryKind, serde_json::Value)> {
+    state(f)
+        .ledger()
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind != EntryKind::Released)
+        .map(|e| (e.kind, e.payload))
+        .collect()
+}
+
+/// The project's containers as the plain Docker CLI sees them: service → (state, health,
+/// the digests of the image the container runs).
+fn containers(project: &str) -> BTreeMap<String, Vec<(String, String, Vec<String>)>> {
+    let ids = docker([
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    let mut out: BTreeMap<String, Vec<(String, String, Vec<String>)>> = BTreeMap::new();
+    for id in ids.split_whitespace() {
+        let line = docker([
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"com.docker.compose.service\"}}|{{.State.Status}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|{{.Image}}",
+            id,
+        ]);
+        let parts: Vec<&str> = line.trim().split('|').collect();
+        let digests = docker([
+            "image",
+            "inspect",
+            "--format",
+            "{{range .RepoDigests}}{{println .}}{{end}}",
+            parts[3],
+        ]);
+        out.entry(parts[0].to_owned()).or_default().push((
+            parts[1].to_owned(),
+            parts[2].to_owned(),
+            digests.lines().map(str::to_owned).collect(),
+        ));
+    }
+    out
+}
+
+/// Every service runs exactly one container, running and healthy, on the pinned digest.
+#[track_caller]
+fn assert_runs(project: &str, release: &BTreeMap<String, String>) {
+    let live = containers(project);
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        release.keys().collect::<Vec<_>>(),
+        "{live:#?}"
+    );
+    for (service, pinned) in release {
+        let (name, digest) = pinned.split_once('@').unwrap();
+        let repo = name.rsplit_once(':').unwrap().0;
+        let want = format!("{repo}@{digest}");
+        let running = &live[service];
+        assert_eq!(running.len(), 1, "service {service}: {live:#?}");
+        let (status, health, digests) = &running[0];
+        assert_eq!(status, "running", "service {service}: {live:#?}");
+        assert_eq!(health, "healthy", "service {service}: {live:#?}");
+        assert!(
+            digests.contains(&want),
+            "service {service}: want {want}, {live:#?}"
+        );
+    }
+}
+
+/// `GET /version` on the published port: the body, or `None` when nothing answered.
+fn version_at(port: u16) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.trim().to_owned())
+        .or_else(|| {
+            head.starts_with("HTTP/1.0 200")
+                .then(|| body.trim().to_owned())
+        })
+}
+
+#[test]
+fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-ab");
+    let a = record(&bed, &f, "1.0.0", &[]);
+    let b = record(&bed, &f, "1.1.0", &[]);
+
+    deploy(&bed, &f, "1.0.0").success();
+    assert_runs(&f.name, &a);
+    assert!(version_at(f.port).unwrap().contains("1.0.0"));
+
+    let junit = f.project.dir().join("deploy.xml");
+    let run = bed.release(
+        &f.project,
+        [
+            "--json",
+            "deploy",
+            "--env",
+            "e2e",
+            "--version",
+            "1.1.0",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    let report = run.json();
+    run.success();
+    assert_runs(&f.name, &b);
+    assert!(version_at(f.port).unwrap().contains("1.1.0"));
+    assert_eq!(report["outcome"], "deployed", "{report:#}");
+    assert_eq!(report["stack"], f.name.as_str(), "{report:#}");
+    assert_eq!(report["previous_version"], "1.0.0", "{report:#}");
+    for service in report["services"].as_array().unwrap() {
+        assert_eq!(service["result"], "converged", "{report:#}");
+    }
+
+    let stored =
+        std::fs::read_to_string(f.project.state_dir().join("stacks/e2e/1.1.0.yml")).unwrap();
+    for image in b.values() {
+        assert!(stored.contains(image.as_str()), "{stored}");
+    }
+    assert_eq!(
+        report["rendered_stack"].as_str().unwrap(),
+        f.project
+            .state_dir()
+            .join("stacks/e2e/1.1.0.yml")
+            .to_str()
+            .unwrap()
+    );
+    let pointer = state(&f)
+        .read_env(&"e2e".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(pointer.version.as_str(), "1.1.0");
+    for (service, image) in &b {
+        assert!(image.ends_with(pointer.digests[service].as_str()));
+    }
+    let kinds = ledger_kinds(&f);
+    assert_eq!(
+        kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [EntryKind::Deployed, EntryKind::Deployed]
+    );
+    assert_eq!(kinds[1].1["version"], "1.1.0");
+    assert_eq!(kinds[1].1["previous_version"], "1.0.0");
+    // What reads live Swarm state does not read Compose projects yet, and says so.
+    bed.release(&f.project, ["status", "--env", "e2e"])
+        .expect_code(2)
+        .stderr_has(
+            "only `release deploy` and `release rollback` support Compose environments yet",
+        );
+    let suite = junit_suite(&junit, "deploy 1.1.0 to e2e", 2, 0);
+    for case in suite["cases"].as_array().unwrap() {
+        assert_eq!(case["classname"], "deploy.e2e", "{case:#}");
+    }
+
+    // `release rollback` takes the same path back to the version live before.
+    bed.release(&f.project, ["rollback", "--env", "e2e"])
+        .success()
+        .stdout_has("e2e rolled back to 1.0.0");
+    assert_runs(&f.name, &a);
+    assert!(version_at(f.port).unwrap().contains("1.0.0"));
+    let kinds = ledger_kinds(&f);
+    assert_eq!(kinds.last().unwrap().0, EntryKind::RolledBack, "{kinds:#?}");
+    assert_eq!(
+        state(&f)
+            .read_env(&"e2e".parse().unwrap())
+            .unwrap()
+            .unwrap()
+            .version
+            .as_str(),
+        "1.0.0"
+    );
+}
+
+#[test]
+fn an_unhealthy_compose_release_is_rolled_back_and_the_previous_one_serves() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-unhealthy");
+    let b = record(&bed, &f, "1.1.0", &[]);
+    record(&bed, &f, "1.2.0", &[("DEMO_UNHEALTHY", "1")]);
+    deploy(&bed, &f, "1.1.0").success();
+    assert_runs(&f.name, &b);
+
+    // A request loop on the published port for the whole attempt.
+    let port = f.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push((Instant::now(), version_at(port)));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            seen
+        })
+    };
+    let run = deploy(&bed, &f, "1.2.0");
+    let ended = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = looping.join().unwrap();
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("unhealthy")
+        .stderr_has("rolled back api, worker to 1.1.0");
+    assert!(
+        !run.stderr().contains("service worker:"),
+        "{}",
+        run.stderr()
+    );
+
+    assert_runs(&f.name, &b);
+    let answered = version_at(f.port).expect("api answers after the rollback");
+    assert!(answered.contains("1.1.0"), "{answered}");
+    // Every request after the deploy returned was served by the previous version.
+    let after: Vec<&Option<String>> = seen
+        .iter()
+        .filter(|(at, _)| *at > ended)
+        .map(|(_, v)| v)
+        .collect();
+    assert!(!after.is_empty());
+    assert!(
+        after
+            .iter()
+            .all(|v| v.as_deref().is_some_and(|v| v.contains("1.1.0"))),
+        "{after:?}"
+    );
+    eprintln!("{}", run.stderr());
+    let failed = seen.iter().filter(|(_, v)| v.is_none()).count();
+    eprintln!(
+        "request loop during the failed deploy: {} requests, {failed} unanswered (Compose recreates a container stop-first)",
+        seen.len()
+    );
+
+    let pointer = state(&f)
+        .read_env(&"e2e".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(pointer.version.as_str(), "1.1.0");
+    let entries = ledger_kinds(&f);
+    assert_eq!(
+        entries.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [
+            EntryKind::Deployed,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack
+        ]
+    );
+    let failures = entries[1].1["failures"].as_object().unwrap();
+    assert_eq!(failures.keys().collect::<Vec<_>>(), ["api"], "{failures:?}");
+    assert_eq!(entries[2].1["to_version"], "1.1.0", "{:#}", entries[2].1);
+    assert_eq!(entries[2].1["from_version"], "1.2.0", "{:#}", entries[2].1);
+}
+
+#[test]
+fn a_failed_first_compose_deploy_leaves_nothing_behind() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-first");
+    record(&bed, &f, "1.0.0", &[("DEMO_UNHEALTHY", "1")]);
+
+    deploy(&bed, &f, "1.0.0")
+        .expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("the state before the deploy");
+    assert!(containers(&f.name).is_empty(), "{:#?}", containers(&f.name));
+    let networks = docker([
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", f.name),
+    ]);
+    assert_eq!(networks.trim(), "", "networks left behind");
+    assert!(
+        state(&f)
+            .read_env(&"e2e".parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, [EntryKind::DeployFailed, EntryKind::RolledBack]);
+}
+
+#[test]
+fn latest_in_a_compose_file_is_refused_and_nothing_starts() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-latest");
+    record(&bed, &f, "1.0.0", &[]);
+    f.project.write(
+        "compose.yml",
+        &compose_file(
+            &f.repo,
+            f.port,
+            &format!(
+                "  side:\n    image: {}/{}/api:latest\n",
+                bed.registry, f.repo
+            ),
+        ),
+    );
+    deploy(&bed, &f, "1.0.0")
+        .expect_code(2)
+        .stderr_has("`side`")
+        .stderr_has("latest");
+    assert!(containers(&f.name).is_empty(), "{:#?}", containers(&f.name));
+    assert!(ledger_kinds(&f).is_empty());
+}
+
+#[test]
+fn a_compose_release_that_cannot_be_pulled_or_crashes_is_rolled_back() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-pull");
+    let b = record(&bed, &f, "1.1.0", &[]);
+    record(&bed, &f, "1.3.0", &[("DEMO_CRASH_AFTER", "1")]);
+    deploy(&bed, &f, "1.1.0").success();
+
+    // api names a digest the registry never had.
+    let mut services = state(&f)
+        .load_release(&Version::parse("1.1.0").unwrap())
+        .unwrap()
+        .manifest
+        .services;
+    let api = services.get_mut("api").unwrap();
+    api.tag = "1.2.0".to_owned();
+    api.digest = Digest::parse(&format!("sha256:{}", "0".repeat(63) + "1")).unwrap();
+    let manifest = ReleaseManifest {
+        project: "e2e".to_owned(),
+        version: Version::parse("1.2.0").unwrap(),
+        created: time::OffsetDateTime::now_utc(),
+        git_commit: None,
+        jenkins: None,
+        services,
+    };
+    state(&f).record_release(&manifest, "e2e-test").unwrap();
+    let run = deploy(&bed, &f, "1.2.0");
+    eprintln!("{}", run.stderr());
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("not the recorded sha256:0000")
+        .stderr_has("`docker compose up`")
+        .stderr_has("rolled back api to 1.1.0");
+    assert_runs(&f.name, &b);
+
+    let run = deploy(&bed, &f, "1.3.0");
+    eprintln!("{}", run.stderr());
+    run.expect_code(4)
+        .stderr_has("service api")
+        .stderr_has("exit code 3")
+        .stderr_has("to 1.1.0");
+    assert_runs(&f.name, &b);
+    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::Deployed,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack,
+            EntryKind::DeployFailed,
+            EntryKind::RolledBack
+        ]
+    );
+}
