@@ -59,10 +59,14 @@ impl Testbed {
             "active",
             "the testbed's Docker Engine is not in an active Swarm"
         );
+        static STALE: std::sync::Once = std::sync::Once::new();
+        STALE.call_once(|| remove_stale_stacks(&[]));
         bed
     }
 
     /// A name no other test (or earlier run) uses: lowercase, safe for stacks and repositories.
+    /// `PREFIX-PID-N-HEX`: the pid says which test process owns it (see
+    /// [`remove_stale_stacks`]).
     pub fn unique(&self, prefix: &str) -> String {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -268,6 +272,37 @@ where
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Removes the stacks that test processes which no longer run left on the Swarm that
+/// `docker_args` reaches: a run killed mid-test (a CI timeout, an interrupted run) never
+/// ran its cleanup, and its stacks keep their host-mode ports, so every later deploy of a
+/// service publishing the same port stays pending. Only names made by
+/// [`Testbed::unique`] (`PREFIX-PID-N-HEX`) whose process is gone are removed; a live
+/// process's stacks, this one's included, and every other stack are left alone.
+pub fn remove_stale_stacks(docker_args: &[&str]) {
+    let mut list: Vec<&str> = docker_args.to_vec();
+    list.extend(["stack", "ls", "--format", "{{.Name}}"]);
+    let names = docker(list);
+    for name in names.lines() {
+        let parts: Vec<&str> = name.rsplitn(4, '-').collect();
+        let [hex, n, pid, prefix] = parts.as_slice() else {
+            continue;
+        };
+        let owner = pid.parse::<u32>().ok();
+        let made_here =
+            !prefix.is_empty() && n.parse::<u32>().is_ok() && u32::from_str_radix(hex, 16).is_ok();
+        let Some(owner) = owner.filter(|_| made_here) else {
+            continue;
+        };
+        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        eprintln!("removing stack {name}, left by test process {owner} which no longer runs");
+        let mut rm: Vec<&str> = docker_args.to_vec();
+        rm.extend(["stack", "rm", name]);
+        docker(rm);
+    }
 }
 
 /// The repository root.

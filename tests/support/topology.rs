@@ -81,6 +81,12 @@ impl Topology {
                 "PROD node {host} is not Ready (run `scripts/testbed up`):\n{nodes}"
             );
         }
+        static STALE: std::sync::Once = std::sync::Once::new();
+        STALE.call_once(|| {
+            for server in [&t.dev, &t.prod] {
+                crate::remove_stale_stacks(&["-H", &server.sock]);
+            }
+        });
         t
     }
 
