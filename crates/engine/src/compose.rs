@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 
-use crate::deploy::scrub_release_vars;
 use crate::endpoint::Endpoint;
 use crate::swarm::{Engine, EngineError};
 
@@ -102,33 +101,21 @@ async fn compose(
     cmd.args(["compose", "--progress", "plain", "-p", project])
         .arg("-f")
         .arg(file)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+        .args(args);
     if let Some(dir) = file.parent() {
         cmd.current_dir(dir);
     }
-    endpoint.configure(&mut cmd);
-    scrub_release_vars(&mut cmd);
-    let out = cmd.output().await.map_err(|source| ComposeError::Spawn {
-        project: project.to_owned(),
-        source,
-    })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut output = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    if output.is_empty() {
-        output = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    }
-    Err(ComposeError::Command {
+    let failed = crate::deploy::run_docker(endpoint, cmd)
+        .await
+        .map_err(|source| ComposeError::Spawn {
+            project: project.to_owned(),
+            source,
+        })?;
+    failed.map_err(|f| ComposeError::Command {
         project: project.to_owned(),
         action,
-        code: out
-            .status
-            .code()
-            .map_or_else(|| "by signal".to_owned(), |c| c.to_string()),
-        output: last_lines(&output, 6),
+        code: f.code,
+        output: last_lines(&f.output, 6),
     })
 }
 

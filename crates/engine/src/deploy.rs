@@ -120,30 +120,53 @@ async fn stack_deploy_once(
     ])
     .arg("-c")
     .arg(file)
-    .arg(stack)
-    .stdin(std::process::Stdio::null())
-    .kill_on_drop(true);
+    .arg(stack);
+    let failed = run_docker(endpoint, cmd)
+        .await
+        .map_err(|source| DeployError::Spawn {
+            stack: stack.to_owned(),
+            source,
+        })?;
+    failed.map_err(|f| DeployError::Apply {
+        stack: stack.to_owned(),
+        code: f.code,
+        output: f.output,
+    })
+}
+
+/// How a `docker` child that did not succeed ended.
+pub(crate) struct ChildFailure {
+    /// Its exit code, or "by signal".
+    pub code: String,
+    /// What it said: stderr, else stdout, trimmed.
+    pub output: String,
+}
+
+/// Runs a `docker` child against `endpoint`: its `DOCKER_*` variables set or removed as
+/// the endpoint says, the toolchain's `RELEASE_*` ones removed, no stdin, killed if the
+/// caller is dropped. `Err` when it could not be started at all.
+pub(crate) async fn run_docker(
+    endpoint: &Endpoint,
+    mut cmd: tokio::process::Command,
+) -> std::io::Result<Result<(), ChildFailure>> {
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
     endpoint.configure(&mut cmd);
     scrub_release_vars(&mut cmd);
-    let out = cmd.output().await.map_err(|source| DeployError::Spawn {
-        stack: stack.to_owned(),
-        source,
-    })?;
+    let out = cmd.output().await?;
     if out.status.success() {
-        return Ok(());
+        return Ok(Ok(()));
     }
     let mut output = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     if output.is_empty() {
         output = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     }
-    Err(DeployError::Apply {
-        stack: stack.to_owned(),
+    Ok(Err(ChildFailure {
         code: out
             .status
             .code()
             .map_or_else(|| "by signal".to_owned(), |c| c.to_string()),
         output,
-    })
+    }))
 }
 
 /// Removes every `RELEASE_*` variable from a child's environment. The Docker CLI (and

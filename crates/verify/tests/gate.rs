@@ -79,22 +79,27 @@ impl Story {
 
     fn verdict(&self, tweak: impl FnOnce(&mut Observations<'_>)) -> gate::Verdict {
         let entries = self.state.ledger().read_events().unwrap();
-        let mut o = Observations {
-            version: "1.0.0",
-            target_env: "prod",
-            source_env: Some("dev"),
-            manifest: Ok((
-                BTreeMap::from([("api".to_owned(), A.to_owned())]),
-                M.to_owned(),
-            )),
-            entries: &entries,
-            live_source: Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{A}"))])),
-            registry: BTreeMap::from([("api".to_owned(), Ok(A.to_owned()))]),
-            approval_required: true,
-            approver: Some("alice"),
-        };
+        let mut o = observations(&entries);
         tweak(&mut o);
         gate::evaluate(&o)
+    }
+}
+
+/// What a green promotion of 1.0.0 from dev to prod observes, over `entries`.
+fn observations(entries: &[verify::Recorded]) -> Observations<'_> {
+    Observations {
+        version: "1.0.0",
+        target_env: "prod",
+        source_env: Some("dev"),
+        manifest: Ok((
+            BTreeMap::from([("api".to_owned(), A.to_owned())]),
+            M.to_owned(),
+        )),
+        entries,
+        live_source: Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{A}"))])),
+        registry: BTreeMap::from([("api".to_owned(), Ok(A.to_owned()))]),
+        approval_required: true,
+        approver: Some("alice"),
     }
 }
 
@@ -222,20 +227,9 @@ fn a_verdict_records_its_refusal_or_its_evidence() {
     assert_eq!(evidence.source_env, "dev");
 
     let entries = story.state.ledger().read_events().unwrap();
-    let o = Observations {
-        version: "1.0.0",
-        target_env: "prod",
-        source_env: Some("dev"),
-        manifest: Ok((
-            BTreeMap::from([("api".to_owned(), A.to_owned())]),
-            M.to_owned(),
-        )),
-        entries: &entries,
-        live_source: Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{A}"))])),
-        registry: BTreeMap::from([("api".to_owned(), Ok(B.to_owned()))]),
-        approval_required: true,
-        approver: None,
-    };
+    let mut o = observations(&entries);
+    o.registry.insert("api".into(), Ok(B.into()));
+    o.approver = None;
     let refused = gate::evaluate(&o);
     let event = refused.refusal(&o, None);
     assert_eq!(event.env, "prod");

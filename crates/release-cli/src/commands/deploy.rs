@@ -48,6 +48,22 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// How a deploy of this target makes its version live, for its ledger event.
+    pub fn made_live(&self) -> MadeLive {
+        match self {
+            Target::Rollback(_) => MadeLive::Rollback,
+            Target::Promote {
+                approver, evidence, ..
+            } => MadeLive::Promote {
+                approver: approver.clone(),
+                evidence: evidence.clone(),
+            },
+            Target::Deploy(_) => MadeLive::Deploy,
+        }
+    }
+}
+
 /// The options `deploy` and `rollback` share.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
@@ -261,17 +277,7 @@ pub async fn run_deploy(
             stack_sha256: verify::Digest::of(yaml.as_bytes()),
             jenkins: stage::jenkins_build(),
         };
-        let how = match &target {
-            Target::Rollback(_) => MadeLive::Rollback,
-            Target::Promote {
-                approver, evidence, ..
-            } => MadeLive::Promote {
-                approver: approver.clone(),
-                evidence: evidence.clone(),
-            },
-            Target::Deploy(_) => MadeLive::Deploy,
-        };
-        let event = live.event(how);
+        let event = live.event(target.made_live());
         ledger
             .append_event(&actor, &event)
             .map_err(|e| stage::record_failure(e.into()))?;

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use engine::{Change, Outcome, Progress, StackFile};
-use verify::history::MadeLive;
 use verify::ledger::{DeployFailed, FailureTrigger, RollbackAfterFailure};
 use verify::{EnvName, EnvPointer, StateDir, Version};
 
@@ -171,18 +170,8 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             stack_sha256: verify::Digest::of(c.yaml.as_bytes()),
             jenkins: stage::jenkins_build(),
         };
-        let how = match c.target {
-            Target::Rollback(_) => MadeLive::Rollback,
-            Target::Promote {
-                approver, evidence, ..
-            } => MadeLive::Promote {
-                approver: approver.clone(),
-                evidence: evidence.clone(),
-            },
-            Target::Deploy(_) => MadeLive::Deploy,
-        };
         ledger
-            .append_event(&actor, &live.event(how))
+            .append_event(&actor, &live.event(c.target.made_live()))
             .map_err(|e| stage::record_failure(e.into()))?;
         write_outputs(
             c.global,
