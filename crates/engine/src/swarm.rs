@@ -127,6 +127,22 @@ async fn bounded<T, E: std::error::Error + 'static>(
     }
 }
 
+/// A connection failure without a cause, made specific where the engine speaks TLS and
+/// says why on a fresh connection (see [`crate::tls::rejection`]).
+async fn unspecific_tls_failure(endpoint: &Endpoint, detail: String) -> EngineError {
+    let rejection = match (endpoint.address(), endpoint.tls()) {
+        (Address::Tcp { host, port }, Some(tls)) => crate::tls::rejection(tls, host, *port).await,
+        _ => None,
+    };
+    match rejection {
+        Some(e) => {
+            let (cause, detail) = classify(&e);
+            EngineError::connect(endpoint, cause, detail)
+        }
+        None => EngineError::connect(endpoint, Cause::Other, detail),
+    }
+}
+
 impl Engine {
     /// Connects to `endpoint` and negotiates the API version, so a newer client talks to
     /// an older daemon (Engine 20.10 speaks API 1.41). Nothing is sent but the version
@@ -176,7 +192,15 @@ impl Engine {
             let (cause, detail) = classify(&e);
             EngineError::connect(endpoint, cause, detail)
         })?;
-        let docker = bounded(endpoint, "no answer", docker.negotiate_version()).await?;
+        let docker = match bounded(endpoint, "no answer", docker.negotiate_version()).await {
+            Ok(docker) => docker,
+            Err(EngineError::Connect {
+                cause: Cause::Other,
+                detail,
+                ..
+            }) => return Err(unspecific_tls_failure(endpoint, detail).await),
+            Err(e) => return Err(e),
+        };
         Ok(Self {
             docker,
             host: endpoint.to_string(),

@@ -21,6 +21,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::endpoint::Tls;
 
+/// How long [`rejection`] waits for the engine's verdict on the client certificate.
+const VERDICT: Duration = Duration::from_secs(3);
+
 /// How long an idle connection is kept: longer than any pause between a watch's polls.
 const IDLE: Duration = Duration::from_secs(30);
 
@@ -77,4 +80,40 @@ pub(crate) fn docker(
         timeout_secs,
         version,
     )
+}
+
+/// The TLS error the engine at `host:port` answers a fresh connection with, if any.
+///
+/// Under TLS 1.3 the server checks the client's certificate only after the client has
+/// finished its side of the handshake, so a certificate the engine rejects reaches a
+/// pooled HTTP client as a connection closed before the first request ("connection was
+/// not ready"), and the alert that says why is lost. This connects once, completes the
+/// handshake, sends nothing, and waits a moment for the engine's alert: an engine that
+/// accepts the certificate sends nothing unasked (rustls consumes session tickets), so
+/// the wait ends quietly. The handshake's own errors (an unknown CA, TLS 1.2's alert) are
+/// returned as well.
+pub(crate) async fn rejection(tls: &Tls, host: &str, port: u16) -> Option<rustls::Error> {
+    use tokio::io::AsyncReadExt;
+    let config = config(tls).ok()?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
+    let tcp = tokio::time::timeout(VERDICT, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .ok()?
+        .ok()?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tls_error = |e: std::io::Error| {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .cloned()
+    };
+    let mut stream = match tokio::time::timeout(VERDICT, connector.connect(name, tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return tls_error(e),
+        Err(_) => return None,
+    };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(VERDICT, stream.read(&mut byte)).await {
+        Ok(Err(e)) => tls_error(e),
+        _ => None,
+    }
 }
