@@ -11,6 +11,7 @@ pub mod check;
 mod digest;
 pub mod drift;
 mod env;
+pub mod evidence;
 mod fs;
 pub mod gate;
 pub mod history;
