@@ -728,6 +728,179 @@ mod tests {
         assert_eq!(next_link(&headers), None);
     }
 
+    /// A registry on loopback that answers each connection with the next of `answers`
+    /// (status line and headers, body); returns its `host:port` and, when joined, the
+    /// request lines it received.
+    fn registry(answers: Vec<(String, String)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (head, body) in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                // Read the request's body too, so closing leaves nothing unread (a reset).
+                let end = text.find("\r\n\r\n").unwrap() + 4;
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while request.len() < end + length {
+                    let n = stream.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    request.extend_from_slice(&buf[..n]);
+                }
+                seen.push(text.lines().next().unwrap_or_default().to_owned());
+                let answer = format!(
+                    "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (host, server)
+    }
+
+    fn loopback_config(host: &str) -> crate::ClientConfig {
+        crate::ClientConfig {
+            insecure: vec![host.to_owned()],
+            credentials: Some(crate::Credentials::Anonymous),
+            ..crate::ClientConfig::default()
+        }
+    }
+
+    fn loopback_client(host: &str) -> Client {
+        Client::new(loopback_config(host)).unwrap()
+    }
+
+    fn index_of(descriptors: &[Descriptor]) -> String {
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors})
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_referrers_api_is_paged_and_filtered_here_when_the_registry_did_not() {
+        let subject = Digest::of(b"image");
+        let (x1, y, x2) = (referrer(1, "x"), referrer(2, "y"), referrer(3, "x"));
+        let next = format!("/v2/a/referrers/{subject}?artifactType=x&last=2");
+        let (host, server) = registry(vec![
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {OCI_INDEX}\r\nLink: <{next}>; rel=\"next\""
+                ),
+                index_of(&[x1.clone(), y]),
+            ),
+            (
+                format!("HTTP/1.1 200 OK\r\nContent-Type: {OCI_INDEX}"),
+                index_of(std::slice::from_ref(&x2)),
+            ),
+        ]);
+        let client = loopback_client(&host);
+        let repository = Reference::parse(&format!("{host}/a:1"), None).unwrap();
+        let listed = client
+            .referrers(&repository, &subject, Some("x"))
+            .await
+            .unwrap();
+        assert_eq!(listed.via, Via::Api);
+        assert_eq!(listed.descriptors, vec![x1, x2]);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                format!("GET /v2/a/referrers/{subject}?artifactType=x HTTP/1.1"),
+                format!("GET {next} HTTP/1.1"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_filter_the_registry_applied_is_trusted() {
+        let subject = Digest::of(b"image");
+        // The registry says it filtered; what it sends is what is listed.
+        let (host, server) = registry(vec![(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {OCI_INDEX}\r\nOCI-Filters-Applied: artifactType"
+            ),
+            index_of(&[referrer(1, "y")]),
+        )]);
+        let client = loopback_client(&host);
+        let repository = Reference::parse(&format!("{host}/a:1"), None).unwrap();
+        let listed = client
+            .referrers(&repository, &subject, Some("x"))
+            .await
+            .unwrap();
+        assert_eq!(listed.via, Via::Api);
+        assert_eq!(listed.descriptors.len(), 1);
+        server.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_referrers_api_and_no_referrers_tag_is_an_empty_list() {
+        let subject = Digest::of(b"image");
+        let (host, server) = registry(vec![
+            ("HTTP/1.1 404 Not Found".to_owned(), String::new()),
+            ("HTTP/1.1 404 Not Found".to_owned(), String::new()),
+        ]);
+        let client = loopback_client(&host);
+        let repository = Reference::parse(&format!("{host}/a:1"), None).unwrap();
+        let listed = client.referrers(&repository, &subject, None).await.unwrap();
+        assert_eq!(listed.via, Via::TagSchema);
+        assert!(listed.descriptors.is_empty());
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen[1],
+            format!("GET /v2/a/manifests/{} HTTP/1.1", referrers_tag(&subject))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_answers_oci_subject_gets_no_referrers_tag() {
+        let subject = subject();
+        let (host, server) = registry(vec![
+            // HEAD of the empty blob: present.
+            ("HTTP/1.1 200 OK".to_owned(), String::new()),
+            (
+                format!("HTTP/1.1 201 Created\r\nOCI-Subject: {}", subject.digest),
+                String::new(),
+            ),
+        ]);
+        let client = Client::new(crate::ClientConfig {
+            retry: crate::RetryPolicy {
+                attempts: 1,
+                ..crate::RetryPolicy::default()
+            },
+            ..loopback_config(&host)
+        })
+        .unwrap();
+        let repository = Reference::parse(&format!("{host}/a:1"), None).unwrap();
+        let pushed = client
+            .push_artifact(&repository, &subject, "x", &[], BTreeMap::new())
+            .await
+            .unwrap();
+        assert_eq!(pushed.artifact_type.as_deref(), Some("x"));
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                format!("HEAD /v2/a/blobs/{} HTTP/1.1", empty_descriptor().digest),
+                format!("PUT /v2/a/manifests/{} HTTP/1.1", pushed.digest),
+            ]
+        );
+    }
+
     #[test]
     fn a_descriptor_without_artifact_fields_serialises_as_before() {
         let d = Descriptor::new(OCI_MANIFEST, Digest::of(b"x"), 1);
