@@ -17,6 +17,8 @@ mod faults;
 mod image;
 // `release promote` and `release audit`: the gate, refusals, drift.
 mod promote;
+// OCI 1.1 referrers through the library: pushed, listed by the tag schema, fetched, copied.
+mod referrers;
 // Security review: secrets in every channel, child argv/env, permissions, TLS.
 mod security;
 // `release status`: live Swarm state against the config, digest pinning flagged.

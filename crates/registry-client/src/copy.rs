@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH, LOCATION};
 use serde::Serialize;
 
 use crate::auth::Scope;
@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::manifest::{Descriptor, RawManifest};
 use crate::media::{is_index, is_non_distributable};
 use crate::reference::Reference;
-use crate::resolve::digest_header;
+use crate::resolve::{OCI_SUBJECT, digest_header};
 use crate::retry::{Fail, retry};
 
 /// Blobs streamed at once per image (each holds a bounded buffer and a connection).
@@ -48,6 +48,10 @@ pub struct CopyReport {
     pub blobs_streamed: usize,
     /// Blob bytes sent to the destination registry, retries included.
     pub bytes_uploaded: u64,
+    /// Referrers of the image (artifacts whose `subject` is its top-level manifest) copied
+    /// with it; their manifests and blobs are in the counts above. Always 0 for
+    /// [`Client::copy`], which copies none.
+    pub referrers: usize,
 }
 
 #[derive(Default)]
@@ -72,11 +76,23 @@ impl Client {
     /// of one registry, blob mounts; across registries, streamed blobs, skipping those the
     /// destination has. Confirms the destination digest afterwards: from the registry's
     /// answer to the manifest PUT, or by a HEAD when that answer does not name a digest.
+    ///
+    /// Referrers of the image (signatures, SBOMs) are not copied; see
+    /// [`Client::copy_with_referrers`].
     pub async fn copy(
         &self,
         source: &Reference,
         destination: &Reference,
     ) -> Result<CopyReport, Error> {
+        Ok(self.copy_image(source, destination).await?.0)
+    }
+
+    /// [`Client::copy`], also returning the registry's answer to the top-level PUT.
+    pub(crate) async fn copy_image(
+        &self,
+        source: &Reference,
+        destination: &Reference,
+    ) -> Result<(CopyReport, Put), Error> {
         // Within one registry, ask once for everything the copy needs (pull on the source,
         // pull and push on the destination): one token serves every request that follows.
         let scope = if source.registry == destination.registry {
@@ -115,7 +131,7 @@ impl Client {
             self.copy_blobs(source, destination, &top, &counters)
                 .await?;
         }
-        let confirmed = self
+        let put = self
             .put_manifest(&dst_registry, &plain(destination), &top)
             .await?;
         counters.manifests.fetch_add(1, Ordering::Relaxed);
@@ -124,7 +140,7 @@ impl Client {
         // (`Docker-Content-Digest`, compared in `put_manifest`). Only a registry that leaves
         // the header out costs one more round trip: a HEAD of the destination. A HEAD would
         // not guard against a concurrent re-tag either: one a moment after it goes unseen.
-        if !confirmed {
+        if !put.confirmed {
             let check = self.resolve(&plain(destination), false).await?;
             if check.digest != top.digest {
                 return Err(Error::DigestMismatch {
@@ -134,7 +150,7 @@ impl Client {
                 });
             }
         }
-        Ok(CopyReport {
+        let report = CopyReport {
             source: source.to_string(),
             destination: destination.to_string(),
             digest: top.digest,
@@ -145,7 +161,9 @@ impl Client {
             blobs_mounted: counters.mounted.load(Ordering::Relaxed),
             blobs_streamed: counters.streamed.load(Ordering::Relaxed),
             bytes_uploaded: counters.bytes.load(Ordering::Relaxed),
-        })
+            referrers: 0,
+        };
+        Ok((report, put))
     }
 
     async fn copy_blobs(
@@ -258,27 +276,8 @@ impl Client {
                 }
             }
         }
-        let blob_url = &dst.url(&format!("{repository}/blobs/{digest}"));
-        let status = retry(
-            &dst.policy,
-            &dst.host,
-            &format!("HEAD blob {digest} in {repository}"),
-            move || async move {
-                Ok(dst
-                    .send(scope, repository, dst.http().head(blob_url))
-                    .await?
-                    .status())
-            },
-        )
-        .await?;
-        if status.is_success() {
-            tracing::debug!(%digest, repository, "blob already present");
+        if blob_present(dst, scope, repository, digest).await? {
             return Ok(BlobOutcome::Present);
-        }
-        if status != StatusCode::NOT_FOUND {
-            return Err(dst.protocol(format!(
-                "HEAD blob {digest} in {repository} answered {status}"
-            )));
         }
 
         self.stream_blob(source, dst, repository, blob, bytes)
@@ -302,7 +301,6 @@ impl Client {
         let src_url = &src.url(&format!("{}/blobs/{digest}", source.repository));
         let src_scope = &Scope::pull(&source.repository);
         let dst_scope = &Scope::push(repository);
-        let uploads = &dst.url(&format!("{repository}/blobs/uploads/"));
         retry(
             &dst.policy,
             &dst.host,
@@ -323,62 +321,52 @@ impl Client {
                         .protocol(format!("GET blob {digest} answered {}", response.status()))
                         .into());
                 }
-                let start = dst
-                    .send(
-                        dst_scope,
-                        repository,
-                        dst.bulk().post(uploads).header(CONTENT_LENGTH, 0),
-                    )
-                    .await?;
-                let location = match (
-                    start.status(),
-                    start.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
-                ) {
-                    (StatusCode::ACCEPTED, Some(location)) => location.to_owned(),
-                    (status, _) => {
-                        return Err(dst
-                            .protocol(format!(
-                                "starting an upload to {repository} answered {status}"
-                            ))
-                            .into());
-                    }
-                };
-                let mut url = dst.join(&location)?;
-                url.query_pairs_mut().append_pair("digest", digest.as_str());
                 let counter = bytes.clone();
                 let body = response.bytes_stream().inspect(move |chunk| {
                     if let Ok(chunk) = chunk {
                         counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     }
                 });
-                let put = dst
-                    .bulk()
-                    .put(url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, blob.size)
-                    .body(reqwest::Body::wrap_stream(body));
-                let done = dst.send(dst_scope, repository, put).await?;
-                match done.status() {
-                    StatusCode::CREATED => Ok(()),
-                    status => Err(dst
-                        .protocol(format!(
-                            "finishing the upload of {digest} to {repository} answered {status}"
-                        ))
-                        .into()),
-                }
+                upload(
+                    dst,
+                    dst_scope,
+                    repository,
+                    digest,
+                    blob.size,
+                    reqwest::Body::wrap_stream(body),
+                )
+                .await
             },
         )
         .await
     }
 
-    /// PUTs `raw` as `destination`. `Ok(true)` when the registry's answer names the digest
-    /// it stored (it equals `raw`'s, or this is an error); `Ok(false)` when it names none.
-    async fn put_manifest(
+    /// PUTs `raw` as `destination`. `confirmed` when the registry's answer names the digest
+    /// it stored (it equals `raw`'s, or this is an error).
+    pub(crate) async fn put_manifest(
         &self,
         dst: &Registry,
         destination: &Reference,
         raw: &RawManifest,
-    ) -> Result<bool, Error> {
+    ) -> Result<Put, Error> {
+        self.put_manifest_if(dst, destination, raw, None)
+            .await?
+            .ok_or_else(|| {
+                dst.protocol(format!(
+                    "PUT manifest {destination} answered 412 without a precondition"
+                ))
+            })
+    }
+
+    /// [`Client::put_manifest`], sent with `If-Match: if_match` when given. `Ok(None)` when
+    /// the registry refuses the precondition (412: the manifest changed since it was read).
+    pub(crate) async fn put_manifest_if(
+        &self,
+        dst: &Registry,
+        destination: &Reference,
+        raw: &RawManifest,
+        if_match: Option<&str>,
+    ) -> Result<Option<Put>, Error> {
         let url = &dst.url(&format!(
             "{}/manifests/{}",
             destination.repository,
@@ -391,11 +379,14 @@ impl Client {
             &dst.host,
             &format!("PUT manifest {destination}"),
             move || async move {
-                let request = dst
+                let mut request = dst
                     .http()
                     .put(url)
                     .header(CONTENT_TYPE, raw.media_type.as_str())
                     .body(raw.bytes.clone());
+                if let Some(tag) = if_match {
+                    request = request.header(IF_MATCH, tag);
+                }
                 let response = dst.send(scope, repository, request).await?;
                 let status = response.status();
                 let headers = response.headers().clone();
@@ -408,26 +399,127 @@ impl Client {
             },
         )
         .await?;
+        if status == StatusCode::PRECONDITION_FAILED && if_match.is_some() {
+            return Ok(None);
+        }
         if status != StatusCode::CREATED {
             let body: String = body.chars().take(300).collect();
             return Err(dst.protocol(format!(
                 "PUT manifest {destination} answered {status}: {body}"
             )));
         }
-        match digest_header(&headers) {
-            Some(written) if written != raw.digest => Err(Error::DigestMismatch {
-                reference: destination.to_string(),
-                expected: raw.digest.clone(),
-                actual: written,
-            }),
-            Some(_) => Ok(true),
-            None => Ok(false),
+        let confirmed = match digest_header(&headers) {
+            Some(written) if written != raw.digest => {
+                return Err(Error::DigestMismatch {
+                    reference: destination.to_string(),
+                    expected: raw.digest.clone(),
+                    actual: written,
+                });
+            }
+            Some(_) => true,
+            None => false,
+        };
+        Ok(Some(Put {
+            confirmed,
+            subject: headers.contains_key(OCI_SUBJECT),
+        }))
+    }
+}
+
+/// The registry's answer to a manifest PUT.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Put {
+    /// The answer named the digest it stored (equal to the one sent).
+    pub(crate) confirmed: bool,
+    /// The answer carried `OCI-Subject`: the registry keeps the referrers list of the
+    /// manifest's subject itself (it has the referrers API), no fallback tag is needed.
+    pub(crate) subject: bool,
+}
+
+/// Whether `repository` at `dst` links the blob `digest` (HEAD; 404 is `false`).
+pub(crate) async fn blob_present(
+    dst: &Registry,
+    scope: &Scope,
+    repository: &str,
+    digest: &Digest,
+) -> Result<bool, Error> {
+    let blob_url = &dst.url(&format!("{repository}/blobs/{digest}"));
+    let status = retry(
+        &dst.policy,
+        &dst.host,
+        &format!("HEAD blob {digest} in {repository}"),
+        move || async move {
+            Ok(dst
+                .send(scope, repository, dst.http().head(blob_url))
+                .await?
+                .status())
+        },
+    )
+    .await?;
+    if status.is_success() {
+        tracing::debug!(%digest, repository, "blob already present");
+        return Ok(true);
+    }
+    if status != StatusCode::NOT_FOUND {
+        return Err(dst.protocol(format!(
+            "HEAD blob {digest} in {repository} answered {status}"
+        )));
+    }
+    Ok(false)
+}
+
+/// One monolithic blob upload (one try): POST to open the session, PUT of the whole body
+/// with `?digest=`. The registry checks the digest of what it received.
+pub(crate) async fn upload(
+    dst: &Registry,
+    scope: &Scope,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    body: reqwest::Body,
+) -> Result<(), Fail> {
+    let uploads = dst.url(&format!("{repository}/blobs/uploads/"));
+    let start = dst
+        .send(
+            scope,
+            repository,
+            dst.bulk().post(uploads).header(CONTENT_LENGTH, 0),
+        )
+        .await?;
+    let location = match (
+        start.status(),
+        start.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+    ) {
+        (StatusCode::ACCEPTED, Some(location)) => location.to_owned(),
+        (status, _) => {
+            return Err(dst
+                .protocol(format!(
+                    "starting an upload to {repository} answered {status}"
+                ))
+                .into());
         }
+    };
+    let mut url = dst.join(&location)?;
+    url.query_pairs_mut().append_pair("digest", digest.as_str());
+    let put = dst
+        .bulk()
+        .put(url)
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, size)
+        .body(body);
+    let done = dst.send(scope, repository, put).await?;
+    match done.status() {
+        StatusCode::CREATED => Ok(()),
+        status => Err(dst
+            .protocol(format!(
+                "finishing the upload of {digest} to {repository} answered {status}"
+            ))
+            .into()),
     }
 }
 
 /// `reference`'s repository at `digest`, without a tag.
-fn by_digest(reference: &Reference, digest: &Digest) -> Reference {
+pub(crate) fn by_digest(reference: &Reference, digest: &Digest) -> Reference {
     Reference {
         tag: None,
         digest: Some(digest.clone()),

@@ -1,5 +1,5 @@
 //! Digest-exact access to OCI distribution registries: resolve tags to digests, fetch raw
-//! manifests, copy or retag images byte for byte.
+//! manifests, copy or retag images byte for byte, push and list OCI 1.1 referrers.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), registry_client::Error> {
@@ -19,6 +19,7 @@ mod error;
 mod manifest;
 pub mod media;
 mod reference;
+mod referrers;
 mod resolve;
 mod retry;
 mod secret;
@@ -30,6 +31,7 @@ pub use digest::{Digest, InvalidDigest};
 pub use error::{Error, ErrorKind, Hint};
 pub use manifest::{Descriptor, Platform, RawManifest};
 pub use reference::{DOCKER_HUB, InvalidReference, PinnedImage, Reference};
+pub use referrers::{EMPTY_JSON, Referrers, Via, empty_descriptor, referrers_tag};
 pub use resolve::Resolved;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::Secret;

@@ -4,6 +4,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The empty descriptor's media type: the config of an artifact with no config of its own.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// Every manifest type we resolve and copy, most specific first. Sent on every manifest
 /// request, so the registry never down-converts to schema 1 and the digest is of the bytes

@@ -17,6 +17,9 @@ use crate::retry::retry;
 const MANIFEST_LIMIT: usize = 4 << 20;
 
 pub(crate) const DIGEST_HEADER: &str = "docker-content-digest";
+/// Sent in answer to a manifest PUT by a registry that keeps referrers lists itself
+/// (https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-manifests-with-subject).
+pub(crate) const OCI_SUBJECT: &str = "oci-subject";
 
 /// What a reference resolved to.
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +115,15 @@ impl Client {
         reference: &Reference,
         scope: &Scope,
     ) -> Result<RawManifest, Error> {
+        Ok(self.fetch_manifest_headers(reference, scope).await?.0)
+    }
+
+    /// [`Client::fetch_manifest_as`], also returning the answer's headers (its `ETag`).
+    pub(crate) async fn fetch_manifest_headers(
+        &self,
+        reference: &Reference,
+        scope: &Scope,
+    ) -> Result<(RawManifest, HeaderMap), Error> {
         let registry = self.registry(&reference.registry)?;
         let reg = &registry;
         let url = &reg.url(&format!(
@@ -155,11 +167,14 @@ impl Client {
                 .and_then(|d| d.media_type)
                 .ok_or_else(|| reg.protocol(format!("{reference}: manifest has no media type")))?,
         };
-        Ok(RawManifest {
-            bytes,
-            media_type,
-            digest,
-        })
+        Ok((
+            RawManifest {
+                bytes,
+                media_type,
+                digest,
+            },
+            headers,
+        ))
     }
 }
 
