@@ -11,6 +11,8 @@ mod check;
 mod compose;
 // `release deploy` and `release rollback` on the real Swarm: converge, roll back, records.
 mod deploy;
+// Signed evidence in the registry: check attaches it, the gate and auditors read it.
+mod evidence;
 // Faults of the real topology during a promotion: node killed or drained, link cut, manager restarted.
 mod faults;
 // `release image digest|copy`: registry plumbing, digest-exact and resilient to faults.

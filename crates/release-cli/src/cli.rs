@@ -177,8 +177,25 @@ pub struct ImageArgs {
 pub enum ImageCommand {
     /// Print `REF DIGEST` for each reference (the top-level manifest's digest).
     Digest(ImageDigestArgs),
-    /// Copy or retag SRC to DST byte for byte; the destination gets the source's digest.
+    /// Copy or retag SRC to DST byte for byte, with its referrers (signed evidence); the
+    /// destination gets the source's digest.
     Copy(ImageCopyArgs),
+    /// The signed evidence the registry holds for an image, and whether it satisfies
+    /// an environment's policy.
+    #[command(
+        after_help = "Reads the registry alone (no state directory, no engine): every attestation attached to the image's manifest as an OCI referrer (through the referrers API, or the sha256-<hex> tag a registry without it keeps), who signed it with which key, and whether ENV's policy holds: a PASSED test result from ENV's promote_from (or ENV itself) signed by a key ENV trusts and not revoked, about exactly this digest.\n\nExit codes: 0 the policy holds, 1 it does not (or there is no evidence), 2 bad reference or config, 3 registry unreachable.\n\nExamples:\n  release image verify hestino/api:1.4.0 --env prod\n  release --json image verify hestino/api@sha256:… --env prod"
+    )]
+    Verify(ImageVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageVerifyArgs {
+    /// The image, by tag or digest, e.g. `hestino/api:1.4.0`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The environment whose trusted keys and policy apply.
+    #[arg(long)]
+    pub env: String,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! so every condition is decided in one place and tested without a testbed; the caller
 //! gathers the observations and acts on the verdict.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -31,12 +32,27 @@ pub struct Observations<'a> {
     pub registry: BTreeMap<String, Result<String, String>>,
     pub approval_required: bool,
     pub approver: Option<&'a str>,
+    /// The source's signed test results in the registry, when the target trusts keys;
+    /// `None` when it requires no signed evidence.
+    pub attestations: Option<Attestations<'a>>,
+}
+
+/// One attestation as the registry gave it: the referrer's digest and the envelope.
+pub type Found = (String, Vec<u8>);
+
+/// What the registry holds as signed evidence, and whom the target trusts.
+#[derive(Debug)]
+pub struct Attestations<'a> {
+    pub trust: &'a crate::evidence::TrustStore,
+    /// Release service → the attestations attached to its digest (the referrer's digest
+    /// and the envelope's bytes), or why the registry could not be read.
+    pub found: BTreeMap<String, Result<Vec<Found>, String>>,
 }
 
 /// One gate condition; each becomes a JUnit test case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Condition {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub passed: bool,
     /// Why it passed or failed, one line.
     pub detail: String,
@@ -49,6 +65,10 @@ pub struct Verdict {
     /// The passing `checked` entry of the source environment the promotion relies on.
     pub evidence_seq: Option<u64>,
     pub evidence_junit_sha256: Option<String>,
+    /// Release service → the signed test result the gate accepted for its digest (the
+    /// referrer's digest), when the target requires signed evidence.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attestations: BTreeMap<String, String>,
 }
 
 impl Verdict {
@@ -107,7 +127,7 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
     conditions.push(manifest_condition(o));
     let Some(source) = o.source_env else {
         conditions.push(Condition {
-            name: SOURCE_LIVE,
+            name: SOURCE_LIVE.into(),
             passed: false,
             detail: format!(
                 "environment `{}` has no `promote_from`; it is not a promotion target",
@@ -118,6 +138,7 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
             conditions,
             evidence_seq: None,
             evidence_junit_sha256: None,
+            attestations: BTreeMap::new(),
         };
     };
     let history = deployments_in(o.entries);
@@ -126,8 +147,17 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
     let (checked, evidence) = checked_condition(o, source, last_deploy, digests);
     conditions.push(checked);
     conditions.push(registry_condition(o, digests));
+    let mut attestations = BTreeMap::new();
+    if let Some(signed) = &o.attestations {
+        for (condition, accepted) in signed_conditions(o, signed, source, last_deploy, digests) {
+            if let Some((service, attestation)) = accepted {
+                attestations.insert(service, attestation);
+            }
+            conditions.push(condition);
+        }
+    }
     conditions.push(Condition {
-        name: APPROVAL,
+        name: APPROVAL.into(),
         passed: !o.approval_required || o.approver.is_some_and(|a| !a.trim().is_empty()),
         detail: match (o.approval_required, o.approver) {
             (_, Some(a)) if !a.trim().is_empty() => format!("approved by {a}"),
@@ -142,12 +172,91 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
         conditions,
         evidence_seq: evidence.as_ref().map(|e| e.0),
         evidence_junit_sha256: evidence.and_then(|e| e.1),
+        attestations,
     }
+}
+
+/// The name of the signed-evidence condition of one service.
+pub fn signed_condition_name(source: &str, service: &str) -> String {
+    format!("`{source}` signed a passing check of {service}")
+}
+
+/// One condition per release service: the registry holds a PASSED test result from the
+/// source, signed by a key the target trusts, about exactly the service's digest, made
+/// at or after the source's deploy of this version.
+fn signed_conditions(
+    o: &Observations<'_>,
+    signed: &Attestations<'_>,
+    source: &str,
+    last_deploy: Option<&Deployment>,
+    digests: Option<&BTreeMap<String, String>>,
+) -> Vec<(Condition, Option<(String, String)>)> {
+    let Some(digests) = digests else {
+        return Vec::new();
+    };
+    let deploy = last_deploy.filter(|d| d.version == o.version);
+    digests
+        .iter()
+        .map(|(service, digest)| {
+            let name: Cow<'static, str> = Cow::Owned(signed_condition_name(source, service));
+            let fail = |detail: String| {
+                (
+                    Condition {
+                        name: name.clone(),
+                        passed: false,
+                        detail,
+                    },
+                    None,
+                )
+            };
+            let Some(deploy) = deploy else {
+                return fail(format!(
+                    "no deploy of {} to `{source}` is recorded to date the evidence against",
+                    o.version
+                ));
+            };
+            let found = match signed.found.get(service) {
+                Some(Ok(found)) => found,
+                Some(Err(e)) => return fail(format!("cannot read the registry: {e}")),
+                None => &Vec::new(),
+            };
+            let assessment = crate::evidence::evaluate_test_results(
+                found,
+                digest,
+                signed.trust,
+                source,
+                deploy.time,
+            );
+            match &assessment.accepted {
+                Some(accepted) => (
+                    Condition {
+                        name: name.clone(),
+                        passed: true,
+                        detail: format!(
+                            "attestation {} signed by `{}`, {} checks passed",
+                            accepted.attestation,
+                            accepted.keyid,
+                            accepted.result.passed_tests.len()
+                        ),
+                    },
+                    Some((service.clone(), accepted.attestation.clone())),
+                ),
+                None => fail(
+                    assessment
+                        .rejected
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            }
+        })
+        .collect()
 }
 
 fn manifest_condition(o: &Observations<'_>) -> Condition {
     let fail = |detail: String| Condition {
-        name: MANIFEST,
+        name: MANIFEST.into(),
         passed: false,
         detail,
     };
@@ -167,7 +276,7 @@ fn manifest_condition(o: &Observations<'_>) -> Condition {
             "manifest hashes to {sha}, ledger entry seq {seq} recorded {recorded}"
         )),
         Some((seq, _)) => Condition {
-            name: MANIFEST,
+            name: MANIFEST.into(),
             passed: true,
             detail: format!("sha256 matches ledger entry seq {seq}"),
         },
@@ -181,7 +290,7 @@ fn source_live_condition(
     digests: Option<&BTreeMap<String, String>>,
 ) -> Condition {
     let fail = |detail: String| Condition {
-        name: SOURCE_LIVE,
+        name: SOURCE_LIVE.into(),
         passed: false,
         detail,
     };
@@ -215,7 +324,7 @@ fn source_live_condition(
         .collect();
     if mismatches.is_empty() {
         Condition {
-            name: SOURCE_LIVE,
+            name: SOURCE_LIVE.into(),
             passed: true,
             detail: format!(
                 "`{source}` runs all {} digests of {}",
@@ -239,7 +348,7 @@ fn checked_condition(
     let fail = |detail: String| {
         (
             Condition {
-                name: SOURCE_CHECKED,
+                name: SOURCE_CHECKED.into(),
                 passed: false,
                 detail,
             },
@@ -289,7 +398,7 @@ fn checked_condition(
     let junit = Some(check.junit_sha256.clone());
     (
         Condition {
-            name: SOURCE_CHECKED,
+            name: SOURCE_CHECKED.into(),
             passed: true,
             detail: format!(
                 "check seq {seq} passed {passed} checks{}",
@@ -309,7 +418,7 @@ fn registry_condition(
 ) -> Condition {
     let Some(digests) = digests else {
         return Condition {
-            name: REGISTRY,
+            name: REGISTRY.into(),
             passed: false,
             detail: "no manifest to compare with".to_owned(),
         };
@@ -326,7 +435,7 @@ fn registry_condition(
         })
         .collect();
     Condition {
-        name: REGISTRY,
+        name: REGISTRY.into(),
         passed: problems.is_empty(),
         detail: if problems.is_empty() {
             format!("{} tags resolve to the recorded digests", digests.len())

@@ -214,6 +214,7 @@ fn the_gate_answers_from_the_v1_records() {
             registry,
             approval_required: true,
             approver: Some("alice"),
+            attestations: None,
         })
     };
     // Now: dev runs 1.0.0 again, checked green at seq 17 after its rollback.
@@ -225,7 +226,10 @@ fn the_gate_answers_from_the_v1_records() {
     // 1.1.0 is no longer what dev runs.
     let verdict = observe("1.1.0", &entries);
     assert_eq!(
-        verdict.failures().map(|c| c.name).collect::<Vec<_>>(),
+        verdict
+            .failures()
+            .map(|c| c.name.as_ref())
+            .collect::<Vec<_>>(),
         [gate::SOURCE_LIVE, gate::SOURCE_CHECKED]
     );
     // As the gate saw it before the promotion at seq 9: the passing check at seq 7, after

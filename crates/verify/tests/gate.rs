@@ -58,6 +58,7 @@ impl Story {
 
     fn checked(&self, api: &str, failed: u64) {
         self.append(Checked {
+            attestation: None,
             digests: BTreeMap::from([("api".to_owned(), api.to_owned())]),
             env: "dev".into(),
             failed,
@@ -100,11 +101,12 @@ fn observations(entries: &[verify::Recorded]) -> Observations<'_> {
         registry: BTreeMap::from([("api".to_owned(), Ok(A.to_owned()))]),
         approval_required: true,
         approver: Some("alice"),
+        attestations: None,
     }
 }
 
-fn failed(verdict: &gate::Verdict) -> Vec<&'static str> {
-    verdict.failures().map(|c| c.name).collect()
+fn failed(verdict: &gate::Verdict) -> Vec<&str> {
+    verdict.failures().map(|c| c.name.as_ref()).collect()
 }
 
 #[test]

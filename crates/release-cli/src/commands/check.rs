@@ -14,7 +14,7 @@ use verify::check::{
 };
 use verify::{EnvName, EnvPointer};
 
-use super::stage;
+use super::{evidence, stage};
 use crate::cli::{CheckArgs, Global};
 use crate::config::{self, Check, Config, Environment};
 use crate::exit::{Code, Failure};
@@ -63,7 +63,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     if let Some(path) = &args.junit {
         stage::write_junit_xml(path, &xml)?;
     }
-    let event = report.checked_event(check::CheckedOn {
+    let mut event = report.checked_event(check::CheckedOn {
         env: &env_name,
         stack: &env.stack,
         live: pointer.as_ref(),
@@ -71,6 +71,15 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
         junit_sha256: &junit_sha256,
         jenkins: stage::jenkins_build(),
     });
+    // The signed result goes to the registry before the entry is recorded, so the entry
+    // names it; a registry that refuses it still leaves the check recorded (exit 3).
+    let attested = match evidence::signer(&config, &args.env)? {
+        Some(signer) => Some(attest(&config, &args.env, &signer, &report, &event, &xml).await),
+        None => None,
+    };
+    if let Some(Ok((envelope, _))) = &attested {
+        event.attestation = Some(envelope.clone());
+    }
     let version = event.version.clone();
     let digests = event.digests.clone();
     let entry = state
@@ -94,6 +103,27 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
         print!("{}", table(&report));
         println!("{}", summary(&report, args.junit.as_deref()));
     }
+    match attested {
+        Some(Ok((envelope, attached))) if !global.json => {
+            println!(
+                "signed test result {envelope} attached to {} image(s)",
+                attached.len()
+            );
+        }
+        Some(Err(failure)) => {
+            return Err(Failure::new(
+                Code::Infrastructure,
+                format!(
+                    "the checks of `{}` ran and are recorded (ledger seq {}), but their signed result could not be attached: {}",
+                    args.env, entry.seq, failure.message
+                ),
+            )
+            .with_hint(failure.hint.unwrap_or_else(|| {
+                "run `release check` again once the registry answers".to_owned()
+            })));
+        }
+        _ => {}
+    }
     if report.unreachable() {
         return Err(Failure::infrastructure(format!(
             "environment `{}` could not be reached: every check failed to reach its target",
@@ -109,6 +139,50 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     } else {
         Code::Negative
     })
+}
+
+/// Signs the run's test result and attaches it to every image the environment was
+/// checked with; the envelope's sha256 and where it went.
+async fn attest(
+    config: &Config,
+    env: &str,
+    signer: &evidence::Signer,
+    report: &CheckReport,
+    event: &verify::ledger::Checked,
+    junit: &[u8],
+) -> Result<(String, Vec<evidence::Attached>), Failure> {
+    use verify::evidence::{ResourceDescriptor, TestResult};
+    if event.digests.is_empty() {
+        return Err(Failure::usage(format!(
+            "environment `{env}` has no recorded release: there is no image to attach the result to"
+        ))
+        .with_hint(format!(
+            "deploy first: `release deploy --env {env} --version …`"
+        )));
+    }
+    let (passed, failed): (Vec<_>, Vec<_>) = report.checks.iter().partition(|r| r.passed);
+    let configuration = std::fs::read(&config.path).unwrap_or_default();
+    let result = TestResult::new(
+        env,
+        event.version.as_deref().unwrap_or_default(),
+        time::OffsetDateTime::now_utc(),
+        ResourceDescriptor::of_bytes("release.toml", &configuration),
+        ResourceDescriptor::of_bytes("junit.xml", junit),
+    )
+    .with_tests(
+        passed.iter().map(|r| r.name.clone()).collect(),
+        Vec::new(),
+        failed.iter().map(|r| r.name.clone()).collect(),
+    );
+    let result = match stage::jenkins_build() {
+        Some(build) => result.with_url(&build.build_url),
+        None => result,
+    };
+    let subjects = evidence::subjects(config, &event.digests);
+    let mut statement = result.to_statement("", "");
+    statement.subject = evidence::statement_subjects(&subjects);
+    let client = stage::registry_client(config)?;
+    evidence::attach(&client, signer, env, &statement, &subjects).await
 }
 
 /// The environment's checks, typed. A Swarm check becomes one check per service; an HTTP

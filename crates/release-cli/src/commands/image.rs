@@ -14,14 +14,16 @@ use crate::registry::{self, Surface};
 const RESOLVE_CONCURRENCY: usize = 64;
 
 pub async fn run(global: &Global, args: &ImageArgs) -> Result<Code, Failure> {
-    let (default_registry, client) = client(global, args)?;
     match &args.command {
         ImageCommand::Digest(digest_args) => {
+            let (default_registry, client) = client(global, args)?;
             digest(global, &client, default_registry.as_deref(), digest_args).await
         }
         ImageCommand::Copy(copy_args) => {
+            let (default_registry, client) = client(global, args)?;
             copy(global, &client, default_registry.as_deref(), copy_args).await
         }
+        ImageCommand::Verify(verify_args) => super::verify_image::run(global, verify_args).await,
     }
 }
 
@@ -158,12 +160,16 @@ async fn copy(
     let parse =
         |text: &str| Reference::parse(text, default_registry).map_err(|e| failure(e.into()));
     let (source, destination) = (parse(&args.source)?, parse(&args.destination)?);
-    let report = client.copy(&source, &destination).await.map_err(failure)?;
+    // Referrers come along (signed evidence, SBOMs): the evidence survives the move.
+    let report = client
+        .copy_with_referrers(&source, &destination)
+        .await
+        .map_err(failure)?;
     if global.json {
         super::print_json(&report)?;
     } else {
         println!(
-            "{} -> {} {}\n{} blobs: {} mounted, {} already present, {} streamed ({} bytes uploaded); {} manifest(s) written",
+            "{} -> {} {}\n{} blobs: {} mounted, {} already present, {} streamed ({} bytes uploaded); {} manifest(s) written, {} referrer(s) carried",
             report.source,
             report.destination,
             report.digest,
@@ -172,7 +178,8 @@ async fn copy(
             report.blobs_present,
             report.blobs_streamed,
             report.bytes_uploaded,
-            report.manifests
+            report.manifests,
+            report.referrers
         );
     }
     Ok(Code::Success)

@@ -4,12 +4,14 @@ mod audit;
 mod build;
 mod check;
 mod deploy;
+mod evidence;
 mod image;
 mod promote;
 mod push;
 mod rollback;
 mod stage;
 mod status;
+mod verify_image;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;

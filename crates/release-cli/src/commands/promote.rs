@@ -17,7 +17,7 @@ use serde_json::json;
 use verify::gate::{self, Observations, Verdict};
 
 use super::deploy::{Options, Target};
-use super::stage;
+use super::{evidence, stage};
 use crate::cli::{Global, PromoteArgs};
 use crate::config::Config;
 use crate::exit::{Code, Failure};
@@ -85,6 +85,30 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         }
     }
 
+    // Signed evidence, when the target trusts keys: the source's test results attached
+    // to each release digest in the registry.
+    let trust = evidence::trust(&config, &args.to)?;
+    let mut found = BTreeMap::new();
+    if !trust.is_empty()
+        && let Ok((digests, _, _)) = &manifest
+    {
+        let client = stage::registry_client(&config)?;
+        for subject in evidence::subjects(&config, digests) {
+            let answer = evidence::fetch(
+                &client,
+                &subject,
+                Some(verify::evidence::TEST_RESULT_PREDICATE),
+            )
+            .await
+            .map_err(|e| {
+                if e.kind() == registry_client::ErrorKind::Infrastructure {
+                    unreachable.push((e.to_string(), None));
+                }
+                e.to_string()
+            });
+            found.insert(subject.service, answer);
+        }
+    }
     let observations = Observations {
         version: version.as_str(),
         target_env: &args.to,
@@ -98,6 +122,10 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         registry,
         approval_required: target.approval_required,
         approver: args.approved_by.as_deref(),
+        attestations: (!trust.is_empty()).then_some(gate::Attestations {
+            trust: &trust,
+            found,
+        }),
     };
     let verdict = gate::evaluate(&observations);
     if let Some(path) = &args.junit {
@@ -157,13 +185,13 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         });
     }
 
-    let evidence = verdict.evidence(&source);
-    super::deploy::run_deploy(
+    let signer = evidence::signer(&config, &args.to)?;
+    let promoted = super::deploy::run_deploy(
         global,
         Target::Promote {
             version: version.as_str().to_owned(),
             approver: args.approved_by.clone(),
-            evidence,
+            evidence: verdict.evidence(&source),
         },
         &Options {
             env: &args.to,
@@ -172,7 +200,77 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
             junit: None,
         },
     )
-    .await
+    .await?;
+    if promoted == Code::Success
+        && let (Some(signer), Ok((digests, _, _))) = (&signer, &manifest)
+    {
+        let summary = summary(
+            &args.to,
+            version.as_str(),
+            &verdict,
+            args.approved_by.as_deref(),
+        );
+        let client = stage::registry_client(&config)?;
+        let subjects = evidence::subjects(&config, digests);
+        match evidence::attach_summary(&client, signer, &args.to, &summary, &subjects).await {
+            Ok((envelope, attached)) if !global.json => println!(
+                "signed verification summary {envelope} attached to {} image(s)",
+                attached.len()
+            ),
+            Ok(_) => {}
+            Err(f) => {
+                return Err(Failure::new(
+                    Code::Infrastructure,
+                    format!(
+                        "{} is live in `{}`, but the signed verification summary could not be attached: {}",
+                        version.as_str(),
+                        args.to,
+                        f.message
+                    ),
+                )
+                .with_hint("the promotion is recorded in the ledger; the registry holds no summary of it"));
+            }
+        }
+    }
+    Ok(promoted)
+}
+
+/// Who signs promotion decisions: this tool, as the summary's `verifier.id`.
+const VERIFIER_ID: &str = "https://registry.dreamconsistency.com/release";
+
+/// The SLSA verification summary of a passed gate: this tool as the verifier, the gate's
+/// conditions as the policy, the accepted test results as the inputs.
+fn summary(
+    env: &str,
+    version: &str,
+    verdict: &Verdict,
+    approver: Option<&str>,
+) -> verify::evidence::VerificationSummary {
+    use verify::evidence::{Condition, ResourceDescriptor, SummaryInput, VerificationSummary};
+    let conditions: Vec<Condition> = verdict
+        .conditions
+        .iter()
+        .map(|c| Condition {
+            name: c.name.to_string(),
+            passed: c.passed,
+            detail: c.detail.clone(),
+        })
+        .collect();
+    let inputs: Vec<ResourceDescriptor> = verdict
+        .attestations
+        .values()
+        .map(|a| ResourceDescriptor::at_uri(&format!("oci-referrer:{a}"), a))
+        .collect();
+    VerificationSummary::new(SummaryInput {
+        verifier_id: VERIFIER_ID,
+        release_version: env!("CARGO_PKG_VERSION"),
+        time_verified: time::OffsetDateTime::now_utc(),
+        resource_uri: &format!("release:{version}"),
+        environment: env,
+        input_attestations: inputs,
+        approver: approver.unwrap_or("not required"),
+        conditions,
+    })
 }
 
 /// The hint for a gate that could not look: what to fix, and that nothing changed.
@@ -235,7 +333,7 @@ fn write_junit(path: &Path, env: &str, version: &str, verdict: &Verdict) -> Resu
         .iter()
         .map(|c| Case {
             classname: classname.clone(),
-            name: c.name.to_owned(),
+            name: c.name.to_string(),
             seconds: 0.0,
             failure: (!c.passed).then(|| junit::Failure {
                 kind: "gate".to_owned(),

@@ -124,6 +124,41 @@ pub struct Environment {
     pub deploy_timeout: Option<String>,
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// The signed evidence this environment produces (a signing key) and accepts (the
+    /// public keys it trusts); see docs/evidence.md.
+    pub evidence: Option<Evidence>,
+}
+
+/// `[environments.E.evidence]`: the environment's signing key and the keys it trusts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Evidence {
+    /// The id the environment's signatures carry (DSSE `keyid`), e.g. `"dev-2026"`.
+    pub key_id: Option<String>,
+    /// An environment variable holding the signing key's PEM (a Jenkins credential).
+    pub signing_key_env: Option<String>,
+    /// A file holding the signing key's PEM, relative to the config file.
+    pub signing_key_file: Option<PathBuf>,
+    /// The public keys whose signatures this environment accepts, each with its id.
+    #[serde(default)]
+    pub trust: Vec<TrustedKey>,
+}
+
+/// One trusted public key: `{ id = "dev-2026", public_key = "keys/dev-2026.pub" }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrustedKey {
+    pub id: String,
+    /// The SPKI PEM (`-----BEGIN PUBLIC KEY-----`), relative to the config file.
+    pub public_key: PathBuf,
+    /// A revoked key's signatures are refused, whenever they were made.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+impl Evidence {
+    /// Whether the environment signs what it produces.
+    pub fn signs(&self) -> bool {
+        self.signing_key_env.is_some() || self.signing_key_file.is_some()
+    }
 }
 
 /// What applies an environment's stack file.

@@ -37,7 +37,10 @@ const ENVIRONMENT: &[&str] = &[
     "approval_required",
     "deploy_timeout",
     "checks",
+    "evidence",
 ];
+const EVIDENCE: &[&str] = &["key_id", "signing_key_env", "signing_key_file", "trust"];
+const TRUSTED_KEY: &[&str] = &["id", "public_key", "revoked"];
 const SECRET: &[&str] = &["id", "env", "file"];
 const TIMING: &[&str] = &["timeout", "retry_interval", "deadline"];
 const HTTP_CHECK: &[&str] = &[
@@ -97,6 +100,17 @@ pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
             };
             let path = [Seg::from("environments"), Seg::from(env)];
             walk.keys(t, &path, ENVIRONMENT, &format!("[environments.{env}]"));
+            if let Some(evidence) = t.get("evidence").and_then(Item::as_table_like) {
+                let path = [path[0].clone(), path[1].clone(), Seg::from("evidence")];
+                let context = format!("[environments.{env}.evidence]");
+                walk.keys(evidence, &path, EVIDENCE, &context);
+                for (i, key) in checks(evidence.get("trust")).into_iter().enumerate() {
+                    let mut at = path.to_vec();
+                    at.extend([Seg::from("trust"), Seg::from(i)]);
+                    let context = format!("a trusted key of [environments.{env}.evidence]");
+                    walk.keys(key, &at, TRUSTED_KEY, &context);
+                }
+            }
             for (i, check) in checks(t.get("checks")).into_iter().enumerate() {
                 let kind = check.get("kind").and_then(Item::as_str).unwrap_or("");
                 let known: &[&str] = match kind {

@@ -27,6 +27,8 @@ static STAGE: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9][A-Za-z0-9_
 /// A build secret id, as `RUN --mount=type=secret,id=…` takes it.
 static SECRET_ID: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9_.-]{1,128}$"));
 static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z_][A-Za-z0-9_]*$"));
+/// A key id (DSSE `keyid`): no spaces, no quotes.
+static KEY_ID: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"));
 /// A tag, as the distribution spec has it.
 static TAG: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"));
 
@@ -346,6 +348,9 @@ impl Validator<'_> {
                 }
             }
             self.engine(config, env, e);
+            if let Some(evidence) = &e.evidence {
+                self.evidence(config, env, evidence);
+            }
             for (i, check) in e.checks.iter().enumerate() {
                 let cpath = keypath!["environments", env.as_str(), "checks", i].to_vec();
                 for service in check.services() {
@@ -440,6 +445,85 @@ impl Validator<'_> {
                         _ => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// An environment's evidence keys: one way to read the signing key, with an id; each
+    /// trusted key's file present, and every id once.
+    fn evidence(&mut self, config: &Config, env: &str, evidence: &super::model::Evidence) {
+        let at = |key: &str| keypath!["environments", env, "evidence", key];
+        if evidence.signing_key_env.is_some() && evidence.signing_key_file.is_some() {
+            self.push(
+                &at("signing_key_file"),
+                format!("environment `{env}` names its signing key twice (signing_key_env and signing_key_file)"),
+                "keep one: signing_key_env for a Jenkins credential, signing_key_file for a file",
+            );
+        }
+        if let Some(var) = &evidence.signing_key_env
+            && !ENV_NAME.is_match(var)
+        {
+            self.push(
+                &at("signing_key_env"),
+                format!("signing_key_env `{var}` of environment `{env}` is not a variable name"),
+                "name an environment variable, e.g. \"RELEASE_DEV_SIGNING_KEY\"",
+            );
+        }
+        if let Some(file) = &evidence.signing_key_file
+            && !config.dir.join(file).is_file()
+        {
+            self.push(
+                &at("signing_key_file"),
+                format!(
+                    "signing key file `{}` of environment `{env}` does not exist",
+                    file.display()
+                ),
+                "the path is relative to release.toml; generate a key with `openssl genpkey -algorithm ed25519 -out dev.pem`",
+            );
+        }
+        match &evidence.key_id {
+            None if evidence.signs() => self.push(
+                &at("key_id"),
+                format!("environment `{env}` has a signing key but no key_id"),
+                "add key_id = \"<env>-<year>\": the id its signatures carry and other environments trust",
+            ),
+            Some(id) if !KEY_ID.is_match(id) => self.push(
+                &at("key_id"),
+                format!("key_id `{id}` of environment `{env}` is not a key id"),
+                "use letters, digits, `.`, `_`, `:` and `-`",
+            ),
+            _ => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, key) in evidence.trust.iter().enumerate() {
+            let path = keypath!["environments", env, "evidence", "trust", i];
+            if !KEY_ID.is_match(&key.id) {
+                self.push(
+                    &path,
+                    format!(
+                        "trusted key id `{}` of environment `{env}` is not a key id",
+                        key.id
+                    ),
+                    "use letters, digits, `.`, `_`, `:` and `-`",
+                );
+            }
+            if !seen.insert(key.id.as_str()) {
+                self.push(
+                    &path,
+                    format!("environment `{env}` trusts key id `{}` twice", key.id),
+                    "give each key its own id; mark an old one revoked = true instead of reusing its id",
+                );
+            }
+            if !config.dir.join(&key.public_key).is_file() {
+                self.push(
+                    &path,
+                    format!(
+                        "public key file `{}` of trusted key `{}` (environment `{env}`) does not exist",
+                        key.public_key.display(),
+                        key.id
+                    ),
+                    "the path is relative to release.toml; export it with `openssl pkey -in KEY.pem -pubout -out KEY.pub`",
+                );
             }
         }
     }

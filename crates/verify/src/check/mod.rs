@@ -306,6 +306,7 @@ impl CheckReport {
     /// promotion gate later reads exactly these fields.
     pub fn checked_event(&self, on: CheckedOn<'_>) -> crate::ledger::Checked {
         crate::ledger::Checked {
+            attestation: None,
             digests: on
                 .live
                 .map(|p| {

@@ -161,6 +161,10 @@ pub enum FailureTrigger {
 /// `checked`: `release check` ran an environment's checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checked {
+    /// The sha256 of the signed test-result envelope attached to the checked images in
+    /// the registry, when the environment signs its evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
     /// Service → digest recorded for the environment when it was checked.
     pub digests: BTreeMap<String, String>,
     pub env: String,
@@ -661,6 +665,7 @@ mod tests {
             ),
             (
                 Checked {
+                    attestation: None,
                     digests: BTreeMap::from([("api".into(), d('a').as_str().into())]),
                     env: "dev".into(),
                     failed: 1,
@@ -692,6 +697,7 @@ mod tests {
             ),
             (
                 Checked {
+                    attestation: None,
                     digests: BTreeMap::new(),
                     env: "qa".into(),
                     failed: 2,

@@ -1,0 +1,291 @@
+//! Signed evidence in the registry, as the stages use it: an environment's signing key and
+//! trusted keys from `release.toml`, and the attestations attached to image manifests as
+//! OCI 1.1 referrers (DSSE envelopes of in-toto statements, `verify::evidence`).
+//!
+//! `release check` attaches a test result, `release promote` reads DEV's test results for
+//! its gate and attaches a verification summary, `release image verify` answers an
+//! auditor from the registry alone.
+
+use std::collections::BTreeMap;
+
+use registry_client::{Client, Descriptor, Digest, Reference};
+use verify::evidence::{
+    Envelope, PublicKey, SigningKey, Statement, TrustStore, TrustedKey, VerificationSummary,
+};
+
+use crate::config::Config;
+use crate::exit::Failure;
+
+/// The `artifactType` of an attestation manifest: an in-toto statement in a DSSE envelope.
+pub const ARTIFACT_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The media type of the envelope, the attestation manifest's one layer.
+pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The annotation naming the statement's predicate type, so a reader can pick the
+/// attestations it wants from the referrers list without fetching each.
+pub const PREDICATE_ANNOTATION: &str = "in-toto.io/predicate-type";
+/// The annotation naming the environment that signed.
+pub const ENVIRONMENT_ANNOTATION: &str = "dev.release.environment";
+const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+/// The most an envelope may weigh: a statement about a release is a few kilobytes.
+const ENVELOPE_LIMIT: usize = 4 << 20;
+
+/// An environment's signing key and the id its signatures carry.
+pub struct Signer {
+    pub key_id: String,
+    pub key: SigningKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({}, {:?})", self.key_id, self.key)
+    }
+}
+
+/// The signing key of environment `env`, when its config names one. A variable that is
+/// unset or a PEM that is not a key is a usage error naming the variable or file, never
+/// the key's text.
+pub fn signer(config: &Config, env: &str) -> Result<Option<Signer>, Failure> {
+    let Some(evidence) = config.environment(env)?.evidence.as_ref() else {
+        return Ok(None);
+    };
+    let (pem, from) = match (&evidence.signing_key_env, &evidence.signing_key_file) {
+        (Some(var), _) => {
+            let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+            let Some(value) = value else {
+                return Err(Failure::usage(format!(
+                    "environment `{env}` signs its evidence with the key in ${var}, which is not set"
+                ))
+                .with_hint(format!(
+                    "set {var} to the key's PEM (in Jenkins: withCredentials([string(credentialsId: …, variable: '{var}')]))"
+                )));
+            };
+            (value, format!("${var}"))
+        }
+        (None, Some(file)) => {
+            let path = config.dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::usage(format!(
+                    "cannot read the signing key of environment `{env}` at {}: {e}",
+                    path.display()
+                ))
+            })?;
+            (text, path.display().to_string())
+        }
+        (None, None) => return Ok(None),
+    };
+    let key = SigningKey::from_pem(&pem).map_err(|e| {
+        Failure::usage(format!(
+            "the signing key of environment `{env}` ({from}) is not usable: {e}"
+        ))
+        .with_hint("a PKCS#8 PEM Ed25519 or ECDSA P-256 key: `openssl genpkey -algorithm ed25519`")
+    })?;
+    // Validation requires a key id wherever a key is named.
+    let key_id = evidence.key_id.clone().unwrap_or_default();
+    Ok(Some(Signer { key_id, key }))
+}
+
+/// The keys environment `env` trusts, with their revocations; empty when it names none.
+pub fn trust(config: &Config, env: &str) -> Result<TrustStore, Failure> {
+    let mut keys = Vec::new();
+    if let Some(evidence) = config.environment(env)?.evidence.as_ref() {
+        for trusted in &evidence.trust {
+            let path = config.dir.join(&trusted.public_key);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::usage(format!(
+                    "cannot read trusted key `{}` of environment `{env}` at {}: {e}",
+                    trusted.id,
+                    path.display()
+                ))
+            })?;
+            let public = PublicKey::from_pem(&text).map_err(|e| {
+                Failure::usage(format!(
+                    "trusted key `{}` of environment `{env}` ({}) is not a public key: {e}",
+                    trusted.id,
+                    path.display()
+                ))
+                .with_hint("export it with `openssl pkey -in KEY.pem -pubout`")
+            })?;
+            let mut key = TrustedKey::new(&trusted.id, public);
+            key.revoked = trusted.revoked;
+            keys.push(key);
+        }
+    }
+    Ok(TrustStore::new(keys))
+}
+
+/// One image an attestation is about: its repository (`REGISTRY/REPO`) and digest.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub service: String,
+    pub repository: String,
+    pub digest: String,
+}
+
+/// A signed envelope attached to one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attached {
+    pub service: String,
+    /// The image it is attached to, `REGISTRY/REPO@sha256:…`.
+    pub subject: String,
+    /// The attestation manifest's digest (the referrer).
+    pub manifest: String,
+}
+
+/// Signs `statement` once, and attaches the envelope to every subject's manifest as an
+/// OCI referrer. Returns the envelope's sha256 and where it went.
+pub async fn attach(
+    client: &Client,
+    signer: &Signer,
+    env: &str,
+    statement: &Statement,
+    subjects: &[Subject],
+) -> Result<(String, Vec<Attached>), Failure> {
+    let envelope = statement
+        .sign(&signer.key, &signer.key_id)
+        .map_err(|e| Failure::infrastructure(format!("cannot sign the statement: {e}")))?;
+    let json = envelope.to_json();
+    let envelope_digest = Digest::of(&json).as_str().to_owned();
+    let created = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut attached = Vec::new();
+    for subject in subjects {
+        let image = pinned(subject)?;
+        let manifest = client
+            .fetch_manifest(&image)
+            .await
+            .map_err(registry_failure)?;
+        let descriptor = Descriptor::new(
+            &manifest.media_type,
+            manifest.digest.clone(),
+            manifest.bytes.len() as u64,
+        );
+        let annotations = BTreeMap::from([
+            (
+                PREDICATE_ANNOTATION.to_owned(),
+                statement.predicate_type.clone(),
+            ),
+            (ENVIRONMENT_ANNOTATION.to_owned(), env.to_owned()),
+            (CREATED_ANNOTATION.to_owned(), created.clone()),
+        ]);
+        let pushed = client
+            .push_artifact(
+                &image,
+                &descriptor,
+                ARTIFACT_TYPE,
+                &[(ENVELOPE_MEDIA_TYPE, json.as_slice())],
+                annotations,
+            )
+            .await
+            .map_err(registry_failure)?;
+        attached.push(Attached {
+            service: subject.service.clone(),
+            subject: format!("{}@{}", subject.repository, subject.digest),
+            manifest: pushed.digest.as_str().to_owned(),
+        });
+    }
+    Ok((envelope_digest, attached))
+}
+
+pub use verify::gate::Found;
+
+/// The envelopes attached to `subject` whose predicate is `predicate` (every predicate
+/// when `None`), as the referrers list names them; an artifact that is not one of ours is
+/// left out.
+pub async fn fetch(
+    client: &Client,
+    subject: &Subject,
+    predicate: Option<&str>,
+) -> Result<Vec<Found>, registry_client::Error> {
+    let digest = Digest::parse(&subject.digest)?;
+    let image = Reference::parse(&format!("{}@{digest}", subject.repository), None)?;
+    let listed = client
+        .referrers(&image, &digest, Some(ARTIFACT_TYPE))
+        .await?;
+    let mut found = Vec::new();
+    for referrer in &listed.descriptors {
+        if let Some(wanted) = predicate
+            && referrer
+                .annotations
+                .get(PREDICATE_ANNOTATION)
+                .is_some_and(|p| p != wanted)
+        {
+            continue;
+        }
+        let at = Reference {
+            digest: Some(referrer.digest.clone()),
+            tag: None,
+            ..image.clone()
+        };
+        let manifest = client.fetch_manifest(&at).await?;
+        let Some(layer) = envelope_layer(&manifest.bytes) else {
+            continue;
+        };
+        let bytes = client.fetch_blob(&image, &layer, ENVELOPE_LIMIT).await?;
+        found.push((referrer.digest.as_str().to_owned(), bytes.to_vec()));
+    }
+    Ok(found)
+}
+
+/// The digest of the envelope layer of an attestation manifest.
+fn envelope_layer(manifest: &[u8]) -> Option<Digest> {
+    let doc: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    doc.get("layers")?
+        .as_array()?
+        .iter()
+        .find(|l| l.get("mediaType").and_then(|m| m.as_str()) == Some(ENVELOPE_MEDIA_TYPE))
+        .and_then(|l| l.get("digest")?.as_str())
+        .and_then(|d| Digest::parse(d).ok())
+}
+
+fn pinned(subject: &Subject) -> Result<Reference, Failure> {
+    Reference::parse(&format!("{}@{}", subject.repository, subject.digest), None)
+        .map_err(|e| Failure::usage(e.to_string()))
+}
+
+fn registry_failure(e: registry_client::Error) -> Failure {
+    crate::registry::failure(e, crate::registry::Surface::Stage)
+}
+
+/// The subjects of a release in `config`'s registry: one per service digest.
+pub fn subjects(config: &Config, digests: &BTreeMap<String, String>) -> Vec<Subject> {
+    digests
+        .iter()
+        .filter_map(|(service, digest)| {
+            let s = config.services.get(service)?;
+            Some(Subject {
+                service: service.clone(),
+                repository: super::stage::repository(config, s),
+                digest: digest.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A signed verification summary, attached to every promoted image.
+pub async fn attach_summary(
+    client: &Client,
+    signer: &Signer,
+    env: &str,
+    summary: &VerificationSummary,
+    subjects: &[Subject],
+) -> Result<(String, Vec<Attached>), Failure> {
+    let mut statement = summary.to_statement("", "");
+    statement.subject = statement_subjects(subjects);
+    attach(client, signer, env, &statement, subjects).await
+}
+
+/// The in-toto subjects of `subjects`: `REGISTRY/REPO` with its sha256.
+pub fn statement_subjects(subjects: &[Subject]) -> Vec<verify::evidence::ResourceDescriptor> {
+    subjects
+        .iter()
+        .map(|s| verify::evidence::ResourceDescriptor::named(&s.repository, &s.digest))
+        .collect()
+}
+
+/// Reads an envelope's statement, for display.
+pub fn statement_of(json: &[u8]) -> Option<(Envelope, Statement)> {
+    let envelope = Envelope::from_json(json).ok()?;
+    let statement = Statement::from_envelope(&envelope).ok()?;
+    Some((envelope, statement))
+}
