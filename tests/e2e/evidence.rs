@@ -23,6 +23,7 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 struct Signed {
     project: Project,
     repo: String,
+    prod: String,
     dev_key: String,
 }
 
@@ -81,7 +82,7 @@ fn signed(bed: &Testbed) -> Signed {
     project.write(
         "release.toml",
         &format!(
-            "[project]\nname = \"e2e\"\n\n[registry]\nhost = \"registry.invalid\"\n\n\
+            "[project]\nname = \"{dev}\"\n\n[registry]\nhost = \"registry.invalid\"\n\n\
              [services.web]\nrepository = \"{repo}\"\ncontext = \"{ctx}\"\nbuild_args = {{ SERVICE = \"web\" }}\n\n\
              [environments.dev]\nstack = \"{dev}\"\nstack_file = \"dev.yml\"\ndeploy_timeout = \"60s\"\n\n\
              [environments.dev.evidence]\nkey_id = \"dev-1\"\nsigning_key_env = \"DEV_SIGNING_KEY\"\n\n{}\
@@ -105,6 +106,7 @@ fn signed(bed: &Testbed) -> Signed {
     Signed {
         project,
         repo,
+        prod,
         dev_key,
     }
 }
@@ -360,8 +362,36 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
     let s = signed(&bed);
     let run = |args: &[&str]| s.release(&bed, args);
     run(&["-q", "build", "--version", "1.0.0"]).success();
-    run(&["-q", "push", "--version", "1.0.0"]).success();
+    let pushed = run(&["--json", "push", "--version", "1.0.0"]);
+    let artifact = pushed.success().json()["artifact"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let digest = recorded_digest(&s.project);
+    // The manifest is published next to the images, its exact bytes, and the `released`
+    // entry names the artifact.
+    let project_name = s.repo.split('/').nth(1).unwrap();
+    let published: Value = serde_json::from_str(&curl(
+        &bed,
+        &[
+            "-H",
+            &format!("Accept: {MANIFEST}"),
+            &format!(
+                "https://{}/v2/{project_name}/releases/manifests/1.0.0",
+                bed.registry
+            ),
+        ],
+    ))
+    .unwrap();
+    let layer = published["layers"][0]["digest"].as_str().unwrap();
+    let file = std::fs::read(s.project.state_dir().join("releases/1.0.0.json")).unwrap();
+    assert_eq!(
+        layer,
+        format!("sha256:{}", sha256_hex(&file)),
+        "{published}"
+    );
+    let ledger = std::fs::read_to_string(s.project.state_dir().join("ledger.jsonl")).unwrap();
+    assert!(ledger.contains(&artifact), "{ledger}");
     run(&["-q", "deploy", "--env", "dev", "--version", "1.0.0"]).success();
 
     // Without the key's variable, the check refuses to run unsigned: exit 2, no key text.
@@ -552,14 +582,50 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
         gate[..7].iter().copied(),
     );
     down.expect_code(3).stderr_has("nothing was deployed");
+    assert!(
+        !proxy.hits("GET", "/manifests/sha256-").is_empty(),
+        "the gate never asked the registry for the referrers"
+    );
     s.project.write("release.toml", &config);
 
-    // With DEV's real attestation back, the promotion passes and signs its decision.
-    let promoted = run(&gate[..7]);
+    // With DEV's real attestation back, another agent, with an empty state directory,
+    // promotes from the registry alone, and signs its decision.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let agent_b = |args: &[&str]| {
+        bed.release_with(
+            s.project.dir(),
+            &[
+                ("DEV_SIGNING_KEY", s.dev_key.as_str()),
+                ("RELEASE_STATE_DIR", &elsewhere.path().display().to_string()),
+            ],
+            args,
+        )
+    };
+    let promoted = agent_b(&gate[..7]);
     promoted
         .success()
+        .stdout_has("PASS  release manifest is recorded and unaltered: not in this agent's records: fetched from the registry")
+        .stdout_has("PASS  source environment runs exactly this release")
+        .stdout_has("no deploy of it in this agent's records")
         .stdout_has("PASS  `dev` signed a passing check of web")
         .stdout_has("signed verification summary");
+    let prod_image = docker_service_image(&s.prod);
+    assert!(prod_image.ends_with(&digest), "PROD runs {prod_image}");
+    let ledger_b = std::fs::read_to_string(elsewhere.path().join("ledger.jsonl")).unwrap();
+    let kinds: Vec<String> = ledger_b
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["released", "promoted"], "{ledger_b}");
+    assert!(
+        ledger_b.contains(dev_attestation["digest"].as_str().unwrap()),
+        "the promotion names the attestation it relied on: {ledger_b}"
+    );
     let index = referrers_index(&bed, &s.repo, &digest);
     let summaries: Vec<&Value> = index["manifests"]
         .as_array()
@@ -614,6 +680,19 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
     run(&["image", "verify", &copy, "--env", "prod"])
         .success()
         .stdout_has("satisfied");
+}
+
+/// The image PROD's `web` service runs, as its spec names it.
+fn docker_service_image(stack: &str) -> String {
+    release_e2e::docker([
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        &format!("{stack}_web"),
+    ])
+    .trim()
+    .to_owned()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -188,7 +188,6 @@ impl Testbed {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut cmd = Command::new(release_binary());
-        cmd.envs(vars.iter().copied());
         cmd.current_dir(dir)
             .env("RELEASE_CONFIG", dir.join("release.toml"))
             .env("RELEASE_STATE_DIR", dir.join("state"))
@@ -196,6 +195,8 @@ impl Testbed {
             .env_remove("RELEASE_ENV")
             .env("NO_COLOR", "1")
             .args(args);
+        // The caller's variables win over the defaults above.
+        cmd.envs(vars.iter().copied());
         cmd
     }
 }

@@ -104,6 +104,10 @@ pub struct ServiceState {
     pub running: u64,
     /// The state of the last update (`updating`, `completed`, `rollback_started`, …), if any.
     pub update_state: Option<String>,
+    /// When the service's spec last changed (a deploy, a scale, a rollback), RFC 3339 as
+    /// the engine reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 /// `step` of connecting to `endpoint`, bounded by [`CONNECT_TIMEOUT`]; its error, or
@@ -365,7 +369,9 @@ fn service_state(stack: &str, service: Service) -> Option<ServiceState> {
                 .and_then(|r| u64::try_from(r).ok())
         })
         .unwrap_or(0);
+    let updated_at: Option<String> = service.updated_at;
     Some(ServiceState {
+        updated_at,
         pinned: is_pinned(&image),
         name,
         stack_service,

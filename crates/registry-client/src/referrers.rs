@@ -70,7 +70,7 @@ pub fn referrers_tag(subject: &Digest) -> String {
 /// image spec advises), `subject` reduced to media type, digest and size, and the
 /// annotations when there are any.
 pub(crate) fn artifact_manifest(
-    subject: &Descriptor,
+    subject: Option<&Descriptor>,
     artifact_type: &str,
     layers: &[Descriptor],
     annotations: &BTreeMap<String, String>,
@@ -83,7 +83,8 @@ pub(crate) fn artifact_manifest(
         artifact_type: &'a str,
         config: Descriptor,
         layers: Vec<Descriptor>,
-        subject: Descriptor,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<Descriptor>,
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         annotations: &'a BTreeMap<String, String>,
     }
@@ -99,11 +100,7 @@ pub(crate) fn artifact_manifest(
         artifact_type,
         config: empty,
         layers,
-        subject: Descriptor::new(
-            subject.media_type.clone(),
-            subject.digest.clone(),
-            subject.size,
-        ),
+        subject: subject.map(|s| Descriptor::new(s.media_type.clone(), s.digest.clone(), s.size)),
         annotations,
     })
 }
@@ -245,6 +242,63 @@ impl Client {
         annotations: BTreeMap<String, String>,
     ) -> Result<Descriptor, Error> {
         let registry = self.registry(&repository.registry)?;
+        let (raw, descriptor) = self
+            .artifact_parts(
+                repository,
+                Some(subject),
+                artifact_type,
+                layers,
+                annotations,
+            )
+            .await?;
+        // By digest: the registry checks that the bytes hash to the digest in the URL, and
+        // `put_manifest` that the digest it names in its answer is the same.
+        let put = self
+            .put_manifest(&registry, &by_digest(repository, &raw.digest), &raw)
+            .await?;
+        if !put.subject {
+            self.list_in_referrers_tag(&registry, repository, &subject.digest, &descriptor)
+                .await?;
+        }
+        Ok(descriptor)
+    }
+
+    /// Pushes an artifact about nothing (no `subject`) under `repository`'s tag, e.g. a
+    /// release manifest under its version: the empty config, one blob per layer, then the
+    /// OCI 1.1 image manifest with `artifactType`, PUT by tag as the exact bytes built.
+    /// Returns the manifest's descriptor.
+    pub async fn push_tagged_artifact(
+        &self,
+        repository: &Reference,
+        artifact_type: &str,
+        layers: &[(&str, &[u8])],
+        annotations: BTreeMap<String, String>,
+    ) -> Result<Descriptor, Error> {
+        let registry = self.registry(&repository.registry)?;
+        if repository.tag.is_none() {
+            return Err(registry.protocol(format!(
+                "an artifact of {} needs a tag to be pushed under",
+                repository.name()
+            )));
+        }
+        let (raw, descriptor) = self
+            .artifact_parts(repository, None, artifact_type, layers, annotations)
+            .await?;
+        self.put_manifest(&registry, repository, &raw).await?;
+        Ok(descriptor)
+    }
+
+    /// The blobs of an artifact pushed, and its manifest built: the exact bytes and the
+    /// descriptor a referrers list shows.
+    async fn artifact_parts(
+        &self,
+        repository: &Reference,
+        subject: Option<&Descriptor>,
+        artifact_type: &str,
+        layers: &[(&str, &[u8])],
+        annotations: BTreeMap<String, String>,
+    ) -> Result<(RawManifest, Descriptor), Error> {
+        let registry = self.registry(&repository.registry)?;
         self.push_blob(repository, EMPTY_JSON, OCI_EMPTY).await?;
         let mut pushed = Vec::with_capacity(layers.len());
         for (media_type, bytes) in layers {
@@ -262,16 +316,7 @@ impl Client {
             annotations,
             ..Descriptor::new(OCI_MANIFEST, raw.digest.clone(), raw.bytes.len() as u64)
         };
-        // By digest: the registry checks that the bytes hash to the digest in the URL, and
-        // `put_manifest` that the digest it names in its answer is the same.
-        let put = self
-            .put_manifest(&registry, &by_digest(repository, &raw.digest), &raw)
-            .await?;
-        if !put.subject {
-            self.list_in_referrers_tag(&registry, repository, &subject.digest, &descriptor)
-                .await?;
-        }
-        Ok(descriptor)
+        Ok((raw, descriptor))
     }
 
     /// Adds `referrer` to the fallback index of `subject` in `repository`, unless it is
@@ -606,7 +651,7 @@ mod tests {
             variant: None,
         });
         let bytes = artifact_manifest(
-            &subject,
+            Some(&subject),
             "application/vnd.example.sbom",
             std::slice::from_ref(&layer),
             &annotations,
@@ -650,7 +695,8 @@ mod tests {
 
     #[test]
     fn an_artifact_without_layers_has_the_empty_descriptor_as_its_layer() {
-        let bytes = artifact_manifest(&subject(), "application/x", &[], &BTreeMap::new()).unwrap();
+        let bytes =
+            artifact_manifest(Some(&subject()), "application/x", &[], &BTreeMap::new()).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["layers"], serde_json::json!([empty_descriptor()]));
         assert!(json.get("annotations").is_none(), "{json}");

@@ -35,6 +35,13 @@ pub struct Observations<'a> {
     /// The source's signed test results in the registry, when the target trusts keys;
     /// `None` when it requires no signed evidence.
     pub attestations: Option<Attestations<'a>>,
+    /// When the manifest is not in the records but was fetched from the registry: the
+    /// digest of its artifact there.
+    pub manifest_artifact: Option<String>,
+    /// When the source's release services last changed, read from its Swarm (their
+    /// `UpdatedAt`): what dates the signed evidence when this agent holds no record of
+    /// the source's deploy.
+    pub source_updated_at: Option<time::OffsetDateTime>,
 }
 
 /// One attestation as the registry gave it: the referrer's digest and the envelope.
@@ -93,6 +100,7 @@ impl Verdict {
             checked_seq: self.evidence_seq,
             junit_sha256: self.evidence_junit_sha256.clone(),
             source_env: source_env.to_owned(),
+            attestations: self.attestations.clone(),
         }
     }
 
@@ -143,19 +151,54 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
     };
     let history = deployments_in(o.entries);
     let last_deploy = history.iter().rev().find(|d| d.env == source);
-    conditions.push(source_live_condition(o, source, last_deploy, digests));
-    let (checked, evidence) = checked_condition(o, source, last_deploy, digests);
-    conditions.push(checked);
-    conditions.push(registry_condition(o, digests));
+    // An agent without the source's records (another agent's state directory) decides
+    // from the registry: the source's Swarm dates its deploy, its signed results stand
+    // for its checks.
+    let from_registry = last_deploy.is_none() && o.attestations.is_some();
+    let not_before = match last_deploy {
+        Some(d) if d.version == o.version => Some(d.time),
+        Some(_) => None,
+        None => o.source_updated_at,
+    };
+    let mut signed = Vec::new();
     let mut attestations = BTreeMap::new();
-    if let Some(signed) = &o.attestations {
-        for (condition, accepted) in signed_conditions(o, signed, source, last_deploy, digests) {
+    if let Some(found) = &o.attestations {
+        for (condition, accepted) in signed_conditions(o, found, source, not_before, digests) {
             if let Some((service, attestation)) = accepted {
                 attestations.insert(service, attestation);
             }
-            conditions.push(condition);
+            signed.push(condition);
         }
     }
+    let evidence = if from_registry {
+        conditions.push(source_live_from_swarm(o, source, digests));
+        let failed: Vec<&Condition> = signed.iter().filter(|c| !c.passed).collect();
+        conditions.push(Condition {
+            name: SOURCE_CHECKED.into(),
+            passed: !signed.is_empty() && failed.is_empty(),
+            detail: if signed.is_empty() {
+                "no check of it in this agent's records, and no digest to look up signed results for".to_owned()
+            } else if failed.is_empty() {
+                format!(
+                    "no check of `{source}` in this agent's records; its signed results in the registry stand for it ({} below)",
+                    signed.len()
+                )
+            } else {
+                format!(
+                    "no check of `{source}` in this agent's records, and {} of its signed results below are refused",
+                    failed.len()
+                )
+            },
+        });
+        None
+    } else {
+        conditions.push(source_live_condition(o, source, last_deploy, digests));
+        let (checked, evidence) = checked_condition(o, source, last_deploy, digests);
+        conditions.push(checked);
+        evidence
+    };
+    conditions.push(registry_condition(o, digests));
+    conditions.extend(signed);
     conditions.push(Condition {
         name: APPROVAL.into(),
         passed: !o.approval_required || o.approver.is_some_and(|a| !a.trim().is_empty()),
@@ -188,13 +231,12 @@ fn signed_conditions(
     o: &Observations<'_>,
     signed: &Attestations<'_>,
     source: &str,
-    last_deploy: Option<&Deployment>,
+    not_before: Option<time::OffsetDateTime>,
     digests: Option<&BTreeMap<String, String>>,
 ) -> Vec<(Condition, Option<(String, String)>)> {
     let Some(digests) = digests else {
         return Vec::new();
     };
-    let deploy = last_deploy.filter(|d| d.version == o.version);
     digests
         .iter()
         .map(|(service, digest)| {
@@ -209,9 +251,9 @@ fn signed_conditions(
                     None,
                 )
             };
-            let Some(deploy) = deploy else {
+            let Some(not_before) = not_before else {
                 return fail(format!(
-                    "no deploy of {} to `{source}` is recorded to date the evidence against",
+                    "no deploy of {} to `{source}` is known to date the evidence against",
                     o.version
                 ));
             };
@@ -225,7 +267,7 @@ fn signed_conditions(
                 digest,
                 signed.trust,
                 source,
-                deploy.time,
+                not_before,
             );
             match &assessment.accepted {
                 Some(accepted) => (
@@ -271,7 +313,16 @@ fn manifest_condition(o: &Observations<'_>) -> Condition {
         _ => None,
     });
     match released {
-        None => fail(format!("no `released` ledger entry for {}", o.version)),
+        None => match &o.manifest_artifact {
+            Some(artifact) => Condition {
+                name: MANIFEST.into(),
+                passed: true,
+                detail: format!(
+                    "not in this agent's records: fetched from the registry, artifact {artifact}"
+                ),
+            },
+            None => fail(format!("no `released` ledger entry for {}", o.version)),
+        },
         Some((seq, recorded)) if recorded != sha => fail(format!(
             "manifest hashes to {sha}, ledger entry seq {seq} recorded {recorded}"
         )),
@@ -304,6 +355,20 @@ fn source_live_condition(
         }
         Some(_) => {}
     }
+    live_comparison(o, source, digests)
+}
+
+/// The source's Swarm against the release's digests.
+fn live_comparison(
+    o: &Observations<'_>,
+    source: &str,
+    digests: Option<&BTreeMap<String, String>>,
+) -> Condition {
+    let fail = |detail: String| Condition {
+        name: SOURCE_LIVE.into(),
+        passed: false,
+        detail,
+    };
     let Some(digests) = digests else {
         return fail("no manifest to compare with".to_owned());
     };
@@ -335,6 +400,21 @@ fn source_live_condition(
     } else {
         fail(mismatches.join("; "))
     }
+}
+
+/// What the source runs, from its Swarm alone: for an agent with no record of its deploy.
+fn source_live_from_swarm(
+    o: &Observations<'_>,
+    source: &str,
+    digests: Option<&BTreeMap<String, String>>,
+) -> Condition {
+    let mut condition = live_comparison(o, source, digests);
+    if condition.passed {
+        condition
+            .detail
+            .push_str(" (read from its Swarm; no deploy of it in this agent's records)");
+    }
+    condition
 }
 
 /// The last `checked` entry for the source after its latest deploy of the version decides:

@@ -261,6 +261,7 @@ mod tests {
         let promote = MadeLive::Promote {
             approver: Some("alice".into()),
             evidence: Evidence {
+                attestations: Default::default(),
                 checked_seq: Some(1),
                 junit_sha256: None,
                 source_env: "dev".into(),
@@ -330,6 +331,7 @@ mod tests {
         let promoted = live("prod", "1.0.0").event(MadeLive::Promote {
             approver: Some("alice".into()),
             evidence: Evidence {
+                attestations: Default::default(),
                 checked_seq: Some(4),
                 junit_sha256: None,
                 source_env: "dev".into(),

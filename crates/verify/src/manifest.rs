@@ -89,7 +89,7 @@ impl ReleaseManifest {
     }
 
     /// The file bytes: pretty JSON with a trailing newline.
-    pub(crate) fn to_file_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+    pub fn to_file_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         let mut bytes = serde_json::to_vec_pretty(self)?;
         bytes.push(b'\n');
         Ok(bytes)

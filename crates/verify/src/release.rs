@@ -28,6 +28,18 @@ impl StateDir {
         manifest: &ReleaseManifest,
         actor: &str,
     ) -> Result<RecordOutcome, RecordError> {
+        self.record_published_release(manifest, actor, None)
+    }
+
+    /// [`StateDir::record_release`], the `released` entry naming `artifact`, the digest of
+    /// the manifest's OCI artifact in the registry (whose bytes are
+    /// [`ReleaseManifest::to_file_bytes`]).
+    pub fn record_published_release(
+        &self,
+        manifest: &ReleaseManifest,
+        actor: &str,
+        artifact: Option<&str>,
+    ) -> Result<RecordOutcome, RecordError> {
         let version = &manifest.version;
         manifest
             .check()
@@ -64,22 +76,25 @@ impl StateDir {
                 match write_once(&path, &bytes)? {
                     WriteOnce::Created => {
                         let manifest_sha256 = Digest::of(&bytes);
-                        let entry = match self.append_released(manifest, &manifest_sha256, actor) {
-                            Ok(entry) => entry,
-                            Err(e) => {
-                                // The append failed (a full disk, a read-only ledger): if the
-                                // ledger surely has no entry for it, take the manifest back so a
-                                // failed push records nothing. (A crash here instead leaves it
-                                // for the next run to complete.)
-                                let in_ledger = ledger.read_all().and_then(|entries| {
-                                    released_entry(&ledger, &entries, version).map(|r| r.is_some())
-                                });
-                                if let Ok(false) = in_ledger {
-                                    let _ = std::fs::remove_file(&path);
+                        let entry =
+                            match self.append_released(manifest, &manifest_sha256, actor, artifact)
+                            {
+                                Ok(entry) => entry,
+                                Err(e) => {
+                                    // The append failed (a full disk, a read-only ledger): if the
+                                    // ledger surely has no entry for it, take the manifest back so a
+                                    // failed push records nothing. (A crash here instead leaves it
+                                    // for the next run to complete.)
+                                    let in_ledger = ledger.read_all().and_then(|entries| {
+                                        released_entry(&ledger, &entries, version)
+                                            .map(|r| r.is_some())
+                                    });
+                                    if let Ok(false) = in_ledger {
+                                        let _ = std::fs::remove_file(&path);
+                                    }
+                                    return Err(e);
                                 }
-                                return Err(e);
-                            }
-                        };
+                            };
                         return Ok(RecordOutcome::Recorded {
                             manifest_sha256,
                             entry,
@@ -111,7 +126,7 @@ impl StateDir {
                     version = %version,
                     "release manifest existed without a released ledger entry; appending it now"
                 );
-                let entry = self.append_released(&recorded, &manifest_sha256, actor)?;
+                let entry = self.append_released(&recorded, &manifest_sha256, actor, artifact)?;
                 Ok(RecordOutcome::LedgerCompleted {
                     manifest_sha256,
                     entry,
@@ -163,8 +178,10 @@ impl StateDir {
         manifest: &ReleaseManifest,
         manifest_sha256: &Digest,
         actor: &str,
+        artifact: Option<&str>,
     ) -> Result<Entry, RecordError> {
         let event = Released {
+            artifact: artifact.map(str::to_owned),
             manifest_sha256: manifest_sha256.clone(),
             services: manifest
                 .digests()

@@ -215,6 +215,8 @@ fn the_gate_answers_from_the_v1_records() {
             approval_required: true,
             approver: Some("alice"),
             attestations: None,
+            manifest_artifact: None,
+            source_updated_at: None,
         })
     };
     // Now: dev runs 1.0.0 again, checked green at seq 17 after its rollback.

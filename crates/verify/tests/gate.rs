@@ -28,6 +28,7 @@ impl Story {
         let state = StateDir::open(dir.path().join("state")).unwrap();
         let story = Story { _dir: dir, state };
         story.append(Released {
+            artifact: None,
             manifest_sha256: digest(M),
             services: BTreeMap::from([("api".to_owned(), digest(A))]),
             version: "1.0.0".into(),
@@ -102,6 +103,8 @@ fn observations(entries: &[verify::Recorded]) -> Observations<'_> {
         approval_required: true,
         approver: Some("alice"),
         attestations: None,
+        manifest_artifact: None,
+        source_updated_at: None,
     }
 }
 

@@ -289,3 +289,83 @@ pub fn statement_of(json: &[u8]) -> Option<(Envelope, Statement)> {
     let statement = Statement::from_envelope(&envelope).ok()?;
     Some((envelope, statement))
 }
+
+/// The `artifactType` of a release manifest published to the registry.
+pub const MANIFEST_ARTIFACT_TYPE: &str =
+    "application/vnd.dreamconsistency.release.manifest.v1+json";
+/// Release manifests are a few kilobytes.
+const MANIFEST_LIMIT: usize = 1 << 20;
+
+/// Whether any environment signs or trusts evidence: only then are release manifests
+/// published, so a project without keys pushes nothing but its images.
+pub fn publishes(config: &Config) -> bool {
+    config.environments.values().any(|e| e.evidence.is_some())
+}
+
+/// Where the release manifests are published: `REGISTRY/PROJECT/releases:VERSION`.
+fn manifest_reference(config: &Config, version: &str) -> Result<Reference, registry_client::Error> {
+    Ok(Reference::parse(
+        &format!(
+            "{}/{}/releases:{version}",
+            config.registry.host, config.project.name
+        ),
+        None,
+    )?)
+}
+
+/// Publishes a release manifest (the file's exact bytes) as an OCI artifact tagged with
+/// its version; returns the artifact manifest's digest.
+pub async fn publish_manifest(
+    client: &Client,
+    config: &Config,
+    version: &str,
+    bytes: &[u8],
+) -> Result<String, registry_client::Error> {
+    let reference = manifest_reference(config, version)?;
+    let annotations = BTreeMap::from([(
+        "org.opencontainers.image.version".to_owned(),
+        version.to_owned(),
+    )]);
+    let pushed = client
+        .push_tagged_artifact(
+            &reference,
+            MANIFEST_ARTIFACT_TYPE,
+            &[(MANIFEST_ARTIFACT_TYPE, bytes)],
+            annotations,
+        )
+        .await?;
+    Ok(pushed.digest.as_str().to_owned())
+}
+
+/// The release manifest of `version` as published: the artifact's digest and the file's
+/// bytes; `None` when the registry has none.
+pub async fn fetch_manifest(
+    client: &Client,
+    config: &Config,
+    version: &str,
+) -> Result<Option<(String, Vec<u8>)>, registry_client::Error> {
+    let reference = manifest_reference(config, version)?;
+    let manifest = match client.fetch_manifest(&reference).await {
+        Ok(m) => m,
+        Err(e) if e.kind() == registry_client::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+    let layer = doc
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .and_then(|l| {
+            l.iter().find(|l| {
+                l.get("mediaType").and_then(|m| m.as_str()) == Some(MANIFEST_ARTIFACT_TYPE)
+            })
+        })
+        .and_then(|l| l.get("digest")?.as_str())
+        .and_then(|d| Digest::parse(d).ok());
+    let Some(layer) = layer else {
+        return Ok(None);
+    };
+    let bytes = client
+        .fetch_blob(&reference, &layer, MANIFEST_LIMIT)
+        .await?;
+    Ok(Some((manifest.digest.as_str().to_owned(), bytes.to_vec())))
+}

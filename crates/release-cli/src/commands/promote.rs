@@ -38,18 +38,53 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     let version = stage::version(&config, &args.version)?;
     let state = stage::state_dir(global, &config)?;
 
-    let manifest = state
+    let trust = evidence::trust(&config, &args.to)?;
+    let digests_of = |m: &verify::ReleaseManifest| -> BTreeMap<String, String> {
+        m.services
+            .iter()
+            .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
+            .collect()
+    };
+    let mut manifest = state
         .load_release(&version)
         .map(|r| {
-            let digests: BTreeMap<String, String> = r
-                .manifest
-                .services
-                .iter()
-                .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
-                .collect();
-            (digests, r.sha256.as_str().to_owned(), r.manifest)
+            (
+                digests_of(&r.manifest),
+                r.sha256.as_str().to_owned(),
+                r.manifest,
+            )
         })
         .map_err(|e| e.to_string());
+    // An agent without DEV's records takes the manifest from the registry, where `push`
+    // published it; with signed evidence required, the signed results vouch for its
+    // digests (a forged manifest names digests nobody checked).
+    let mut published: Option<(String, verify::ReleaseManifest)> = None;
+    if manifest.is_err() && !trust.is_empty() {
+        let client = stage::registry_client(&config)?;
+        match evidence::fetch_manifest(&client, &config, version.as_str()).await {
+            Ok(Some((artifact, bytes))) => match verify::ReleaseManifest::from_bytes(&bytes) {
+                Ok(m) if m.version == version => {
+                    let sha = verify::Digest::of(&bytes).as_str().to_owned();
+                    manifest = Ok((digests_of(&m), sha, m.clone()));
+                    published = Some((artifact, m));
+                }
+                Ok(m) => {
+                    manifest = Err(format!(
+                        "the registry's manifest artifact {artifact} is of version {}, not {}",
+                        m.version.as_str(),
+                        version.as_str()
+                    ))
+                }
+                Err(e) => {
+                    manifest = Err(format!(
+                        "the registry's manifest artifact {artifact} is malformed: {e}"
+                    ))
+                }
+            },
+            Ok(None) => {}
+            Err(e) => return Err(crate::registry::failure(e, crate::registry::Surface::Stage)),
+        }
+    }
     let entries = state
         .ledger()
         .read_events()
@@ -60,8 +95,12 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     // as configured is a usage error (exit 2), not a verdict on the release: it stops
     // here, before anything is recorded.
     let mut unreachable: Vec<(String, Option<String>)> = Vec::new();
+    let mut source_updated_at = None;
     let live_source = match live_digests(&config, &source).await {
-        Ok(live) => Ok(live),
+        Ok((live, updated)) => {
+            source_updated_at = updated;
+            Ok(live)
+        }
         Err(f) if f.code == Code::Usage => return Err(f),
         Err(f) => {
             if f.code == Code::Infrastructure {
@@ -87,7 +126,6 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
 
     // Signed evidence, when the target trusts keys: the source's test results attached
     // to each release digest in the registry.
-    let trust = evidence::trust(&config, &args.to)?;
     let mut found = BTreeMap::new();
     if !trust.is_empty()
         && let Ok((digests, _, _)) = &manifest
@@ -126,6 +164,8 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
             trust: &trust,
             found,
         }),
+        manifest_artifact: published.as_ref().map(|(a, _)| a.clone()),
+        source_updated_at,
     };
     let verdict = gate::evaluate(&observations);
     if let Some(path) = &args.junit {
@@ -186,6 +226,19 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     }
 
     let signer = evidence::signer(&config, &args.to)?;
+    // The deploy reads the release from this agent's records: a manifest taken from the
+    // registry is recorded here first, naming its artifact.
+    if let Some((artifact, m)) = &published {
+        state
+            .record_published_release(m, &actor, Some(artifact))
+            .map_err(stage::record_failure)?;
+        if !global.quiet && !global.json {
+            eprintln!(
+                "release {} recorded from the registry (artifact {artifact})",
+                version.as_str()
+            );
+        }
+    }
     let promoted = super::deploy::run_deploy(
         global,
         Target::Promote {
@@ -284,21 +337,31 @@ fn unreachable_hint(hint: Option<&str>) -> String {
 /// Service → digest the source environment's Swarm services run now (read from the Swarm,
 /// never from the pointer).
 /// What each release service of `source` runs now: its live image, by release service.
-async fn live_digests(config: &Config, source: &str) -> Result<BTreeMap<String, String>, Failure> {
+/// Also when those services last changed (the newest `UpdatedAt`).
+async fn live_digests(
+    config: &Config,
+    source: &str,
+) -> Result<(BTreeMap<String, String>, Option<time::OffsetDateTime>), Failure> {
     let env = config.environment(source)?;
     // The source environment's own engine: DEV's state is read from DEV, never through
     // the target's engine.
     let engine = super::connect_env(config, source).await?;
     let live = engine.stack_services(&env.stack).await?;
-    Ok(config
+    let mut updated = None;
+    let images = config
         .services
         .iter()
         .filter_map(|(name, service)| {
             let stack_name = service.stack_service_name(name);
             let state = live.iter().find(|s| s.stack_service == stack_name)?;
+            let at = state.updated_at.as_deref().and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            updated = updated.max(at);
             Some((name.clone(), state.image.clone()))
         })
-        .collect())
+        .collect();
+    Ok((images, updated))
 }
 
 fn print_verdict(global: &Global, verdict: &Verdict, dry_run: bool) -> Result<(), Failure> {

@@ -18,6 +18,9 @@ struct Pushed {
     /// `recorded`, `unchanged` (same digests already recorded) or `ledger-completed`.
     outcome: &'static str,
     services: BTreeMap<String, String>,
+    /// The digest of the manifest's artifact in the registry, when it was published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<String>,
 }
 
 pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
@@ -101,8 +104,36 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
         jenkins: stage::jenkins_build(),
         services: images,
     };
+    // With keys configured, the manifest is also published next to the images, as the
+    // bytes the file holds (or will hold), so an agent without this state directory can
+    // fetch it by version; the `released` entry names the artifact.
+    let artifact = if super::evidence::publishes(&config) {
+        let bytes = match std::fs::read(state.release_path(&version)) {
+            Ok(bytes) => bytes,
+            Err(_) => manifest
+                .to_file_bytes()
+                .map_err(|e| Failure::infrastructure(format!("cannot encode the manifest: {e}")))?,
+        };
+        let published =
+            super::evidence::publish_manifest(&registry, &config, version.as_str(), &bytes)
+                .await
+                .map_err(|e| {
+                    let failure = crate::registry::failure(e, crate::registry::Surface::Stage);
+                    Failure {
+                        message: format!(
+                            "cannot publish the release manifest of {}: {}",
+                            version.as_str(),
+                            failure.message
+                        ),
+                        ..failure
+                    }
+                })?;
+        Some(published)
+    } else {
+        None
+    };
     let outcome = state
-        .record_release(&manifest, &stage::actor())
+        .record_published_release(&manifest, &stage::actor(), artifact.as_deref())
         .map_err(stage::record_failure)?;
     let outcome = match outcome {
         RecordOutcome::Recorded { .. } => "recorded",
@@ -119,6 +150,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
             .iter()
             .map(|(name, image)| (name.clone(), image.digest.as_str().to_owned()))
             .collect(),
+        artifact,
     };
     if global.json {
         super::print_json(&report)?;

@@ -33,6 +33,10 @@ pub enum Event {
 /// `released`: a release manifest was recorded (`release push`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
+    /// The digest of the release manifest's OCI artifact in the registry (its bytes are
+    /// the file's), when it was published there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
     /// sha256 of `releases/<version>.json` as written.
     pub manifest_sha256: Digest,
     /// Service → digest.
@@ -85,6 +89,10 @@ pub struct Evidence {
     #[serde(default)]
     pub junit_sha256: Option<String>,
     pub source_env: String,
+    /// Service → the signed test result (its referrer's digest in the registry) the gate
+    /// accepted, when the target requires signed evidence.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attestations: BTreeMap<String, String>,
 }
 
 /// `deploy-failed`: a deploy did not converge (its rollback, if any, follows).
@@ -563,6 +571,7 @@ mod tests {
         vec![
             (
                 Released {
+                    artifact: None,
                     manifest_sha256: d('1'),
                     services: digests(),
                     version: "1.1.0".into(),
@@ -586,6 +595,7 @@ mod tests {
                 promoted_event(
                     Some("alice"),
                     Evidence {
+                        attestations: BTreeMap::new(),
                         checked_seq: Some(4),
                         junit_sha256: Some(d('4').as_str().into()),
                         source_env: "dev".into(),
@@ -600,6 +610,7 @@ mod tests {
                 promoted_event(
                     None,
                     Evidence {
+                        attestations: BTreeMap::new(),
                         checked_seq: None,
                         junit_sha256: None,
                         source_env: "dev".into(),
