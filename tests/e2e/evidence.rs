@@ -674,12 +674,31 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
         .collect();
     assert!(kinds.contains(&"verification-summary"), "{v}");
 
-    // Copied to another repository, the evidence comes along and still verifies there.
-    let copy = format!("e2e/{}-copy/web:1.0.0", s.repo.replace('/', "-"));
-    run(&["image", "copy", &format!("{}:1.0.0", s.repo), &copy]).success();
+    // Copied to another registry (the token-auth one), the evidence comes along and
+    // still verifies there; a copy without it would not.
+    let copy = format!(
+        "{}/e2e/{}-copy/web:1.0.0",
+        bed.token_registry,
+        s.repo.replace('/', "-")
+    );
+    let copied = run(&[
+        "--json",
+        "image",
+        "copy",
+        &format!("{}:1.0.0", s.repo),
+        &copy,
+    ]);
+    assert_eq!(
+        copied.success().json()["referrers"],
+        2,
+        "DEV's result and PROD's summary"
+    );
     run(&["image", "verify", &copy, "--env", "prod"])
         .success()
-        .stdout_has("satisfied");
+        .stdout_has("test-result")
+        .stdout_has("dev-1 (trusted)")
+        .stdout_has("verification-summary")
+        .stdout_has(": satisfied");
 }
 
 /// The image PROD's `web` service runs, as its spec names it.
