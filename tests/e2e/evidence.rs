@@ -394,12 +394,17 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
     assert!(ledger.contains(&artifact), "{ledger}");
     run(&["-q", "deploy", "--env", "dev", "--version", "1.0.0"]).success();
 
-    // Without the key's variable, the check refuses to run unsigned: exit 2, no key text.
+    // Without the key's variable, the check refuses to run unsigned: exit 2, nothing
+    // recorded.
+    let ledger_path = s.project.state_dir().join("ledger.jsonl");
+    let before = std::fs::read_to_string(&ledger_path).unwrap();
     bed.release(&s.project, ["check", "--env", "dev"])
         .expect_code(2)
         .stderr_has("DEV_SIGNING_KEY");
+    assert_eq!(std::fs::read_to_string(&ledger_path).unwrap(), before);
 
-    let checked = run(&["check", "--env", "dev"]);
+    let junit = s.project.dir().join("check-dev.xml");
+    let checked = run(&["check", "--env", "dev", "--junit", junit.to_str().unwrap()]);
     checked
         .success()
         .stdout_has("signed test result sha256:")
@@ -413,6 +418,18 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
         .unwrap();
     let recorded = checked_entry["payload"]["attestation"].as_str().unwrap();
     assert!(!ledger.contains("PRIVATE KEY"));
+    let key_body = s.dev_key.lines().nth(1).unwrap();
+    for (what, text) in [
+        ("stdout", checked.stdout()),
+        ("stderr", checked.stderr()),
+        ("ledger", ledger.clone()),
+        ("junit", std::fs::read_to_string(&junit).unwrap()),
+    ] {
+        assert!(
+            !text.contains(key_body),
+            "the signing key reached the {what}"
+        );
+    }
 
     // Raw HTTP, as the distribution spec describes the fallback: the index at
     // sha256-<hex> lists the attestation; Python verifies its signature.

@@ -494,3 +494,48 @@ fn compose_environment_keys_are_checked() {
     let swarm_check = format!("{compose}\n[[environments.dev.checks]]\nkind = \"swarm\"\n");
     insta::assert_snapshot!("swarm_check_on_compose", problems(&swarm_check));
 }
+
+#[test]
+fn evidence_keys_are_checked_together() {
+    let evidence = |name: &str, keys: &str| {
+        format!(
+            "\n[environments.{name}]\nstack = \"hestino-{name}\"\nstack_file = \"stack.yml\"\n\n[environments.{name}.evidence]\n{keys}\n"
+        )
+    };
+    let text = [
+        VALID.to_owned(),
+        evidence(
+            "twice",
+            "key_id = \"a\"\nsigning_key_env = \"KEY\"\nsigning_key_file = \"keys/a.pem\"",
+        ),
+        evidence("noid", "signing_key_env = \"KEY\""),
+        evidence("badvar", "key_id = \"b\"\nsigning_key_env = \"not a var\""),
+        evidence("nofile", "key_id = \"c\"\nsigning_key_file = \"keys/missing.pem\""),
+        evidence("badid", "key_id = \"has space\""),
+        evidence(
+            "trust",
+            "trust = [\n  { id = \"dev\", public_key = \"keys/dev.pub\" },\n  { id = \"dev\", public_key = \"keys/dev.pub\" },\n  { id = \"gone\", public_key = \"keys/gone.pub\", revoked = true },\n  { id = \"x\", public_key = \"keys/dev.pub\", revokd = true },\n]",
+        ),
+        evidence("typo", "key_idd = \"d\""),
+    ]
+    .concat();
+    let files = [("keys/a.pem", "pem"), ("keys/dev.pub", "pub")];
+    let message = load_with(&text, &files).unwrap_err();
+    insta::assert_snapshot!(message);
+    assert!(
+        message.starts_with("9 problems in release.toml"),
+        "{message}"
+    );
+    for needle in [
+        "names its signing key twice",
+        "has a signing key but no key_id",
+        "is not a variable name",
+        "keys/missing.pem` of environment `nofile` does not exist",
+        "key_id `has space`",
+        "trusts key id `dev` twice",
+        "keys/gone.pub` of trusted key `gone`",
+        "unknown key `revokd`",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}

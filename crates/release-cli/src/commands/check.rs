@@ -51,6 +51,9 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
             args.env
         )));
     }
+    // A signing key that cannot be read stops the run before any check: nothing is
+    // recorded unsigned by accident.
+    let signer = evidence::signer(&config, &args.env)?;
     let state = stage::state_dir(global, &config)?;
     let pointer = state.read_env(&env_name).map_err(stage::record_failure)?;
     let specs = specs(&config, &args.env, env, pointer.as_ref())?;
@@ -73,8 +76,8 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     });
     // The signed result goes to the registry before the entry is recorded, so the entry
     // names it; a registry that refuses it still leaves the check recorded (exit 3).
-    let attested = match evidence::signer(&config, &args.env)? {
-        Some(signer) => Some(attest(&config, &args.env, &signer, &report, &event, &xml).await),
+    let attested = match &signer {
+        Some(signer) => Some(attest(&config, &args.env, signer, &report, &event, &xml).await),
         None => None,
     };
     if let Some(Ok((envelope, _))) = &attested {

@@ -39,6 +39,9 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     let state = stage::state_dir(global, &config)?;
 
     let trust = evidence::trust(&config, &args.to)?;
+    // PROD's key signs the decision after the deploy: one that cannot be read stops the
+    // promotion here, before the gate looks or anything is recorded.
+    let signer = evidence::signer(&config, &args.to)?;
     let digests_of = |m: &verify::ReleaseManifest| -> BTreeMap<String, String> {
         m.services
             .iter()
@@ -225,7 +228,6 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         });
     }
 
-    let signer = evidence::signer(&config, &args.to)?;
     // The deploy reads the release from this agent's records: a manifest taken from the
     // registry is recorded here first, naming its artifact.
     if let Some((artifact, m)) = &published {
