@@ -470,14 +470,9 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
     );
 
     // An auditor, from the registry alone.
-    let verified = run(&[
-        "--json",
-        "image",
-        "verify",
-        &format!("{}:1.0.0", s.repo),
-        "--env",
-        "prod",
-    ]);
+    let image = format!("{}:1.0.0", s.repo);
+    let verify_prod = || run(&["--json", "image", "verify", &image, "--env", "prod"]);
+    let verified = verify_prod();
     let v = verified.success().json();
     assert_eq!(v["satisfied"], true, "{v}");
     assert_eq!(v["evidence"][0]["signatures"][0]["key_id"], "dev-1");
@@ -548,14 +543,7 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
             "{case}: {}",
             refused.stdout()
         );
-        let v = run(&[
-            "--json",
-            "image",
-            "verify",
-            &format!("{}:1.0.0", s.repo),
-            "--env",
-            "prod",
-        ]);
+        let v = verify_prod();
         // The registry alone does not say when DEV was deployed: `image verify` applies
         // every condition but that one.
         let too_old = *case == "older than DEV's deploy";
@@ -674,14 +662,7 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
             .unwrap()
             .trim_start_matches("sha256:")
     );
-    let v = run(&[
-        "--json",
-        "image",
-        "verify",
-        &format!("{}:1.0.0", s.repo),
-        "--env",
-        "prod",
-    ]);
+    let v = verify_prod();
     let v = v.success().json();
     let kinds: Vec<&str> = v["evidence"]
         .as_array()
