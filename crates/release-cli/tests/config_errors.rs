@@ -539,3 +539,40 @@ fn evidence_keys_are_checked_together() {
         assert!(message.contains(needle), "{needle}: {message}");
     }
 }
+
+/// Compose has no named secret objects: two Compose environments share a secret when they
+/// read the same file, whatever their project names; distinct files are not shared.
+#[test]
+fn compose_environments_sharing_a_secret_file_are_refused() {
+    let with_secret = |file: &str| format!("{STACK}secrets:\n  api_key:\n    file: {file}\n");
+    let text = format!(
+        "{}\n[environments.prod]\norchestrator = \"compose\"\nstack = \"hestino-prod\"\nproject = \"shop-prod\"\nstack_file = \"prod.yml\"\n",
+        VALID.replace(
+            "stack = \"hestino-dev\"",
+            "orchestrator = \"compose\"\nstack = \"hestino-dev\"\nproject = \"shop-dev\""
+        )
+    );
+    let shared = load_with(
+        &text,
+        &[
+            ("stack.yml", &with_secret("./secrets/api_key")),
+            ("prod.yml", &with_secret("secrets/api_key")),
+            ("secrets/api_key", "s3cret"),
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        shared.contains("environment `prod` uses secret")
+            && shared.contains("which environment `dev` also uses"),
+        "{shared}"
+    );
+    assert!(!shared.contains("s3cret"), "{shared}");
+    load_with(
+        &text,
+        &[
+            ("stack.yml", &with_secret("secrets/dev_key")),
+            ("prod.yml", &with_secret("secrets/prod_key")),
+        ],
+    )
+    .unwrap();
+}

@@ -728,8 +728,14 @@ impl Validator<'_> {
             let Some(e) = config.environments.get(env) else {
                 continue;
             };
+            let compose = e.orchestrator == super::model::Orchestrator::Compose;
             for kind in ["secrets", "configs"] {
-                for (key, name) in external_names(stack, kind, &e.stack) {
+                let names = if compose {
+                    compose_sources(stack, kind)
+                } else {
+                    external_names(stack, kind, &e.stack)
+                };
+                for (key, name) in names {
                     if let Some(other) = owners.get(&name)
                         && other != env
                     {
@@ -832,6 +838,28 @@ fn external_names(stack: &StackFile, kind: &str, stack_name: &str) -> Vec<(Strin
                 }
             });
             Some((key, name))
+        })
+        .collect()
+}
+
+/// What each secret or config of a compose file is read from: Compose has no named
+/// secret objects, so two environments share one when they read the same file (resolved
+/// against the compose file's directory) or the same variable.
+fn compose_sources(stack: &StackFile, kind: &str) -> Vec<(String, String)> {
+    let Some(map) = stack.document().get(kind).and_then(|v| v.as_mapping()) else {
+        return Vec::new();
+    };
+    let dir = stack.path().parent().unwrap_or(std::path::Path::new("."));
+    map.iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str()?.to_owned();
+            if let Some(file) = v.get("file").and_then(|f| f.as_str()) {
+                let path = dir.join(file);
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
+                return Some((key, path.display().to_string()));
+            }
+            let var = v.get("environment").and_then(|e| e.as_str())?;
+            Some((key, format!("${var}")))
         })
         .collect()
 }
