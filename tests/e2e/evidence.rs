@@ -591,6 +591,18 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
         !proxy.hits("GET", "/manifests/sha256-").is_empty(),
         "the gate never asked the registry for the referrers"
     );
+    // The same for an auditor: exit 3, not a verdict.
+    let through_proxy = format!("{}/{}@{digest}", proxy.addr, s.repo);
+    bed.release_with(
+        s.project.dir(),
+        &[
+            ("RELEASE_REGISTRY", proxy.addr.as_str()),
+            ("RELEASE_REGISTRY_RETRIES", "2"),
+        ],
+        ["image", "verify", through_proxy.as_str(), "--env", "prod"],
+    )
+    .expect_code(3)
+    .stderr_has("503");
     s.project.write("release.toml", &config);
 
     // With DEV's real attestation back, another agent, with an empty state directory,
