@@ -533,3 +533,74 @@ fn a_compose_release_that_cannot_be_pulled_or_crashes_is_rolled_back() {
         ]
     );
 }
+
+/// Watchtower's failure mode: a container recreated from a tag behind the tool's back.
+/// `status` and `audit --live` read the project's containers and flag it (exit 1); before
+/// that, both report the project clean (exit 0).
+#[test]
+fn a_compose_container_changed_behind_the_tools_back_is_flagged_by_status_and_audit() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-drift");
+    let a = record(&bed, &f, "1.0.0", &[]);
+    let b = record(&bed, &f, "1.1.0", &[]);
+    deploy(&bed, &f, "1.0.0").success();
+
+    let status = bed.release(&f.project, ["--json", "status", "--env", "e2e"]);
+    let report = status.success().json();
+    assert_eq!(report["flagged"], false, "{report:#}");
+    assert_eq!(report["project"], f.name.as_str());
+    assert_eq!(
+        report["containers"].as_array().unwrap().len(),
+        2,
+        "{report:#}"
+    );
+    bed.release(&f.project, ["status", "--env", "e2e"])
+        .success()
+        .stdout_has("all 2 containers pinned, running and on the recorded digests");
+    bed.release(&f.project, ["audit", "--live", "--env", "e2e"])
+        .success()
+        .stdout_has("no drift: 2 services");
+
+    // Recreate api from its 1.1.0 tag, as an updater following tags would.
+    let (tagged, _) = b["api"].split_once('@').unwrap();
+    let (_, digest_b) = b["api"].split_once('@').unwrap();
+    let (_, digest_a) = a["api"].split_once('@').unwrap();
+    let behind = f.project.write(
+        "behind.yml",
+        &format!(
+            "services:\n  api:\n    image: {tagged}\n    init: true\n    ports:\n      - \"127.0.0.1:{}:8080\"\n",
+            f.port
+        ),
+    );
+    let out = Command::new("docker")
+        .args(["compose", "-p", &f.name, "-f"])
+        .arg(&behind)
+        .args(["up", "-d", "--no-deps", "api"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let status = bed.release(&f.project, ["--json", "status", "--env", "e2e"]);
+    status.expect_code(1);
+    let report = status.json();
+    let api: Vec<&serde_json::Value> = report["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["service"] == "api")
+        .collect();
+    assert_eq!(api.len(), 1, "{report:#}");
+    let flags = api[0]["flags"].to_string();
+    assert!(
+        flags.contains(&format!("runs {digest_b}, the records say {digest_a}")),
+        "{report:#}"
+    );
+    bed.release(&f.project, ["audit", "--live", "--env", "e2e"])
+        .expect_code(1)
+        .stdout_has("DRIFT e2e api: runs a different digest")
+        .stdout_has(digest_b);
+}

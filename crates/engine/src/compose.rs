@@ -144,6 +144,36 @@ pub struct ComposeContainer {
     pub health_output: Option<String>,
 }
 
+impl ComposeContainer {
+    /// The image the container runs, pinned to the digest it really runs when the engine
+    /// knows it: `Config.Image` when the running image is known by the digest it names;
+    /// else the running image's own `REPO@sha256:…` in the same repository (a container
+    /// recreated from a moved tag behind the tool's back, as Watchtower does); else
+    /// `Config.Image` as written.
+    pub fn running_image(&self) -> String {
+        if let Some(named) = repo_digest(&self.image)
+            && self.repo_digests.contains(&named)
+        {
+            return self.image.clone();
+        }
+        let repo = repository_of(&self.image);
+        self.repo_digests
+            .iter()
+            .find(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+            .cloned()
+            .unwrap_or_else(|| self.image.clone())
+    }
+}
+
+/// The repository of `REPO[:TAG][@sha256:…]`.
+fn repository_of(image: &str) -> &str {
+    let name = image.split_once('@').map_or(image, |(n, _)| n);
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => &name[..i],
+        _ => name,
+    }
+}
+
 /// Why a container does not count as converged, and whether waiting could change that.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -283,13 +313,9 @@ impl Engine {
 
 /// `REPO@sha256:…` of a pinned `REPO[:TAG]@sha256:…`, as `RepoDigests` spells it.
 fn repo_digest(pinned: &str) -> Option<String> {
-    let (name, digest) = pinned.split_once('@')?;
+    let (_, digest) = pinned.split_once('@')?;
     // A tag follows the last `:` after the last `/` (a registry port precedes a `/`).
-    let repo = match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[..i],
-        _ => name,
-    };
-    Some(format!("{repo}@{digest}"))
+    Some(format!("{}@{digest}", repository_of(pinned)))
 }
 
 /// Every reason the project is not converged: a service of the file without a running
@@ -404,6 +430,33 @@ mod tests {
             health: Some("healthy".to_owned()),
             health_output: None,
         }
+    }
+
+    #[test]
+    fn the_running_image_is_pinned_to_what_really_runs() {
+        let c = container("api", D);
+        assert_eq!(c.running_image(), c.image, "runs what its config names");
+        let other = format!("sha256:{}", "b".repeat(64));
+        let moved = ComposeContainer {
+            image: "127.0.0.1:5443/t/api:latest".to_owned(),
+            ..container("api", &other)
+        };
+        assert_eq!(
+            moved.running_image(),
+            format!("127.0.0.1:5443/t/api@{other}")
+        );
+        let swapped = container("api", &other);
+        assert_eq!(
+            swapped.running_image(),
+            format!("127.0.0.1:5443/t/api@{other}"),
+            "config names D, the image runs another digest"
+        );
+        let unknown = ComposeContainer {
+            repo_digests: Vec::new(),
+            image: "busybox:latest".to_owned(),
+            ..container("api", D)
+        };
+        assert_eq!(unknown.running_image(), "busybox:latest");
     }
 
     #[test]

@@ -126,7 +126,8 @@ struct Drift {
     problem: String,
 }
 
-/// Compares the live Swarm with what the ledger says each environment runs.
+/// Compares what each environment's engine runs (Swarm services, or Compose containers)
+/// with what the ledger says it runs.
 async fn live(
     global: &Global,
     config: &Config,
@@ -155,9 +156,7 @@ async fn live(
         let Some(recorded) = deployments.iter().find(|d| &d.env == env_name) else {
             continue;
         };
-        let env = config.environment(env_name)?;
-        let engine = super::connect_env(config, env_name).await?;
-        let live = engine.stack_services(&env.stack).await?;
+        let (live, _) = super::live_images(config, env_name).await?;
         // The registry too: a tag that moved since the release no longer names what runs.
         let manifest = Version::parse(&recorded.version)
             .ok()
@@ -169,17 +168,10 @@ async fn live(
             .map(|(service, digest)| (service.clone(), digest.clone()))
             .collect();
         compared += selected.len();
-        // What each release service's stack service runs now.
-        let running: BTreeMap<String, String> = selected
-            .keys()
-            .filter_map(|service| {
-                let stack_name = config
-                    .services
-                    .get(service)
-                    .map_or(service.as_str(), |s| s.stack_service_name(service));
-                let state = live.iter().find(|s| s.stack_service == stack_name)?;
-                Some((service.clone(), state.image.clone()))
-            })
+        // What each selected release service runs now.
+        let running: BTreeMap<String, String> = live
+            .into_iter()
+            .filter(|(service, _)| selected.contains_key(service))
             .collect();
         let mut live_drift: BTreeMap<String, verify::drift::Drift> =
             verify::drift::compare(&selected, &running)

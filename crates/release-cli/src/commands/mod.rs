@@ -11,7 +11,10 @@ mod push;
 mod rollback;
 mod stage;
 mod status;
+mod status_compose;
 mod verify_image;
+
+use std::collections::BTreeMap;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
@@ -40,17 +43,16 @@ pub fn load_config(global: &crate::cli::Global) -> Result<Config, Failure> {
 /// names the environment, the endpoint and the cause. Connecting sends nothing but the
 /// version request, so a failure here has changed nothing.
 ///
-/// A Compose environment is refused here: the commands that read an environment's live
-/// state (`status`, `audit --live`, the promotion gate's source) read Swarm services, and
-/// do not read Compose projects yet. `release deploy` and `release rollback` connect to a
-/// Compose environment with [`connect_compose_env`].
+/// A Compose environment is refused here: what reads Swarm services cannot read a Compose
+/// project. Commands that serve both connect with [`connect_compose_env`] or read through
+/// [`live_images`].
 pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
     if config
         .environment(env)
         .is_ok_and(|e| e.orchestrator == crate::config::Orchestrator::Compose)
     {
         return Err(Failure::usage(format!(
-            "environment `{env}` is a Compose environment (orchestrator = \"compose\"): only `release deploy` and `release rollback` support Compose environments yet"
+            "environment `{env}` is a Compose environment (orchestrator = \"compose\"): this step reads Swarm services, not a Compose project"
         ))
         .with_hint("see docs/compose.md, \"Not done yet\""));
     }
@@ -63,6 +65,54 @@ pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::E
     engine::Engine::connect(&endpoint)
         .await
         .map_err(|e| Failure::from(e).with_env(env))
+}
+
+/// What each release service of environment `env` runs now, read from its own engine
+/// (never from the records): the image its Swarm service names, or, for Compose, the image
+/// its containers run, pinned to the digest they really run (where the containers of one
+/// service disagree, the odd one out). Also when the Swarm services last changed (their
+/// newest `UpdatedAt`; `None` for Compose).
+pub async fn live_images(
+    config: &Config,
+    env: &str,
+) -> Result<(BTreeMap<String, String>, Option<time::OffsetDateTime>), Failure> {
+    let environment = config.environment(env)?;
+    let stack_names = config
+        .services
+        .iter()
+        .map(|(name, service)| (name.clone(), service.stack_service_name(name).to_owned()));
+    if environment.orchestrator == crate::config::Orchestrator::Compose {
+        let engine = connect_compose_env(config, env).await?;
+        let containers = engine
+            .compose_containers(environment.compose_project())
+            .await
+            .map_err(|e| Failure::from(e).with_env(env))?;
+        let images = stack_names
+            .filter_map(|(name, stack_name)| {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for c in containers.iter().filter(|c| c.service == stack_name) {
+                    *seen.entry(c.running_image()).or_default() += 1;
+                }
+                let (image, _) = seen.into_iter().min_by_key(|(_, n)| *n)?;
+                Some((name, image))
+            })
+            .collect();
+        return Ok((images, None));
+    }
+    let engine = connect_env(config, env).await?;
+    let live = engine.stack_services(&environment.stack).await?;
+    let mut updated = None;
+    let images = stack_names
+        .filter_map(|(name, stack_name)| {
+            let state = live.iter().find(|s| s.stack_service == stack_name)?;
+            let at = state.updated_at.as_deref().and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            updated = updated.max(at);
+            Some((name, state.image.clone()))
+        })
+        .collect();
+    Ok((images, updated))
 }
 
 /// Connects to the engine of this process's environment (`DOCKER_HOST`, `DOCKER_CONTEXT`,

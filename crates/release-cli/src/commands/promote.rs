@@ -19,7 +19,6 @@ use verify::gate::{self, Observations, Verdict};
 use super::deploy::{Options, Target};
 use super::{evidence, stage};
 use crate::cli::{Global, PromoteArgs};
-use crate::config::Config;
 use crate::exit::{Code, Failure};
 
 pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
@@ -99,7 +98,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     // here, before anything is recorded.
     let mut unreachable: Vec<(String, Option<String>)> = Vec::new();
     let mut source_updated_at = None;
-    let live_source = match live_digests(&config, &source).await {
+    let live_source = match super::live_images(&config, &source).await {
         Ok((live, updated)) => {
             source_updated_at = updated;
             Ok(live)
@@ -334,36 +333,6 @@ fn unreachable_hint(hint: Option<&str>) -> String {
         Some(hint) => format!("{hint}; nothing was deployed"),
         None => "nothing was deployed; the gate could not reach what it reads".to_owned(),
     }
-}
-
-/// Service → digest the source environment's Swarm services run now (read from the Swarm,
-/// never from the pointer).
-/// What each release service of `source` runs now: its live image, by release service.
-/// Also when those services last changed (the newest `UpdatedAt`).
-async fn live_digests(
-    config: &Config,
-    source: &str,
-) -> Result<(BTreeMap<String, String>, Option<time::OffsetDateTime>), Failure> {
-    let env = config.environment(source)?;
-    // The source environment's own engine: DEV's state is read from DEV, never through
-    // the target's engine.
-    let engine = super::connect_env(config, source).await?;
-    let live = engine.stack_services(&env.stack).await?;
-    let mut updated = None;
-    let images = config
-        .services
-        .iter()
-        .filter_map(|(name, service)| {
-            let stack_name = service.stack_service_name(name);
-            let state = live.iter().find(|s| s.stack_service == stack_name)?;
-            let at = state.updated_at.as_deref().and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            });
-            updated = updated.max(at);
-            Some((name.clone(), state.image.clone()))
-        })
-        .collect();
-    Ok((images, updated))
 }
 
 fn print_verdict(global: &Global, verdict: &Verdict, dry_run: bool) -> Result<(), Failure> {
