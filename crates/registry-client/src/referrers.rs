@@ -299,11 +299,14 @@ impl Client {
         annotations: BTreeMap<String, String>,
     ) -> Result<(RawManifest, Descriptor), Error> {
         let registry = self.registry(&repository.registry)?;
-        self.push_blob(repository, EMPTY_JSON, OCI_EMPTY).await?;
-        let mut pushed = Vec::with_capacity(layers.len());
-        for (media_type, bytes) in layers {
-            pushed.push(self.push_blob(repository, bytes, media_type).await?);
-        }
+        // The config and the layers at once: a round trip each, not one after another.
+        let config = self.push_blob(repository, EMPTY_JSON, OCI_EMPTY);
+        let blobs = futures_util::future::try_join_all(
+            layers
+                .iter()
+                .map(|(media_type, bytes)| self.push_blob(repository, bytes, media_type)),
+        );
+        let (_, pushed) = futures_util::future::try_join(config, blobs).await?;
         let bytes = artifact_manifest(subject, artifact_type, &pushed, &annotations)
             .map_err(|e| registry.protocol(format!("cannot encode the artifact manifest: {e}")))?;
         let raw = RawManifest {

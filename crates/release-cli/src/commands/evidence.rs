@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::{StreamExt, TryStreamExt};
 use registry_client::{Client, Descriptor, Digest, Reference};
 use verify::evidence::{
     Envelope, PublicKey, SigningKey, Statement, TrustStore, TrustedKey, VerificationSummary,
@@ -26,6 +27,8 @@ pub const PREDICATE_ANNOTATION: &str = "in-toto.io/predicate-type";
 /// The annotation naming the environment that signed.
 pub const ENVIRONMENT_ANNOTATION: &str = "dev.release.environment";
 const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+/// Attestations fetched at once for one image.
+const FETCH_CONCURRENCY: usize = 8;
 /// The most an envelope may weigh: a statement about a release is a few kilobytes.
 const ENVELOPE_LIMIT: usize = 4 << 20;
 
@@ -148,43 +151,56 @@ pub async fn attach(
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let mut attached = Vec::new();
-    for subject in subjects {
-        let image = pinned(subject)?;
-        let manifest = client
-            .fetch_manifest(&image)
-            .await
-            .map_err(registry_failure)?;
-        let descriptor = Descriptor::new(
-            &manifest.media_type,
-            manifest.digest.clone(),
-            manifest.bytes.len() as u64,
-        );
-        let annotations = BTreeMap::from([
-            (
-                PREDICATE_ANNOTATION.to_owned(),
-                statement.predicate_type.clone(),
-            ),
-            (ENVIRONMENT_ANNOTATION.to_owned(), env.to_owned()),
-            (CREATED_ANNOTATION.to_owned(), created.clone()),
-        ]);
-        let pushed = client
-            .push_artifact(
-                &image,
-                &descriptor,
-                ARTIFACT_TYPE,
-                &[(ENVELOPE_MEDIA_TYPE, json.as_slice())],
-                annotations,
-            )
-            .await
-            .map_err(registry_failure)?;
-        attached.push(Attached {
-            service: subject.service.clone(),
-            subject: format!("{}@{}", subject.repository, subject.digest),
-            manifest: pushed.digest.as_str().to_owned(),
-        });
-    }
+    let annotations = BTreeMap::from([
+        (
+            PREDICATE_ANNOTATION.to_owned(),
+            statement.predicate_type.clone(),
+        ),
+        (ENVIRONMENT_ANNOTATION.to_owned(), env.to_owned()),
+        (CREATED_ANNOTATION.to_owned(), created),
+    ]);
+    // Every image at once: each attachment is a few round trips of its own.
+    let attached = futures_util::future::try_join_all(
+        subjects
+            .iter()
+            .map(|subject| attach_one(client, subject, &json, annotations.clone())),
+    )
+    .await?;
     Ok((envelope_digest, attached))
+}
+
+/// Attaches `envelope` to `subject`'s manifest.
+async fn attach_one(
+    client: &Client,
+    subject: &Subject,
+    envelope: &[u8],
+    annotations: BTreeMap<String, String>,
+) -> Result<Attached, Failure> {
+    let image = pinned(subject)?;
+    let manifest = client
+        .fetch_manifest(&image)
+        .await
+        .map_err(registry_failure)?;
+    let descriptor = Descriptor::new(
+        &manifest.media_type,
+        manifest.digest.clone(),
+        manifest.bytes.len() as u64,
+    );
+    let pushed = client
+        .push_artifact(
+            &image,
+            &descriptor,
+            ARTIFACT_TYPE,
+            &[(ENVELOPE_MEDIA_TYPE, envelope)],
+            annotations,
+        )
+        .await
+        .map_err(registry_failure)?;
+    Ok(Attached {
+        service: subject.service.clone(),
+        subject: format!("{}@{}", subject.repository, subject.digest),
+        manifest: pushed.digest.as_str().to_owned(),
+    })
 }
 
 pub use verify::gate::Found;
@@ -202,29 +218,38 @@ pub async fn fetch(
     let listed = client
         .referrers(&image, &digest, Some(ARTIFACT_TYPE))
         .await?;
-    let mut found = Vec::new();
-    for referrer in &listed.descriptors {
-        if let Some(wanted) = predicate
-            && referrer
+    let wanted = listed.descriptors.iter().filter(|referrer| {
+        predicate.is_none_or(|wanted| {
+            referrer
                 .annotations
                 .get(PREDICATE_ANNOTATION)
-                .is_some_and(|p| p != wanted)
-        {
-            continue;
+                .is_none_or(|p| p == wanted)
+        })
+    });
+    // A few at once, in the listing's order: each is a manifest and a blob to fetch.
+    let fetched: Vec<Option<Found>> = futures_util::stream::iter(wanted.map(|referrer| {
+        let image = &image;
+        async move {
+            let at = Reference {
+                digest: Some(referrer.digest.clone()),
+                tag: None,
+                ..image.clone()
+            };
+            let manifest = client.fetch_manifest(&at).await?;
+            let Some(layer) = envelope_layer(&manifest.bytes) else {
+                return Ok(None);
+            };
+            let bytes = client.fetch_blob(image, &layer, ENVELOPE_LIMIT).await?;
+            Ok::<_, registry_client::Error>(Some((
+                referrer.digest.as_str().to_owned(),
+                bytes.to_vec(),
+            )))
         }
-        let at = Reference {
-            digest: Some(referrer.digest.clone()),
-            tag: None,
-            ..image.clone()
-        };
-        let manifest = client.fetch_manifest(&at).await?;
-        let Some(layer) = envelope_layer(&manifest.bytes) else {
-            continue;
-        };
-        let bytes = client.fetch_blob(&image, &layer, ENVELOPE_LIMIT).await?;
-        found.push((referrer.digest.as_str().to_owned(), bytes.to_vec()));
-    }
-    Ok(found)
+    }))
+    .buffered(FETCH_CONCURRENCY)
+    .try_collect()
+    .await?;
+    Ok(fetched.into_iter().flatten().collect())
 }
 
 /// The digest of the envelope layer of an attestation manifest.
