@@ -17,6 +17,8 @@ mod evidence;
 mod faults;
 // `release image digest|copy`: registry plumbing, digest-exact and resilient to faults.
 mod image;
+// The signed ledger head: edits and truncations caught without an archived head.
+mod ledger_signing;
 // `release promote` and `release audit`: the gate, refusals, drift.
 mod promote;
 // OCI 1.1 referrers through the library: pushed, listed by the tag schema, fetched, copied.

@@ -576,3 +576,39 @@ fn compose_environments_sharing_a_secret_file_are_refused() {
     )
     .unwrap();
 }
+
+#[test]
+fn ledger_keys_are_checked_like_evidence_keys() {
+    let text = format!(
+        "{VALID}\n[ledger]\nkey_id = \"ledger 1\"\nsigning_key_env = \"NOT-A-VAR\"\nsigning_key_file = \"missing.pem\"\ntrust = [{{ id = \"a\", public_key = \"a.pub\" }}, {{ id = \"a\", public_key = \"missing.pub\", revokd = true }}]\nsigning_key = \"x\"\n"
+    );
+    let message = load_with(&text, &[("a.pub", "x")]).expect_err("refused");
+    for expected in [
+        "unknown key `signing_key` in [ledger]",
+        "unknown key `revokd` in a trusted key of [ledger]",
+        "[ledger] names its signing key twice (signing_key_env and signing_key_file)",
+        "signing_key_env `NOT-A-VAR` of [ledger] is not a variable name",
+        "signing key file `missing.pem` of [ledger] does not exist",
+        "key_id `ledger 1` of [ledger] is not a key id",
+        "[ledger] trusts key id `a` twice",
+        "public key file `missing.pub` of trusted key `a` ([ledger]) does not exist",
+    ] {
+        assert!(message.contains(expected), "{expected}\n---\n{message}");
+    }
+    // The same block without a key id.
+    let text = format!("{VALID}\n[ledger]\nsigning_key_env = \"LEDGER_KEY\"\n");
+    let message = problems(&text);
+    assert!(
+        message.contains("[ledger] has a signing key but no key_id"),
+        "{message}"
+    );
+    // A valid block loads, and no [ledger] is no ledger key.
+    let text = format!(
+        "{VALID}\n[ledger]\nkey_id = \"ledger-1\"\nsigning_key_env = \"LEDGER_KEY\"\ntrust = [{{ id = \"ledger-1\", public_key = \"a.pub\" }}]\n"
+    );
+    let config = load_with(&text, &[("a.pub", "x")]).unwrap();
+    let ledger = config.ledger.unwrap();
+    assert_eq!(ledger.key_id.as_deref(), Some("ledger-1"));
+    assert_eq!(ledger.trust.len(), 1);
+    assert!(load_with(VALID, &[]).unwrap().ledger.is_none());
+}

@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::evidence::TrustStore;
 use crate::fs::sha256_prefixed;
+use crate::ledger::head::{self, HeadCheck};
 use crate::ledger::{Event, Recorded, RolledBack};
 use crate::{
     Digest, EntryKind, JenkinsBuild, Ledger, LedgerError, RecordError, StateDir, VerifyReport,
@@ -194,6 +196,10 @@ pub struct RecordsReport {
     pub chain_break: Option<ChainBreakReport>,
     pub manifests_checked: usize,
     pub manifest_problems: Vec<ManifestProblem>,
+    /// The signed head checked against the ledger's newest entry; `None` when no trusted
+    /// ledger keys were given (the head is then not checked, and not in the JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_head: Option<HeadCheck>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,16 +219,23 @@ pub struct ManifestProblem {
 
 impl RecordsReport {
     pub fn is_intact(&self) -> bool {
-        self.chain_break.is_none() && self.manifest_problems.is_empty()
+        self.chain_break.is_none()
+            && self.manifest_problems.is_empty()
+            && self.signed_head.as_ref().is_none_or(HeadCheck::is_valid)
     }
 }
 
 /// Recomputes the ledger's hash chain and every release manifest's sha256 against its
-/// `released` entry; manifests the ledger never recorded are reported too.
-pub fn verify_records(state: &StateDir) -> Result<RecordsReport, RecordError> {
+/// `released` entry; manifests the ledger never recorded are reported too. With
+/// `head_trust`, the signed head ([`crate::ledger::head`]) must also be signed by one of
+/// those keys and name the ledger's newest entry.
+pub fn verify_records(
+    state: &StateDir,
+    head_trust: Option<&TrustStore>,
+) -> Result<RecordsReport, RecordError> {
     let ledger = state.ledger();
     let mut recorded: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let report: VerifyReport = ledger.scan(|e| {
+    let (report, head_bytes): (VerifyReport, _) = ledger.scan_with_head(|e| {
         if e.kind == EntryKind::Released {
             match e.event().map_err(|err| err.to_string())? {
                 Event::Released(r) => {
@@ -275,7 +288,9 @@ pub fn verify_records(state: &StateDir) -> Result<RecordsReport, RecordError> {
             }
         }
     }
+    let signed_head = head_trust.map(|trust| head::check(head_bytes.as_deref(), trust, &report));
     Ok(RecordsReport {
+        signed_head,
         entries: report.lines,
         head: report.head,
         chain_break,

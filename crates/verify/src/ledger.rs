@@ -5,8 +5,10 @@
 //! `{"seq":N,"time":"<RFC 3339 UTC>","actor":"…","kind":"…","payload":{…},"prev":"sha256:…"}`.
 //! `seq` starts at 1 and equals the line number; `prev` is the sha256 of the previous line's
 //! bytes (without the newline), [`GENESIS_PREV`] for the first. Editing, removing, inserting
-//! or reordering any entry but the newest breaks the chain; archive the head hash
-//! ([`VerifyReport::head`]) elsewhere to also catch changes at the end.
+//! or reordering any entry but the newest breaks the chain. Changes at the end are caught
+//! by the signed head ([`head`]: `ledger.head`, rewritten after every append when the
+//! ledger has a [`HeadSigner`], see [`Ledger::signed_by`]) and, also against a rollback of
+//! the whole directory, by a head hash ([`VerifyReport::head`]) archived elsewhere.
 //!
 //! Appends are serialized by the `ledger` lock and written as one `write(2)` of the whole
 //! line, then fsynced; an append reports success only after that fsync. A crash can still
@@ -27,11 +29,13 @@
 mod chain;
 mod entry;
 mod event;
+pub mod head;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -43,6 +47,7 @@ pub use event::{
     Checked, DeployFailed, Deployed, Event, EventError, Evidence, FailureTrigger, GateRefused,
     Promoted, Released, RequestedRollback, RequestedTrigger, RollbackAfterFailure, RolledBack,
 };
+pub use head::{HEAD_FILE, HEAD_PAYLOAD_TYPE, HeadCheck, HeadProblem, HeadSigner, SignedHead};
 
 /// A ledger line as [`Ledger::scan`] sees it: typed header, raw JSON payload.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +106,15 @@ pub enum LedgerError {
         error: io::Error,
         rollback: io::Error,
     },
+    #[error(
+        "entry seq {seq} was appended to ledger {} but its head could not be signed: {reason}",
+        path.display()
+    )]
+    HeadSigning {
+        path: PathBuf,
+        seq: u64,
+        reason: String,
+    },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -144,6 +158,7 @@ pub struct Ledger {
     path: PathBuf,
     lock_dir: PathBuf,
     lock_timeout: Duration,
+    head_signer: Option<Arc<HeadSigner>>,
 }
 
 impl Ledger {
@@ -152,11 +167,23 @@ impl Ledger {
             path,
             lock_dir,
             lock_timeout,
+            head_signer: None,
         }
+    }
+
+    /// This ledger, signing its head ([`head`]) with `signer` after every append.
+    pub fn signed_by(mut self, signer: Option<Arc<HeadSigner>>) -> Self {
+        self.head_signer = signer;
+        self
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `ledger.head`, the signed head, next to the ledger.
+    pub fn head_path(&self) -> PathBuf {
+        self.path.with_file_name(HEAD_FILE)
     }
 
     /// Appends one typed event and returns its entry once it is durable. The way the
@@ -230,7 +257,50 @@ impl Ledger {
         if !existed {
             fsync_dir(parent_dir(&self.path))?;
         }
+        self.write_head(&entry)?;
         Ok(entry)
+    }
+
+    /// Signs and writes the head naming `entry`, still under the ledger lock, when this
+    /// ledger has a signer. The entry is already durable: a failure here leaves the head
+    /// one entry behind, which `audit verify` reports until the next append replaces it.
+    fn write_head(&self, entry: &Entry) -> Result<(), LedgerError> {
+        let Some(signer) = &self.head_signer else {
+            return Ok(());
+        };
+        let head = SignedHead {
+            seq: entry.seq,
+            hash: crate::fs::sha256_prefixed(entry.raw()),
+            entries: entry.seq,
+        };
+        let envelope = signer.sign(&head).map_err(|e| LedgerError::HeadSigning {
+            path: self.path.clone(),
+            seq: entry.seq,
+            reason: e.to_string(),
+        })?;
+        crate::atomic::write_atomic(&self.head_path(), &envelope)?;
+        Ok(())
+    }
+
+    /// Recomputes the chain like [`Ledger::scan`] and reads `ledger.head` under the same
+    /// lock, so that the two describe one moment; `None` when there is no head file.
+    pub fn scan_with_head(
+        &self,
+        mut on: impl FnMut(&EntryView<'_>) -> Result<(), String>,
+    ) -> Result<(VerifyReport, Option<Vec<u8>>), LedgerError> {
+        let _lock = self.lock("read the ledger")?;
+        let report = self.walk(|view, _| {
+            on(&EntryView {
+                seq: view.seq,
+                time: view.time,
+                actor: &view.actor,
+                kind: view.kind,
+                payload: view.payload.get(),
+            })
+        })?;
+        let head_path = self.head_path();
+        let head = crate::state::read_optional(&head_path)?;
+        Ok((report, head))
     }
 
     /// Every entry, in order. Strict: a torn or malformed line, or a broken link anywhere,

@@ -5,6 +5,7 @@
 //! <root>/stacks/<env>/<version>.yml  rendered, digest-pinned stack that was applied
 //! <root>/envs/<env>.json             what is live in an environment
 //! <root>/ledger.jsonl                hash-chained event log
+//! <root>/ledger.head                 signed head of the ledger (when a key is configured)
 //! <root>/locks/<name>.lock           advisory locks (+ <name>.holder sidecars)
 //! ```
 //!
@@ -14,11 +15,12 @@
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::Digest;
 use crate::fs::{FsError, IoContext};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{HeadSigner, Ledger, LedgerError};
 use crate::lock::{self, LockError, LockGuard};
 use crate::manifest::DigestChange;
 use crate::name::{EnvName, Version};
@@ -95,8 +97,9 @@ impl RecordError {
             RecordError::ManifestConflict { .. }
             | RecordError::ManifestAltered { .. }
             | RecordError::ManifestMissing { .. }
-            | RecordError::Malformed { .. }
-            | RecordError::Ledger(_) => ErrorKind::Verdict,
+            | RecordError::Malformed { .. } => ErrorKind::Verdict,
+            RecordError::Ledger(LedgerError::HeadSigning { .. }) => ErrorKind::Infrastructure,
+            RecordError::Ledger(_) => ErrorKind::Verdict,
             RecordError::NotRecorded { .. }
             | RecordError::InvalidManifest { .. }
             | RecordError::InvalidEnvPointer { .. } => ErrorKind::Usage,
@@ -142,6 +145,7 @@ impl From<LedgerError> for RecordError {
 pub struct StateDir {
     root: PathBuf,
     lock_timeout: Duration,
+    head_signer: Option<Arc<HeadSigner>>,
 }
 
 impl StateDir {
@@ -150,6 +154,7 @@ impl StateDir {
         let state = Self {
             root: root.into(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            head_signer: None,
         };
         for dir in [
             state.root.clone(),
@@ -167,6 +172,13 @@ impl StateDir {
     /// [`LockError::Timeout`].
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// Signs the ledger head with `signer` after every append made through this handle
+    /// (see [`crate::ledger::head`]); `None` leaves the head alone.
+    pub fn with_head_signer(mut self, signer: Option<HeadSigner>) -> Self {
+        self.head_signer = signer.map(Arc::new);
         self
     }
 
@@ -207,6 +219,7 @@ impl StateDir {
 
     pub fn ledger(&self) -> Ledger {
         Ledger::new(self.ledger_path(), self.locks_dir(), self.lock_timeout)
+            .signed_by(self.head_signer.clone())
     }
 
     /// Takes the exclusive lock `locks/<name>.lock`, waiting at most `timeout`. `purpose`

@@ -176,7 +176,7 @@ fn audit_answers_from_the_v1_records() {
         .collect();
     assert_eq!(live, [("prod", "1.1.0", 9), ("dev", "1.0.0", 13)]);
 
-    let records = audit::verify_records(&state).unwrap();
+    let records = audit::verify_records(&state, None).unwrap();
     assert!(records.is_intact(), "{records:?}");
     assert_eq!(records.manifests_checked, 3);
     assert_eq!(records.head.as_deref(), Some(HEAD));

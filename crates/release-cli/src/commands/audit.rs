@@ -17,9 +17,11 @@ use crate::exit::{Code, Failure};
 
 pub async fn run(global: &Global, args: &AuditArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
-    let state = stage::state_dir(global, &config)?;
+    // Auditing only reads: it needs the keys that verify the ledger head, not the one that
+    // signs it.
+    let state = stage::state_dir_unsigned(global, &config)?;
     match &args.action {
-        Some(AuditAction::Verify(v)) => verify(global, &state, v),
+        Some(AuditAction::Verify(v)) => verify(global, &config, &state, v),
         None if args.live => live(global, &config, &state, args).await,
         None => history(global, &config, &state, args),
     }
@@ -241,8 +243,15 @@ async fn live(
     })
 }
 
-fn verify(global: &Global, state: &StateDir, args: &AuditVerifyArgs) -> Result<Code, Failure> {
-    let report = audit::verify_records(state).map_err(stage::record_failure)?;
+fn verify(
+    global: &Global,
+    config: &Config,
+    state: &StateDir,
+    args: &AuditVerifyArgs,
+) -> Result<Code, Failure> {
+    let head_trust = super::evidence::ledger_trust(config)?;
+    let report =
+        audit::verify_records(state, head_trust.as_ref()).map_err(stage::record_failure)?;
     let head_mismatch = match (&args.expect_head, &report.head) {
         (Some(expected), Some(head)) => (expected != head).then(|| head.clone()),
         (Some(_), None) => Some("none (empty ledger)".to_owned()),
@@ -254,6 +263,9 @@ fn verify(global: &Global, state: &StateDir, args: &AuditVerifyArgs) -> Result<C
             .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
         value["intact"] = serde_json::json!(intact);
         value["expected_head"] = serde_json::json!(args.expect_head);
+        if let Some(problem) = report.signed_head.as_ref().and_then(|h| h.problem.as_ref()) {
+            value["signed_head"]["message"] = serde_json::json!(problem.to_string());
+        }
         super::print_json(&value)?;
     } else {
         let mut lines = BTreeMap::new();
@@ -288,6 +300,17 @@ fn verify(global: &Global, state: &StateDir, args: &AuditVerifyArgs) -> Result<C
             "head: {}",
             report.head.as_deref().unwrap_or("none (empty ledger)")
         );
+        match &report.signed_head {
+            None => {}
+            Some(check) => match (&check.problem, &check.signed_by, &check.head) {
+                (None, Some(key), Some(head)) => println!(
+                    "signed head: valid (seq {}, signed by key `{key}`)",
+                    head.seq
+                ),
+                (None, _, _) => println!("signed head: none needed (empty ledger)"),
+                (Some(problem), _, _) => println!("signed head: REFUSED: {problem}"),
+            },
+        }
         if let Some(actual) = &head_mismatch {
             println!(
                 "head: DIFFERS from the archived head {} (now {actual})",

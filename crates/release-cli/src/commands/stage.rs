@@ -53,8 +53,17 @@ pub fn repository(config: &Config, service: &Service) -> String {
     format!("{}/{}", config.registry.host, service.repository)
 }
 
-/// The state directory: `--state-dir`/`RELEASE_STATE_DIR`, else `.release` next to the config.
+/// The state directory: `--state-dir`/`RELEASE_STATE_DIR`, else `.release` next to the
+/// config. When `[ledger]` names a signing key, every append through it signs the ledger
+/// head; the key is read here, so that a key that cannot be read (an unset variable) fails
+/// the command before anything is written.
 pub fn state_dir(global: &Global, config: &Config) -> Result<StateDir, Failure> {
+    let signer = super::evidence::ledger_signer(config)?;
+    Ok(state_dir_unsigned(global, config)?.with_head_signer(signer))
+}
+
+/// The state directory for a command that only reads it (`audit`): no signing key needed.
+pub fn state_dir_unsigned(global: &Global, config: &Config) -> Result<StateDir, Failure> {
     let root = global
         .state_dir
         .clone()

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use model::{
-    BuildSecret, Builder, Check, Environment, HttpCheck, Orchestrator, Project, Registry, Service,
+    BuildSecret, Builder, Check, Environment, Evidence, HttpCheck, Orchestrator, Project, Registry,
+    Service,
 };
 
 use engine::StackFile;
@@ -34,6 +35,9 @@ pub struct Config {
     pub registry: Registry,
     pub services: BTreeMap<String, Service>,
     pub environments: BTreeMap<String, Environment>,
+    /// `[ledger]`: the key that signs the ledger head after every append, and the keys
+    /// `audit verify` accepts for it (the same keys as an environment's evidence block).
+    pub ledger: Option<Evidence>,
     /// Each environment's parsed stack file.
     pub stacks: BTreeMap<String, StackFile>,
 }
@@ -167,6 +171,11 @@ impl Config {
         let registry = typed.section::<Registry>(&raw, &keypath!["registry"]);
         let services = typed.named::<Service>(&raw, "services");
         let environments = typed.named::<Environment>(&raw, "environments");
+        let ledger = if raw.contains_key("ledger") {
+            typed.section::<Evidence>(&raw, &keypath!["ledger"])
+        } else {
+            None
+        };
         let dir = path
             .parent()
             .map(Path::to_owned)
@@ -186,6 +195,7 @@ impl Config {
             registry,
             services,
             environments,
+            ledger,
             stacks: BTreeMap::new(),
         };
         validate::validate(&mut config, &source, registry_override, &mut diagnostics);

@@ -6,7 +6,7 @@ use toml_edit::{Item, TableLike};
 use super::Diagnostic;
 use super::source::{Seg, Source};
 
-const ROOT: &[&str] = &["project", "registry", "services", "environments"];
+const ROOT: &[&str] = &["project", "registry", "services", "environments", "ledger"];
 const PROJECT: &[&str] = &["name", "version_pattern", "source"];
 const REGISTRY: &[&str] = &["host", "ca", "insecure"];
 const SERVICE: &[&str] = &[
@@ -93,6 +93,9 @@ pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
             }
         }
     }
+    if let Some(ledger) = root.get("ledger").and_then(Item::as_table_like) {
+        walk.evidence(ledger, &[Seg::from("ledger")], "[ledger]");
+    }
     if let Some(envs) = root.get("environments").and_then(Item::as_table_like) {
         for (env, item) in envs.iter() {
             let Some(t) = item.as_table_like() else {
@@ -102,14 +105,7 @@ pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
             walk.keys(t, &path, ENVIRONMENT, &format!("[environments.{env}]"));
             if let Some(evidence) = t.get("evidence").and_then(Item::as_table_like) {
                 let path = [path[0].clone(), path[1].clone(), Seg::from("evidence")];
-                let context = format!("[environments.{env}.evidence]");
-                walk.keys(evidence, &path, EVIDENCE, &context);
-                for (i, key) in checks(evidence.get("trust")).into_iter().enumerate() {
-                    let mut at = path.to_vec();
-                    at.extend([Seg::from("trust"), Seg::from(i)]);
-                    let context = format!("a trusted key of [environments.{env}.evidence]");
-                    walk.keys(key, &at, TRUSTED_KEY, &context);
-                }
+                walk.evidence(evidence, &path, &format!("[environments.{env}.evidence]"));
             }
             for (i, check) in checks(t.get("checks")).into_iter().enumerate() {
                 let kind = check.get("kind").and_then(Item::as_str).unwrap_or("");
@@ -152,6 +148,17 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// A table of keys (`[environments.E.evidence]`, `[ledger]`) and its trusted keys.
+    fn evidence(&mut self, table: &dyn TableLike, path: &[Seg], context: &str) {
+        self.keys(table, path, EVIDENCE, context);
+        for (i, key) in checks(table.get("trust")).into_iter().enumerate() {
+            let mut at = path.to_vec();
+            at.extend([Seg::from("trust"), Seg::from(i)]);
+            let context = format!("a trusted key of {context}");
+            self.keys(key, &at, TRUSTED_KEY, &context);
+        }
+    }
+
     fn keys(&mut self, table: &dyn TableLike, path: &[Seg], known: &[&str], context: &str) {
         for (key, _) in table.iter() {
             if known.contains(&key) {

@@ -50,6 +50,7 @@ pub fn validate(
     v.no_latest();
     v.services(config);
     v.environments(config);
+    v.ledger(config);
     let stacks = v.stacks(config);
     v.ports(config, &stacks);
     v.secrets(config, &stacks);
@@ -349,7 +350,8 @@ impl Validator<'_> {
             }
             self.engine(config, env, e);
             if let Some(evidence) = &e.evidence {
-                self.evidence(config, env, evidence);
+                let base = keypath!["environments", env.as_str(), "evidence"];
+                self.keys(config, &base, &format!("environment `{env}`"), evidence);
             }
             for (i, check) in e.checks.iter().enumerate() {
                 let cpath = keypath!["environments", env.as_str(), "checks", i].to_vec();
@@ -449,14 +451,25 @@ impl Validator<'_> {
         }
     }
 
-    /// An environment's evidence keys: one way to read the signing key, with an id; each
-    /// trusted key's file present, and every id once.
-    fn evidence(&mut self, config: &Config, env: &str, evidence: &super::model::Evidence) {
-        let at = |key: &str| keypath!["environments", env, "evidence", key];
+    /// A block of keys (an environment's evidence, or `[ledger]`): one way to read the
+    /// signing key, with an id; each trusted key's file present, and every id once. `base`
+    /// is the block's path, `who` names its owner in messages ("environment `dev`").
+    fn keys(
+        &mut self,
+        config: &Config,
+        base: &[Seg],
+        who: &str,
+        evidence: &super::model::Evidence,
+    ) {
+        let at = |key: &str| {
+            let mut path = base.to_vec();
+            path.push(Seg::from(key));
+            path
+        };
         if evidence.signing_key_env.is_some() && evidence.signing_key_file.is_some() {
             self.push(
                 &at("signing_key_file"),
-                format!("environment `{env}` names its signing key twice (signing_key_env and signing_key_file)"),
+                format!("{who} names its signing key twice (signing_key_env and signing_key_file)"),
                 "keep one: signing_key_env for a Jenkins credential, signing_key_file for a file",
             );
         }
@@ -465,7 +478,7 @@ impl Validator<'_> {
         {
             self.push(
                 &at("signing_key_env"),
-                format!("signing_key_env `{var}` of environment `{env}` is not a variable name"),
+                format!("signing_key_env `{var}` of {who} is not a variable name"),
                 "name an environment variable, e.g. \"RELEASE_DEV_SIGNING_KEY\"",
             );
         }
@@ -475,7 +488,7 @@ impl Validator<'_> {
             self.push(
                 &at("signing_key_file"),
                 format!(
-                    "signing key file `{}` of environment `{env}` does not exist",
+                    "signing key file `{}` of {who} does not exist",
                     file.display()
                 ),
                 "the path is relative to release.toml; generate a key with `openssl genpkey -algorithm ed25519 -out dev.pem`",
@@ -484,33 +497,31 @@ impl Validator<'_> {
         match &evidence.key_id {
             None if evidence.signs() => self.push(
                 &at("key_id"),
-                format!("environment `{env}` has a signing key but no key_id"),
+                format!("{who} has a signing key but no key_id"),
                 "add key_id = \"<env>-<year>\": the id its signatures carry and other environments trust",
             ),
             Some(id) if !KEY_ID.is_match(id) => self.push(
                 &at("key_id"),
-                format!("key_id `{id}` of environment `{env}` is not a key id"),
+                format!("key_id `{id}` of {who} is not a key id"),
                 "use letters, digits, `.`, `_`, `:` and `-`",
             ),
             _ => {}
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, key) in evidence.trust.iter().enumerate() {
-            let path = keypath!["environments", env, "evidence", "trust", i];
+            let mut path = at("trust");
+            path.push(Seg::from(i));
             if !KEY_ID.is_match(&key.id) {
                 self.push(
                     &path,
-                    format!(
-                        "trusted key id `{}` of environment `{env}` is not a key id",
-                        key.id
-                    ),
+                    format!("trusted key id `{}` of {who} is not a key id", key.id),
                     "use letters, digits, `.`, `_`, `:` and `-`",
                 );
             }
             if !seen.insert(key.id.as_str()) {
                 self.push(
                     &path,
-                    format!("environment `{env}` trusts key id `{}` twice", key.id),
+                    format!("{who} trusts key id `{}` twice", key.id),
                     "give each key its own id; mark an old one revoked = true instead of reusing its id",
                 );
             }
@@ -518,13 +529,20 @@ impl Validator<'_> {
                 self.push(
                     &path,
                     format!(
-                        "public key file `{}` of trusted key `{}` (environment `{env}`) does not exist",
+                        "public key file `{}` of trusted key `{}` ({who}) does not exist",
                         key.public_key.display(),
                         key.id
                     ),
                     "the path is relative to release.toml; export it with `openssl pkey -in KEY.pem -pubout -out KEY.pub`",
                 );
             }
+        }
+    }
+
+    /// `[ledger]`: the key that signs the ledger head and the keys that verify it.
+    fn ledger(&mut self, config: &Config) {
+        if let Some(ledger) = &config.ledger {
+            self.keys(config, &keypath!["ledger"], "[ledger]", ledger);
         }
     }
 
