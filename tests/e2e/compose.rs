@@ -315,12 +315,11 @@ fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
     );
     assert_eq!(kinds[1].1["version"], "1.1.0");
     assert_eq!(kinds[1].1["previous_version"], "1.0.0");
-    // What reads live Swarm state does not read Compose projects yet, and says so.
+    // `status` reads the project's containers: both on 1.1.0's digests.
     bed.release(&f.project, ["status", "--env", "e2e"])
-        .expect_code(2)
-        .stderr_has(
-            "only `release deploy` and `release rollback` support Compose environments yet",
-        );
+        .success()
+        .stdout_has("all 2 containers pinned, running and on the recorded digests")
+        .stdout_has(b["api"].as_str());
     let suite = junit_suite(&junit, "deploy 1.1.0 to e2e", 2, 0);
     for case in suite["cases"].as_array().unwrap() {
         assert_eq!(case["classname"], "deploy.e2e", "{case:#}");
