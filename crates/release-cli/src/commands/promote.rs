@@ -47,8 +47,11 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
             .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
             .collect()
     };
-    let mut manifest = state
-        .load_release(&version)
+    let loaded = state.load_release(&version);
+    // Only a manifest this agent never recorded is looked up in the registry: one that is
+    // recorded but unreadable or altered fails the gate.
+    let not_recorded = matches!(loaded, Err(verify::RecordError::NotRecorded { .. }));
+    let mut manifest = loaded
         .map(|r| {
             (
                 digests_of(&r.manifest),
@@ -61,7 +64,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     // published it; with signed evidence required, the signed results vouch for its
     // digests (a forged manifest names digests nobody checked).
     let mut published: Option<(String, verify::ReleaseManifest)> = None;
-    if manifest.is_err() && !trust.is_empty() {
+    if not_recorded && !trust.is_empty() {
         let client = stage::registry_client(&config)?;
         match evidence::fetch_manifest(&client, &config, version.as_str()).await {
             Ok(Some((artifact, bytes))) => match verify::ReleaseManifest::from_bytes(&bytes) {
