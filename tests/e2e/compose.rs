@@ -603,3 +603,89 @@ fn a_compose_container_changed_behind_the_tools_back_is_flagged_by_status_and_au
         .stdout_has("DRIFT e2e api: runs a different digest")
         .stdout_has(digest_b);
 }
+
+/// The gate between two Compose environments refuses and passes as between two Swarm
+/// ones: no check of DEV yet, a failed check, no approval, a moved tag each refuse with
+/// exit 1; with all of them held PROD runs exactly DEV's digests.
+#[test]
+fn promotion_from_a_compose_dev_to_a_compose_prod_is_gated_as_for_swarm() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-gate");
+    let prod_name = format!("{}-prod", f.name);
+    let _down_prod = Down(prod_name.clone());
+    let prod_port = free_port();
+    let config = std::fs::read_to_string(f.project.config()).unwrap();
+    f.project.write(
+        "release.toml",
+        &format!(
+            "{config}\n[[environments.e2e.checks]]\nkind = \"http\"\nname = \"api answers /health\"\nservice = \"api\"\n\
+             url = \"http://127.0.0.1:{}/health\"\ntimeout = \"1s\"\nretry_interval = \"300ms\"\ndeadline = \"3s\"\n\n\
+             [environments.prod]\norchestrator = \"compose\"\nstack = \"unused-{prod_name}\"\nproject = \"{prod_name}\"\n\
+             stack_file = \"prod.yml\"\ndeploy_timeout = \"40s\"\npromote_from = \"e2e\"\napproval_required = true\n",
+            f.port
+        ),
+    );
+    f.project
+        .write("prod.yml", &compose_file(&f.repo, prod_port, ""));
+    let a = record(&bed, &f, "1.0.0", &[]);
+    deploy(&bed, &f, "1.0.0").success();
+    let promote = |approved: bool| {
+        let mut args = vec!["promote", "--version", "1.0.0", "--to", "prod"];
+        if approved {
+            args.extend(["--approved-by", "alice"]);
+        }
+        bed.release(&f.project, args)
+    };
+
+    promote(true)
+        .expect_code(1)
+        .stdout_has("PASS  source environment runs exactly this release")
+        .stdout_has(
+            "FAIL  source environment passed its checks after the deploy: no check of `e2e`",
+        );
+
+    // A failed check revokes nothing it did not give, and gives nothing.
+    let api = format!("{}-api-1", f.name);
+    docker(["stop", "-t", "1", api.as_str()]);
+    bed.release(&f.project, ["check", "--env", "e2e"])
+        .expect_code(3);
+    promote(true)
+        .expect_code(1)
+        .stdout_has("FAIL  source environment passed its checks after the deploy")
+        .stdout_has("did not pass");
+    docker(["start", api.as_str()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while version_at(f.port).is_none() {
+        assert!(Instant::now() < deadline, "api did not answer again");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    bed.release(&f.project, ["check", "--env", "e2e"]).success();
+
+    promote(false)
+        .expect_code(1)
+        .stdout_has("FAIL  approval given: environment `prod` requires approval");
+    promote(true).success().stdout_has("gate passed");
+    assert_runs(&prod_name, &a);
+
+    // The tag moves in the registry: the same version is refused from now on.
+    bed.push_demo_image(
+        &format!("{}/api", f.repo),
+        "1.0.0",
+        &[("SERVICE", "api"), ("VERSION", "1.0.0-moved")],
+    );
+    bed.release(
+        &f.project,
+        [
+            "promote",
+            "--version",
+            "1.0.0",
+            "--to",
+            "prod",
+            "--approved-by",
+            "alice",
+            "--dry-run",
+        ],
+    )
+    .expect_code(1)
+    .stdout_has("FAIL  every tag still resolves to the recorded digest: api: tag moved");
+}
