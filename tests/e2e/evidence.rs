@@ -608,12 +608,15 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
     // With DEV's real attestation back, another agent, with an empty state directory,
     // promotes from the registry alone, and signs its decision.
     let elsewhere = tempfile::tempdir().unwrap();
+    // Every `docker` child logs the names of its variables: a signing key's is never one.
+    let (children, path) = crate::security::docker_wrapper(&s.project);
     let agent_b = |args: &[&str]| {
         bed.release_with(
             s.project.dir(),
             &[
                 ("DEV_SIGNING_KEY", s.dev_key.as_str()),
                 ("RELEASE_STATE_DIR", &elsewhere.path().display().to_string()),
+                ("PATH", path.as_str()),
             ],
             args,
         )
@@ -626,6 +629,12 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
         .stdout_has("no deploy of it in this agent's records")
         .stdout_has("PASS  `dev` signed a passing check of web")
         .stdout_has("signed verification summary");
+    let seen = std::fs::read_to_string(&children).unwrap();
+    assert!(seen.contains("ARGV stack deploy"), "{seen}");
+    assert!(
+        !seen.contains("DEV_SIGNING_KEY") && !seen.contains("RELEASE_"),
+        "a child saw a secret's variable: {seen}"
+    );
     let prod_image = docker_service_image(&s.prod);
     assert!(prod_image.ends_with(&digest), "PROD runs {prod_image}");
     let ledger_b = std::fs::read_to_string(elsewhere.path().join("ledger.jsonl")).unwrap();

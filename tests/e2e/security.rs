@@ -50,7 +50,7 @@ fn project(bed: &Testbed) -> (Project, String, String) {
 
 /// A `docker` first in PATH that logs its argv and the NAMES of its environment variables,
 /// then runs the real one.
-fn docker_wrapper(p: &Project) -> (PathBuf, String) {
+pub(crate) fn docker_wrapper(p: &Project) -> (PathBuf, String) {
     let real = std::process::Command::new("sh")
         .args(["-c", "command -v docker"])
         .output()

@@ -169,15 +169,50 @@ pub(crate) async fn run_docker(
     }))
 }
 
-/// Removes every `RELEASE_*` variable from a child's environment. The Docker CLI (and
-/// `ssh`) take what they need from their own config; none of the toolchain's variables,
-/// and `RELEASE_REGISTRY_PASSWORD` least of all, may reach them (or their plugins, or
-/// their /proc/PID/environ).
+/// Variables beside `RELEASE_*` that hold secrets: the signing keys a config names by
+/// variable ([`keep_from_children`]).
+static SECRET_VARS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps variable `name` out of every child process's environment, as every `RELEASE_*`
+/// variable is: for secrets held in variables of the user's choosing (a signing key).
+pub fn keep_from_children(name: &str) {
+    let mut names = SECRET_VARS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
+}
+
+/// The variables of this process no child may see.
+fn secret_vars() -> Vec<std::ffi::OsString> {
+    let extra = SECRET_VARS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with("RELEASE_") || extra.iter().any(|e| *e == name)
+        })
+        .collect()
+}
+
+/// Removes every `RELEASE_*` variable, and those [`keep_from_children`] names, from a
+/// child's environment. The Docker CLI (and `ssh`) take what they need from their own
+/// config; none of the toolchain's variables, `RELEASE_REGISTRY_PASSWORD` and signing
+/// keys least of all, may reach them (or their plugins, or their /proc/PID/environ).
 pub(crate) fn scrub_release_vars(cmd: &mut tokio::process::Command) {
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("RELEASE_") {
-            cmd.env_remove(&name);
-        }
+    for name in secret_vars() {
+        cmd.env_remove(name);
+    }
+}
+
+/// [`scrub_release_vars`] for a synchronous child.
+pub(crate) fn scrub_release_vars_std(cmd: &mut std::process::Command) {
+    for name in secret_vars() {
+        cmd.env_remove(name);
     }
 }
 

@@ -150,14 +150,15 @@ impl Master {
 impl Drop for Master {
     fn drop(&mut self) {
         // Synchronous on purpose: this also runs while the runtime is torn down.
-        let _ = std::process::Command::new("ssh")
-            .arg("-S")
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-S")
             .arg(&self.ctl)
             .args(["-o", "BatchMode=yes", "-O", "exit", "none"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+            .stderr(Stdio::null());
+        crate::deploy::scrub_release_vars_std(&mut cmd);
+        let _ = cmd.status();
         let _ = &self.dir;
     }
 }

@@ -35,8 +35,19 @@ pub async fn run(cli: Cli) -> Result<Code, Failure> {
 }
 
 /// Loads the config named by the global options, with the registry override applied.
+/// The variables it names for signing keys are kept from every child process, as the
+/// `RELEASE_*` ones are.
 pub fn load_config(global: &crate::cli::Global) -> Result<Config, Failure> {
-    Ok(Config::load(&global.config, global.registry.as_deref())?)
+    let config = Config::load(&global.config, global.registry.as_deref())?;
+    let blocks = config
+        .environments
+        .values()
+        .filter_map(|e| e.evidence.as_ref())
+        .chain(config.ledger.as_ref());
+    for var in blocks.filter_map(|b| b.signing_key_env.as_deref()) {
+        engine::keep_from_children(var);
+    }
+    Ok(config)
 }
 
 /// Connects to the engine environment `env` names (see [`Config::endpoint`]); a failure
