@@ -293,7 +293,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
 }
 
 /// Who signs promotion decisions: this tool, as the summary's `verifier.id`.
-const VERIFIER_ID: &str = "https://registry.dreamconsistency.com/release";
+const VERIFIER_ID: &str = "urn:dreamconsistency:release";
 
 /// The SLSA verification summary of a passed gate: this tool as the verifier, the gate's
 /// conditions as the policy, the accepted test results as the inputs.
