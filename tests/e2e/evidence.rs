@@ -88,7 +88,7 @@ fn signed(bed: &Testbed) -> Signed {
              [environments.dev.evidence]\nkey_id = \"dev-1\"\nsigning_key_env = \"DEV_SIGNING_KEY\"\n\n{}\
              [environments.prod]\nstack = \"{prod}\"\nstack_file = \"prod.yml\"\npromote_from = \"dev\"\napproval_required = true\ndeploy_timeout = \"60s\"\n\n\
              [environments.prod.evidence]\nkey_id = \"prod-1\"\nsigning_key_file = \"keys/prod.pem\"\n\
-             trust = [\n  {{ id = \"dev-1\", public_key = \"keys/dev.pub\" }},\n  {{ id = \"dev-0\", public_key = \"keys/old.pub\", revoked = true }},\n  {{ id = \"prod-1\", public_key = \"keys/prod.pub\" }},\n]\n\n{}",
+             trust = [\n  {{ id = \"dev-1\", public_key = \"keys/dev.pub\", environment = \"dev\" }},\n  {{ id = \"dev-0\", public_key = \"keys/old.pub\", revoked = true }},\n  {{ id = \"prod-1\", public_key = \"keys/prod.pub\", environment = \"prod\" }},\n]\n\n{}",
             check("dev", port),
             check("prod", port + 1),
             ctx = example_dir().join("image").display()
@@ -504,6 +504,11 @@ fn signed_check_results_travel_with_the_image_and_gate_prod() {
             "revoked key",
             crafted(&s.key("old"), "dev-0", &digest, now, true),
             "revoked",
+        ),
+        (
+            "PROD's own key",
+            crafted(&s.key("prod"), "prod-1", &digest, now, true),
+            "trusted only for `prod`",
         ),
         (
             "FAILED result",

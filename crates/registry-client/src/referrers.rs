@@ -502,7 +502,18 @@ impl Client {
                 .any(|f| f.trim() == "artifactType");
             filtered &= applied;
             match next_link(&headers) {
-                Some(next) => url = reg.join(&next)?,
+                Some(next) => {
+                    let joined = reg.join(&next)?;
+                    // The next page is asked with this registry's credentials: never of
+                    // another origin.
+                    if joined.origin() != url.origin() {
+                        return Err(reg.protocol(format!(
+                            "{what}: the next page is on another origin ({})",
+                            joined.origin().ascii_serialization()
+                        )));
+                    }
+                    url = joined;
+                }
                 None => return Ok(Some((descriptors, filtered))),
             }
         }

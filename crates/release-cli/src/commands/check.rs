@@ -114,8 +114,15 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
             );
         }
         Some(Err(failure)) => {
+            // A usage problem (nothing recorded to attach to) stays one; the rest is the
+            // registry's.
+            let code = if failure.code == Code::Usage {
+                Code::Usage
+            } else {
+                Code::Infrastructure
+            };
             return Err(Failure::new(
-                Code::Infrastructure,
+                code,
                 format!(
                     "the checks of `{}` ran and are recorded (ledger seq {}), but their signed result could not be attached: {}",
                     args.env, entry.seq, failure.message

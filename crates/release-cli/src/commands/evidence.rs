@@ -144,6 +144,7 @@ pub fn trust_of(config: &Config, evidence: &Evidence, who: &str) -> Result<Trust
         })?;
         let mut key = TrustedKey::new(&trusted.id, public);
         key.revoked = trusted.revoked;
+        key.environment = trusted.environment.clone();
         keys.push(key);
     }
     Ok(TrustStore::new(keys))
@@ -290,15 +291,29 @@ pub async fn fetch(
                 tag: None,
                 ..image.clone()
             };
-            let manifest = client.fetch_manifest(&at).await?;
+            // A referrer that cannot be read (gone, altered, too large) is refused by the
+            // policy as malformed, named, and does not hide the others; an outage is an
+            // outage.
+            let unreadable = |e: registry_client::Error| match e.kind() {
+                registry_client::ErrorKind::Infrastructure | registry_client::ErrorKind::Auth => {
+                    Err(e)
+                }
+                _ => Ok(Some((referrer.digest.as_str().to_owned(), Vec::new()))),
+            };
+            let manifest = match client.fetch_manifest(&at).await {
+                Ok(m) => m,
+                Err(e) => return unreadable(e),
+            };
             let Some(layer) = envelope_layer(&manifest.bytes) else {
                 return Ok(None);
             };
-            let bytes = client.fetch_blob(image, &layer, ENVELOPE_LIMIT).await?;
-            Ok::<_, registry_client::Error>(Some((
-                referrer.digest.as_str().to_owned(),
-                bytes.to_vec(),
-            )))
+            match client.fetch_blob(image, &layer, ENVELOPE_LIMIT).await {
+                Ok(bytes) => Ok::<_, registry_client::Error>(Some((
+                    referrer.digest.as_str().to_owned(),
+                    bytes.to_vec(),
+                ))),
+                Err(e) => unreadable(e),
+            }
         }
     }))
     .buffered(FETCH_CONCURRENCY)

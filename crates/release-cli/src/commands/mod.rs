@@ -80,9 +80,10 @@ pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::E
 
 /// What each release service of environment `env` runs now, read from its own engine
 /// (never from the records): the image its Swarm service names, or, for Compose, the image
-/// its containers run, pinned to the digest they really run (where the containers of one
-/// service disagree, the odd one out). Also when the Swarm services last changed (their
-/// newest `UpdatedAt`; `None` for Compose).
+/// its running containers run, pinned to the digest they really run. Running containers
+/// of one service that disagree are all named, comma-separated, which no comparison takes
+/// for one pinned image: a half-updated service is never taken for the release. Also when
+/// the Swarm services last changed (their newest `UpdatedAt`; `None` for Compose).
 pub async fn live_images(
     config: &Config,
     env: &str,
@@ -100,12 +101,13 @@ pub async fn live_images(
             .map_err(|e| Failure::from(e).with_env(env))?;
         let images = stack_names
             .filter_map(|(name, stack_name)| {
-                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-                for c in containers.iter().filter(|c| c.service == stack_name) {
-                    *seen.entry(c.running_image()).or_default() += 1;
-                }
-                let (image, _) = seen.into_iter().min_by_key(|(_, n)| *n)?;
-                Some((name, image))
+                let running: std::collections::BTreeSet<String> = containers
+                    .iter()
+                    .filter(|c| c.service == stack_name && c.state == "running")
+                    .map(engine::ComposeContainer::running_image)
+                    .collect();
+                (!running.is_empty())
+                    .then(|| (name, running.into_iter().collect::<Vec<_>>().join(", ")))
             })
             .collect();
         return Ok((images, None));

@@ -152,6 +152,9 @@ pub struct TrustedKey {
     /// A revoked key's signatures are refused, whenever they were made.
     #[serde(default)]
     pub revoked: bool,
+    /// The environment whose evidence the key signs (e.g. `"dev"`): its signature then
+    /// counts for that environment's evidence only. Without it, for any environment's.
+    pub environment: Option<String>,
 }
 
 impl Evidence {

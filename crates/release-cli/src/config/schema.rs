@@ -40,7 +40,7 @@ const ENVIRONMENT: &[&str] = &[
     "evidence",
 ];
 const EVIDENCE: &[&str] = &["key_id", "signing_key_env", "signing_key_file", "trust"];
-const TRUSTED_KEY: &[&str] = &["id", "public_key", "revoked"];
+const TRUSTED_KEY: &[&str] = &["id", "public_key", "revoked", "environment"];
 const SECRET: &[&str] = &["id", "env", "file"];
 const TIMING: &[&str] = &["timeout", "retry_interval", "deadline"];
 const HTTP_CHECK: &[&str] = &[

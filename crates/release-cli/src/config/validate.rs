@@ -536,6 +536,18 @@ impl Validator<'_> {
                     "the path is relative to release.toml; export it with `openssl pkey -in KEY.pem -pubout -out KEY.pub`",
                 );
             }
+            if let Some(env) = &key.environment
+                && !config.environments.contains_key(env)
+            {
+                self.push(
+                    &path,
+                    format!(
+                        "trusted key `{}` ({who}) signs for unknown environment `{env}`",
+                        key.id
+                    ),
+                    format!("environments defined: {}", keys(&config.environments)),
+                );
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::dsse::Envelope;
 use super::statement::{Statement, TestOutcome, TestResult};
-use super::trust::TrustStore;
+use super::trust::{TrustStore, TrustedKey};
 
 /// Why an attestation was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub enum Rejection {
     UntrustedKey(String),
     /// Signed by this key, which is revoked.
     RevokedKey(String),
+    /// Signed by this key, which is trusted only for another environment's evidence.
+    KeyOfAnotherEnvironment { keyid: String, environment: String },
     /// The checks did not pass.
     Failed(TestOutcome),
     /// About other subjects (their digests), not the one asked.
@@ -58,6 +60,10 @@ impl fmt::Display for Rejection {
             Rejection::RevokedKey(keyid) => {
                 write!(f, "signed by key \"{keyid}\", which is revoked")
             }
+            Rejection::KeyOfAnotherEnvironment { keyid, environment } => write!(
+                f,
+                "signed by key \"{keyid}\", which is trusted only for `{environment}`'s evidence"
+            ),
             Rejection::Failed(outcome) => {
                 write!(f, "the checks did not pass (result {outcome})")
             }
@@ -249,6 +255,16 @@ fn assess_one(
             Some(key) if !key.public.verify(&pae, &s.sig) => {
                 (3, Rejection::BadSignature(s.keyid.clone()))
             }
+            Some(TrustedKey {
+                environment: Some(only),
+                ..
+            }) if only != environment => (
+                2,
+                Rejection::KeyOfAnotherEnvironment {
+                    keyid: s.keyid.clone(),
+                    environment: only.clone(),
+                },
+            ),
             Some(_) => {
                 signer = Some(s.keyid.clone());
                 break;
@@ -464,6 +480,36 @@ mod tests {
         assert_eq!(only_reason(&a), &Rejection::BadSignature("ci".into()));
         assert!(a.to_string().contains("attestation sha256:bad"), "{a}");
         assert!(a.to_string().contains("does not verify"), "{a}");
+    }
+
+    #[test]
+    fn a_key_trusted_for_another_environment_does_not_vouch_for_this_one() {
+        let mut k = keys();
+        let prod = generate(Algorithm::EcdsaP256Sha256);
+        let mut prod_key = TrustedKey::new("prod", prod.public_key());
+        prod_key.environment = Some("prod".into());
+        k.trust.add(prod_key);
+        let at = datetime!(2026-12-01 09:00:00 UTC);
+        // PROD's own key claims a passing DEV check: refused, whatever it says.
+        let forged = signed(&result("dev", at, &[]), SUBJECT, &prod, "prod");
+        let a = eval(&k, vec![("sha256:forged", forged)]);
+        assert_eq!(
+            only_reason(&a),
+            &Rejection::KeyOfAnotherEnvironment {
+                keyid: "prod".into(),
+                environment: "prod".into()
+            }
+        );
+        assert!(a.to_string().contains("trusted only for `prod`"), "{a}");
+        // A key bound to `dev` vouches for `dev`.
+        let mut dev_key = TrustedKey::new("ci-dev", k.ci.public_key());
+        dev_key.environment = Some("dev".into());
+        let k2 = Keys {
+            trust: TrustStore::new(vec![dev_key]),
+            ..keys()
+        };
+        let ok = signed(&result("dev", at, &[]), SUBJECT, &k.ci, "ci-dev");
+        assert!(eval(&k2, vec![("sha256:ok", ok)]).is_accepted());
     }
 
     #[test]

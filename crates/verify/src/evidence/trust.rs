@@ -9,6 +9,9 @@ pub struct TrustedKey {
     pub id: String,
     pub public: PublicKey,
     pub revoked: bool,
+    /// The environment whose evidence the key signs; its signature counts for no other
+    /// environment's evidence. `None`: any environment's.
+    pub environment: Option<String>,
 }
 
 impl TrustedKey {
@@ -18,6 +21,7 @@ impl TrustedKey {
             id: id.to_string(),
             public,
             revoked: false,
+            environment: None,
         }
     }
 }
