@@ -107,7 +107,7 @@ pub enum LedgerError {
         rollback: io::Error,
     },
     #[error(
-        "entry seq {seq} was appended to ledger {} but its head could not be signed: {reason}",
+        "entry seq {seq} was appended to ledger {} but its head could not be signed or written: {reason}",
         path.display()
     )]
     HeadSigning {
@@ -278,7 +278,15 @@ impl Ledger {
             seq: entry.seq,
             reason: e.to_string(),
         })?;
-        crate::atomic::write_atomic(&self.head_path(), &envelope)?;
+        // The entry is recorded either way: a head that cannot be written is reported as
+        // such (an outage), never as an append that did not happen.
+        crate::atomic::write_atomic(&self.head_path(), &envelope).map_err(|e| {
+            LedgerError::HeadSigning {
+                path: self.path.clone(),
+                seq: entry.seq,
+                reason: format!("cannot write {}: {e}", self.head_path().display()),
+            }
+        })?;
         Ok(())
     }
 
