@@ -340,11 +340,7 @@ fn source_live_condition(
     last_deploy: Option<&Deployment>,
     digests: Option<&BTreeMap<String, String>>,
 ) -> Condition {
-    let fail = |detail: String| Condition {
-        name: SOURCE_LIVE.into(),
-        passed: false,
-        detail,
-    };
+    let fail = source_live_failed;
     match last_deploy {
         None => return fail(format!("nothing was ever deployed to `{source}`")),
         Some(d) if d.version != o.version => {
@@ -364,11 +360,7 @@ fn live_comparison(
     source: &str,
     digests: Option<&BTreeMap<String, String>>,
 ) -> Condition {
-    let fail = |detail: String| Condition {
-        name: SOURCE_LIVE.into(),
-        passed: false,
-        detail,
-    };
+    let fail = source_live_failed;
     let Some(digests) = digests else {
         return fail("no manifest to compare with".to_owned());
     };
@@ -399,6 +391,14 @@ fn live_comparison(
         }
     } else {
         fail(mismatches.join("; "))
+    }
+}
+
+fn source_live_failed(detail: String) -> Condition {
+    Condition {
+        name: SOURCE_LIVE.into(),
+        passed: false,
+        detail,
     }
 }
 

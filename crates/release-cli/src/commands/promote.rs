@@ -36,6 +36,9 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     };
     let version = stage::version(&config, &args.version)?;
     let state = stage::state_dir(global, &config)?;
+    // One client for every registry request of the promotion: one connection pool, one
+    // token per scope.
+    let client = stage::registry_client(&config)?;
 
     let trust = evidence::trust(&config, &args.to)?;
     // PROD's key signs the decision after the deploy: one that cannot be read stops the
@@ -65,7 +68,6 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     // digests (a forged manifest names digests nobody checked).
     let mut published: Option<(String, verify::ReleaseManifest)> = None;
     if not_recorded && !trust.is_empty() {
-        let client = stage::registry_client(&config)?;
         match evidence::fetch_manifest(&client, &config, version.as_str()).await {
             Ok(Some((artifact, bytes))) => match verify::ReleaseManifest::from_bytes(&bytes) {
                 Ok(m) if m.version == version => {
@@ -116,7 +118,6 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     };
     let mut registry = BTreeMap::new();
     if let Ok((_, _, manifest)) = &manifest {
-        let client = stage::registry_client(&config)?;
         for (service, image) in &manifest.services {
             let resolved = stage::resolve_tag(&client, &image.repository, &image.tag).await;
             let answer = resolved.map_err(|e| {
@@ -135,15 +136,18 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     if !trust.is_empty()
         && let Ok((digests, _, _)) = &manifest
     {
-        let client = stage::registry_client(&config)?;
-        for subject in evidence::subjects(&config, digests) {
-            let answer = evidence::fetch(
+        // Every service's at once: each listing and fetch is a round trip of its own.
+        let subjects = evidence::subjects(&config, digests);
+        let answers = futures_util::future::join_all(subjects.iter().map(|subject| {
+            evidence::fetch(
                 &client,
-                &subject,
+                subject,
                 Some(verify::evidence::TEST_RESULT_PREDICATE),
             )
-            .await
-            .map_err(|e| {
+        }))
+        .await;
+        for (subject, answer) in subjects.into_iter().zip(answers) {
+            let answer = answer.map_err(|e| {
                 if e.kind() == registry_client::ErrorKind::Infrastructure {
                     unreachable.push((e.to_string(), None));
                 }
@@ -267,7 +271,6 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
             &verdict,
             args.approved_by.as_deref(),
         );
-        let client = stage::registry_client(&config)?;
         let subjects = evidence::subjects(&config, digests);
         match evidence::attach_summary(&client, signer, &args.to, &summary, &subjects).await {
             Ok((envelope, attached)) if !global.json => println!(
