@@ -1,6 +1,9 @@
 //! End-to-end scenarios against the real testbed (Docker Engine, Swarm, TLS registry).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// Blue-green Compose environments behind a real Nginx: checks on the idle colour, the
+// switch, rollback by switching back, the rollback window.
+mod blue_green;
 // `release build` and `release push`: digests recorded exactly, versions immutable.
 mod build_push;
 // `release build` with BuildKit: multi-stage, secrets, cache mounts, registry cache, errors.

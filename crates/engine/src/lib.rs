@@ -22,6 +22,7 @@ pub mod deploy;
 pub mod endpoint;
 pub mod image;
 pub mod nodes;
+pub mod proxy;
 mod ssh;
 pub mod stack;
 pub mod swarm;

@@ -212,6 +212,17 @@ impl StackFile {
     /// only a merge by the convention of whoever reads it. The result stands alone, with no
     /// anchors, and means the same to every YAML reader.
     pub fn render(&self, images: &BTreeMap<String, String>) -> Result<String, StackError> {
+        self.render_published(images, &BTreeMap::new())
+    }
+
+    /// [`StackFile::render`], and each service named in `published` publishes exactly the
+    /// given `(host port, container port)` pairs on 127.0.0.1 (a blue-green colour's ports:
+    /// only the proxy on the same host reaches them).
+    pub fn render_published(
+        &self,
+        images: &BTreeMap<String, String>,
+        published: &BTreeMap<String, Vec<(u16, u16)>>,
+    ) -> Result<String, StackError> {
         let shape = |message: String| StackError::Shape {
             path: self.path.clone(),
             message,
@@ -230,6 +241,17 @@ impl StackFile {
                 .and_then(Value::as_mapping_mut)
                 .ok_or_else(|| shape(format!("no service `{name}` to render an image for")))?;
             body.insert(Value::from("image"), Value::from(image.as_str()));
+        }
+        for (name, ports) in published {
+            let body = services
+                .get_mut(name.as_str())
+                .and_then(Value::as_mapping_mut)
+                .ok_or_else(|| shape(format!("no service `{name}` to publish a port of")))?;
+            let list: Vec<Value> = ports
+                .iter()
+                .map(|(host, target)| Value::from(format!("127.0.0.1:{host}:{target}")))
+                .collect();
+            body.insert(Value::from("ports"), Value::Sequence(list));
         }
         serde_norway::to_string(&document).map_err(|e| shape(format!("cannot serialize: {e}")))
     }

@@ -66,6 +66,17 @@ pub enum Command {
         after_help = "Goes through the same render, policy, apply and watch path as `release deploy`; exit codes are the same.\n\nExamples:\n  release rollback --env prod\n  release rollback --env prod --to-version 1.2.0"
     )]
     Rollback(RollbackArgs),
+    /// Remove a blue-green environment's previous colour once its rollback window ended.
+    #[command(
+        after_help = "After a blue-green switch the colour that served before keeps running until blue_green.rollback_window has passed, so that `release rollback` is a switch of the proxy. A deploy or rollback to the environment removes an expired colour on its way; `release retire` does it on its own, for a scheduled Jenkins job. --now removes it whatever the window says.
+
+Exit codes: 0 removed, or nothing due (the colour and its deadline are shown), 2 bad config or not a blue-green environment, 3 engine unreachable or another deploy holds the environment.
+
+Examples:
+  release retire --env prod
+  release retire --env prod --now"
+    )]
+    Retire(RetireArgs),
     /// Run an environment's smoke and health checks; write JUnit; record the outcome.
     #[command(
         after_help = "Runs every check declared under [[environments.E.checks]] (http, tcp, swarm) concurrently, each retried within its deadline; prints a table (or --json), writes JUnit for Jenkins, and appends a `checked` ledger entry (env, version and digests checked, passed/failed counts, sha256 of the JUnit XML).\n\nExit codes: 0 all passed, 1 some check failed, 2 bad config or a header's env var unset, 3 the environment could not be reached at all (every check unreachable: connection refused or unanswered, Docker Engine down, stack not deployed; a TLS certificate the check does not trust is a failure, 1).\n\nExamples:\n  release check --env dev\n  release check --env dev --junit target/junit/check-dev.xml\n  release --json check --env prod"
@@ -137,6 +148,19 @@ pub struct DeployArgs {
     /// Write a JUnit XML report here, one test case per service.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The blue-green environment, as named in release.toml.
+    #[arg(long, env = "RELEASE_ENV")]
+    pub env: String,
+    /// Remove the previous colour even though its rollback window has not ended.
+    #[arg(long)]
+    pub now: bool,
+    /// How long to wait for a deploy to the same environment [default: 5m].
+    #[arg(long)]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

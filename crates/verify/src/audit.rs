@@ -172,9 +172,12 @@ fn deployment(
                 None,
             ))
         }
-        Event::Released(_) | Event::DeployFailed(_) | Event::Checked(_) | Event::GateRefused(_) => {
-            None
-        }
+        Event::Released(_)
+        | Event::DeployFailed(_)
+        | Event::Checked(_)
+        | Event::GateRefused(_)
+        | Event::Switched(_)
+        | Event::ColourRemoved(_) => None,
     }
 }
 

@@ -44,8 +44,9 @@ use time::OffsetDateTime;
 pub use chain::{BreakProblem, ChainBreak, VerifyReport};
 pub use entry::{Entry, EntryKind, GENESIS_PREV};
 pub use event::{
-    Checked, DeployFailed, Deployed, Event, EventError, Evidence, FailureTrigger, GateRefused,
-    Promoted, Released, RequestedRollback, RequestedTrigger, RollbackAfterFailure, RolledBack,
+    Checked, ColourRemoved, DeployFailed, Deployed, Event, EventError, Evidence, FailureTrigger,
+    GateRefused, Promoted, Released, RequestedRollback, RequestedTrigger, RollbackAfterFailure,
+    RolledBack, Switched,
 };
 pub use head::{HEAD_FILE, HEAD_PAYLOAD_TYPE, HeadCheck, HeadProblem, HeadSigner, SignedHead};
 

@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod audit;
 pub mod check;
+pub mod colours;
 mod digest;
 pub mod drift;
 mod env;

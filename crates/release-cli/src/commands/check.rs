@@ -56,7 +56,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let signer = evidence::signer(&config, &args.env)?;
     let state = stage::state_dir(global, &config)?;
     let pointer = state.read_env(&env_name).map_err(stage::record_failure)?;
-    let specs = specs(&config, &args.env, env, pointer.as_ref())?;
+    let specs = specs(&config, &args.env, env, pointer.as_ref(), None)?;
     let clients =
         check::HttpClients::for_checks(&specs).map_err(|e| Failure::usage(e.to_string()))?;
     let report = check::run(&args.env, specs, &clients, usize::from(args.concurrency)).await;
@@ -195,19 +195,76 @@ async fn attest(
     evidence::attach(&client, signer, env, &statement, &subjects).await
 }
 
+/// Runs the environment's HTTP and TCP checks once (a blue-green deploy's checks of the
+/// idle colour, through the proxy's `preview` address when `origin` is `(proxy, preview)`,
+/// and again through the proxy after the switch). Nothing is recorded: the deploy records
+/// its own outcome, and `release check` the environment's.
+pub(crate) async fn run_http_and_tcp(
+    config: &Config,
+    env_name: &str,
+    origin: Option<(&str, &str)>,
+) -> Result<CheckReport, Failure> {
+    let env = config.environment(env_name)?;
+    let specs: Vec<CheckSpec> = specs(config, env_name, env, None, origin)?
+        .into_iter()
+        .filter(|s| !matches!(s.probe, Probe::Swarm(_)))
+        .collect();
+    let clients =
+        check::HttpClients::for_checks(&specs).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(check::run(env_name, specs, &clients, 8).await)
+}
+
+/// `text` with its leading `from` origin (`http://host:port`, or `host:port` for a TCP
+/// address) replaced by `to`'s.
+fn via(text: &str, origin: Option<(&str, &str)>) -> String {
+    let Some((from, to)) = origin else {
+        return text.to_owned();
+    };
+    let bare = |o: &str| {
+        o.trim_end_matches('/')
+            .split_once("://")
+            .map_or(o, |(_, rest)| rest)
+            .to_owned()
+    };
+    let from = from.trim_end_matches('/');
+    let to = to.trim_end_matches('/');
+    if let Some(rest) = text.strip_prefix(from)
+        && (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+    {
+        return format!("{to}{rest}");
+    }
+    if text == bare(from) {
+        return bare(to);
+    }
+    text.to_owned()
+}
+
 /// The environment's checks, typed. A Swarm check becomes one check per service; an HTTP
 /// check whose URL names `{node}` becomes a fan-out over the nodes running its service
 /// (expanded when the checks run, from the same listing of the stack as the Swarm checks).
+/// `origin` sends the checks addressed to one origin to another ([`run_http_and_tcp`]).
 fn specs(
     config: &Config,
     env_name: &str,
     env: &Environment,
     pointer: Option<&EnvPointer>,
+    origin: Option<(&str, &str)>,
 ) -> Result<Vec<CheckSpec>, Failure> {
     let target = SwarmTarget::new(config.endpoint(env_name)?, env.stack.clone());
     let mut specs = Vec::new();
     for check in &env.checks {
         let timing = timing(check)?;
+        let check = &match check {
+            Check::Http(c) => Check::Http(config::HttpCheck {
+                url: via(&c.url, origin),
+                ..c.clone()
+            }),
+            Check::Tcp(c) => Check::Tcp(config::TcpCheck {
+                address: via(&c.address, origin),
+                ..c.clone()
+            }),
+            other => other.clone(),
+        };
         match check {
             Check::Http(c) if c.url.contains(NODE_PLACEHOLDER) => {
                 // A stand-in address (TEST-NET-1) so the rest of the URL is parsed now.
@@ -594,6 +651,27 @@ url = "http://127.0.0.1:18080/health"
 "#;
 
     #[test]
+    fn checks_of_the_proxy_go_to_the_preview_listener_and_nothing_else_moves() {
+        let o = Some(("http://127.0.0.1:28000", "http://127.0.0.1:28001/"));
+        assert_eq!(
+            via("http://127.0.0.1:28000/api/health", o),
+            "http://127.0.0.1:28001/api/health"
+        );
+        assert_eq!(via("http://127.0.0.1:28000", o), "http://127.0.0.1:28001");
+        assert_eq!(via("127.0.0.1:28000", o), "127.0.0.1:28001");
+        // Another port that merely starts with the proxy's stays.
+        assert_eq!(
+            via("http://127.0.0.1:280001/health", o),
+            "http://127.0.0.1:280001/health"
+        );
+        assert_eq!(via("http://db:5432/", o), "http://db:5432/");
+        assert_eq!(
+            via("http://127.0.0.1:28000/x", None),
+            "http://127.0.0.1:28000/x"
+        );
+    }
+
+    #[test]
     fn a_node_url_becomes_a_fan_out_and_a_plain_one_stays_http() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -604,7 +682,7 @@ url = "http://127.0.0.1:18080/health"
         let config = Config::parse(&dir.path().join("release.toml"), CONFIG.to_owned(), None)
             .unwrap_or_else(|e| panic!("{e}"));
         let env = config.environment("prod").unwrap();
-        let specs = specs(&config, "prod", env, None).unwrap();
+        let specs = specs(&config, "prod", env, None, None).unwrap();
         let got: Vec<(&str, String)> = specs
             .iter()
             .map(|s| {

@@ -26,7 +26,10 @@ use crate::cli::{DeployArgs, Global};
 use crate::config::{self, Config};
 use crate::exit::{Code, Failure};
 
+mod blue_green;
 mod compose;
+
+pub(crate) use blue_green::{Switch, retire};
 
 /// How long a deploy waits for another deploy to the same environment by default.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -166,6 +169,34 @@ pub async fn run_deploy(
         Failure::usage(format!("environment {env_name} has no stack file loaded"))
     })?;
     let images = pinned_images(&config, stack, &release);
+    if env.strategy == config::Strategy::BlueGreen {
+        let digests = release
+            .services
+            .iter()
+            .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
+            .map(|(name, image)| (name.clone(), image.digest.clone()))
+            .collect();
+        let progress = progress_printer(global, started);
+        return blue_green::deploy(blue_green::Ctx {
+            global,
+            options,
+            config: &config,
+            env: &env,
+            env_name: &env_name,
+            target: &target,
+            state: &state,
+            previous,
+            version: &version,
+            digests,
+            images: &images,
+            stack,
+            timeout,
+            started,
+            rolling_back,
+            progress: &progress,
+        })
+        .await;
+    }
     let yaml = stack
         .render(&images)
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -560,7 +591,7 @@ fn check_policy(config: &Config, env: &str, rendered: &StackFile) -> Result<(), 
     .with_details(problems))
 }
 
-async fn lock(
+pub(super) async fn lock(
     state: &StateDir,
     env: &EnvName,
     wait: Duration,

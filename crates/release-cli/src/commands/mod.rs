@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<Code, Failure> {
         Command::Push(args) => push::run(&cli.global, args).await,
         Command::Deploy(args) => deploy::run(&cli.global, args).await,
         Command::Rollback(args) => rollback::run(&cli.global, args).await,
+        Command::Retire(args) => rollback::retire(&cli.global, args).await,
         Command::Check(args) => check::run(&cli.global, args).await,
         Command::Status(args) => status::run(&cli.global, args).await,
         Command::Image(args) => image::run(&cli.global, args).await,
@@ -78,6 +79,19 @@ pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::E
         .map_err(|e| Failure::from(e).with_env(env))
 }
 
+/// The Compose project that serves environment `env`: its project, or for a blue-green
+/// environment the colour the proxy's upstream file sends live traffic to (`None` when it
+/// sends it nowhere yet).
+pub fn compose_live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
+    let environment = config.environment(env)?;
+    let name = environment.compose_project();
+    if environment.strategy != crate::config::Strategy::BlueGreen {
+        return Ok(Some(name.to_owned()));
+    }
+    let switch = deploy::Switch::new(config, environment)?;
+    Ok(switch.live_colour().map(|c| c.project(name)))
+}
+
 /// What each release service of environment `env` runs now, read from its own engine
 /// (never from the records): the image its Swarm service names, or, for Compose, the image
 /// its running containers run, pinned to the digest they really run. Running containers
@@ -95,10 +109,13 @@ pub async fn live_images(
         .map(|(name, service)| (name.clone(), service.stack_service_name(name).to_owned()));
     if environment.orchestrator == crate::config::Orchestrator::Compose {
         let engine = connect_compose_env(config, env).await?;
-        let containers = engine
-            .compose_containers(environment.compose_project())
-            .await
-            .map_err(|e| Failure::from(e).with_env(env))?;
+        let containers = match compose_live_project(config, env)? {
+            Some(project) => engine
+                .compose_containers(&project)
+                .await
+                .map_err(|e| Failure::from(e).with_env(env))?,
+            None => Vec::new(),
+        };
         let images = stack_names
             .filter_map(|(name, stack_name)| {
                 let running: std::collections::BTreeSet<String> = containers

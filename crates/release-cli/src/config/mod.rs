@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use model::{
-    BuildSecret, Builder, Check, Environment, Evidence, HttpCheck, Orchestrator, Project, Registry,
-    Service,
+    BlueGreen, BuildSecret, Builder, Check, Environment, Evidence, HttpCheck, Orchestrator,
+    Project, Registry, Route, Service, Strategy, TcpCheck,
 };
 
 use engine::StackFile;

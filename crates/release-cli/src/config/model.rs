@@ -127,6 +127,61 @@ pub struct Environment {
     /// The signed evidence this environment produces (a signing key) and accepts (the
     /// public keys it trusts); see docs/evidence.md.
     pub evidence: Option<Evidence>,
+    /// `in-place` (the default: the live project or stack is updated) or `blue-green` (the
+    /// release starts beside the live one and a reverse proxy is switched; docs/blue-green.md).
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// The proxy and the colours' ports of a `strategy = "blue-green"` environment.
+    pub blue_green: Option<BlueGreen>,
+}
+
+/// How a deploy replaces the live release.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    #[default]
+    InPlace,
+    BlueGreen,
+}
+
+/// `[environments.E.blue_green]`: where the proxy's upstreams are written, how the proxy
+/// is validated and reloaded, and the port each colour of each routed service listens on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlueGreen {
+    /// The file of `upstream` blocks the tool owns and rewrites atomically, relative to
+    /// the config file; the proxy's configuration includes it.
+    pub upstream_file: PathBuf,
+    /// The proxy's public address (`http://host:port`): checks whose URL starts with it are
+    /// sent to `preview_url` while the new colour is idle.
+    pub proxy_url: String,
+    /// The proxy's address for the idle colour (its `*_preview` upstreams).
+    pub preview_url: String,
+    /// Validates the proxy's configuration; default `["nginx", "-t"]`.
+    pub test_command: Option<Vec<String>>,
+    /// Makes the proxy read its configuration again; default `["nginx", "-s", "reload"]`.
+    pub reload_command: Option<Vec<String>>,
+    /// How long the previous colour keeps running after a switch, for `release rollback`;
+    /// default `"1h"`.
+    pub rollback_window: Option<String>,
+    /// The services the proxy sends traffic to.
+    pub routes: Vec<Route>,
+}
+
+/// One upstream of the proxy: `{ upstream = "shop_web", service = "web", port = 8080,
+/// blue = 28101, green = 28201 }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Route {
+    /// The live upstream's name in the proxy's configuration; the idle colour's is
+    /// `<upstream>_preview`.
+    pub upstream: String,
+    /// The service (of `[services]`) behind it.
+    pub service: String,
+    /// The port the service's container listens on.
+    pub port: u16,
+    /// The host port (on 127.0.0.1) the blue colour publishes it on.
+    pub blue: u16,
+    /// The host port the green colour publishes it on.
+    pub green: u16,
 }
 
 /// `[environments.E.evidence]`: the environment's signing key and the keys it trusts.

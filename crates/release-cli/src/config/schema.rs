@@ -38,7 +38,19 @@ const ENVIRONMENT: &[&str] = &[
     "deploy_timeout",
     "checks",
     "evidence",
+    "strategy",
+    "blue_green",
 ];
+const BLUE_GREEN: &[&str] = &[
+    "upstream_file",
+    "proxy_url",
+    "preview_url",
+    "test_command",
+    "reload_command",
+    "rollback_window",
+    "routes",
+];
+const ROUTE: &[&str] = &["upstream", "service", "port", "blue", "green"];
 const EVIDENCE: &[&str] = &["key_id", "signing_key_env", "signing_key_file", "trust"];
 const TRUSTED_KEY: &[&str] = &["id", "public_key", "revoked", "environment"];
 const SECRET: &[&str] = &["id", "env", "file"];
@@ -106,6 +118,16 @@ pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
             if let Some(evidence) = t.get("evidence").and_then(Item::as_table_like) {
                 let path = [path[0].clone(), path[1].clone(), Seg::from("evidence")];
                 walk.evidence(evidence, &path, &format!("[environments.{env}.evidence]"));
+            }
+            if let Some(bg) = t.get("blue_green").and_then(Item::as_table_like) {
+                let path = [path[0].clone(), path[1].clone(), Seg::from("blue_green")];
+                let context = format!("[environments.{env}.blue_green]");
+                walk.keys(bg, &path, BLUE_GREEN, &context);
+                for (i, route) in checks(bg.get("routes")).into_iter().enumerate() {
+                    let mut at = path.to_vec();
+                    at.extend([Seg::from("routes"), Seg::from(i)]);
+                    walk.keys(route, &at, ROUTE, &format!("a route of {context}"));
+                }
             }
             for (i, check) in checks(t.get("checks")).into_iter().enumerate() {
                 let kind = check.get("kind").and_then(Item::as_str).unwrap_or("");

@@ -1,7 +1,7 @@
 //! What a config means, checked: names that become paths, the registry host, `latest`,
 //! references between sections, stack files, published ports, secrets and durations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use engine::StackFile;
@@ -349,6 +349,7 @@ impl Validator<'_> {
                 }
             }
             self.engine(config, env, e);
+            self.blue_green(config, env, e);
             if let Some(evidence) = &e.evidence {
                 let base = keypath!["environments", env.as_str(), "evidence"];
                 self.keys(config, &base, &format!("environment `{env}`"), evidence);
@@ -692,9 +693,180 @@ impl Validator<'_> {
                     P::NoImage { .. } | P::Unpinned { .. } => {}
                 }
             }
+            if e.strategy == super::model::Strategy::BlueGreen {
+                // Both colours run at once: a port in the file would be bound twice.
+                for (name, service) in stack.services() {
+                    if let Some(port) = service.ports.first() {
+                        self.stack_problem(&stack, name, "ports:", format!("service `{name}` publishes port {} in blue-green environment `{env}`, where both colours run at once", port.published), "remove `ports`: the tool publishes each routed service on its colour's port (blue_green.routes)");
+                    }
+                }
+                if let Some(bg) = &e.blue_green {
+                    for route in &bg.routes {
+                        let in_file = config
+                            .services
+                            .get(&route.service)
+                            .map_or(route.service.as_str(), |s| {
+                                s.stack_service_name(&route.service)
+                            });
+                        if stack.service(in_file).is_none() {
+                            self.push(&at, format!("routed service `{}` is not in compose file {} of environment `{env}`", route.service, file.display()), "add it to the file, or remove its route");
+                        }
+                    }
+                }
+            }
             stacks.insert(env.clone(), stack);
         }
         stacks
+    }
+
+    /// `strategy = "blue-green"` and its `[environments.E.blue_green]` table.
+    fn blue_green(&mut self, config: &Config, env: &str, e: &super::model::Environment) {
+        use super::model::{Orchestrator, Strategy};
+        let at = |key: &str| keypath!["environments", env, key];
+        let bg = match (e.strategy, &e.blue_green) {
+            (Strategy::InPlace, None) => return,
+            (Strategy::InPlace, Some(_)) => {
+                return self.push(
+                    &at("blue_green"),
+                    format!("environment `{env}` has a [blue_green] table but deploys in place"),
+                    "set strategy = \"blue-green\", or remove the table",
+                );
+            }
+            (Strategy::BlueGreen, None) => {
+                return self.push(
+                    &at("strategy"),
+                    format!("environment `{env}` deploys blue-green but has no [environments.{env}.blue_green] table"),
+                    "add upstream_file, proxy_url, preview_url and at least one route (docs/blue-green.md)",
+                );
+            }
+            (Strategy::BlueGreen, Some(bg)) => bg,
+        };
+        if e.orchestrator != Orchestrator::Compose {
+            self.push(
+                &at("strategy"),
+                format!("environment `{env}`: blue-green is supported on Compose environments only, not yet on Swarm"),
+                "set orchestrator = \"compose\", or deploy the Swarm stack in place",
+            );
+        }
+        let base = keypath!["environments", env, "blue_green"];
+        let here = |key: &str| {
+            let mut p = base.to_vec();
+            p.push(Seg::from(key));
+            p
+        };
+        self.duration(&here("rollback_window"), bg.rollback_window.as_deref());
+        for (key, url) in [
+            ("proxy_url", &bg.proxy_url),
+            ("preview_url", &bg.preview_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.trim_end_matches('/').matches('/').count() != 2
+            {
+                self.push(
+                    &here(key),
+                    format!("`{key}` = `{url}` is not an origin such as http://127.0.0.1:8080"),
+                    "write the scheme, host and port, with no path",
+                );
+            }
+        }
+        if bg.proxy_url.trim_end_matches('/') == bg.preview_url.trim_end_matches('/') {
+            self.push(
+                &here("preview_url"),
+                "`preview_url` is the same address as `proxy_url`",
+                "the idle colour needs a listener of its own on the proxy",
+            );
+        }
+        for key in ["test_command", "reload_command"] {
+            let command = if key == "test_command" {
+                &bg.test_command
+            } else {
+                &bg.reload_command
+            };
+            if command
+                .as_ref()
+                .is_some_and(|c| c.is_empty() || c[0].is_empty())
+            {
+                self.push(
+                    &here(key),
+                    format!("`{key}` is empty"),
+                    "write the program and its arguments, e.g. [\"nginx\", \"-t\"]",
+                );
+            }
+        }
+        if bg.routes.is_empty() {
+            self.push(
+                &here("routes"),
+                format!("environment `{env}` deploys blue-green but routes no service"),
+                "add { upstream = \"…\", service = \"…\", port = …, blue = …, green = … }",
+            );
+        }
+        let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+        let mut upstreams = BTreeSet::new();
+        for (i, route) in bg.routes.iter().enumerate() {
+            let mut p = here("routes");
+            p.push(Seg::from(i));
+            match config.services.get(&route.service) {
+                None => self.push(
+                    &p,
+                    format!(
+                        "a route of environment `{env}` names unknown service `{}`",
+                        route.service
+                    ),
+                    format!("services defined: {}", keys(&config.services)),
+                ),
+                Some(s) if s.internal => self.push(
+                    &p,
+                    format!(
+                        "service `{}` is internal and cannot be routed by the proxy",
+                        route.service
+                    ),
+                    "remove the route, or `internal = true`",
+                ),
+                Some(_) => {}
+            }
+            if route.upstream.is_empty()
+                || !route
+                    .upstream
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.push(
+                    &p,
+                    format!(
+                        "upstream name `{}` is not letters, digits and `_`",
+                        route.upstream
+                    ),
+                    "use the name of the proxy configuration's upstream, e.g. \"shop_web\"",
+                );
+            }
+            if !upstreams.insert(route.upstream.clone()) {
+                self.push(
+                    &p,
+                    format!("upstream `{}` is routed twice", route.upstream),
+                    "give each route its own upstream",
+                );
+            }
+            for (colour, port) in [("blue", route.blue), ("green", route.green)] {
+                if port == 0 {
+                    self.push(
+                        &p,
+                        format!("the {colour} port of upstream `{}` is 0", route.upstream),
+                        "choose a free host port",
+                    );
+                } else if let Some(other) =
+                    ports.insert(port, format!("{colour} of `{}`", route.upstream))
+                {
+                    self.push(
+                        &p,
+                        format!(
+                            "host port {port} ({colour} of `{}`) is also {other}",
+                            route.upstream
+                        ),
+                        "give each colour of each route its own host port",
+                    );
+                }
+            }
+        }
     }
 
     /// A problem in a stack file, located at the first line after the service's key that

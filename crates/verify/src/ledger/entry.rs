@@ -25,6 +25,8 @@ pub enum EntryKind {
     Checked,
     GateRefused,
     Promoted,
+    Switched,
+    ColourRemoved,
 }
 
 impl EntryKind {
@@ -37,6 +39,8 @@ impl EntryKind {
             Self::Checked => "checked",
             Self::GateRefused => "gate-refused",
             Self::Promoted => "promoted",
+            Self::Switched => "switched",
+            Self::ColourRemoved => "colour-removed",
         }
     }
 }

@@ -28,6 +28,42 @@ pub enum Event {
     Checked(Checked),
     GateRefused(GateRefused),
     Promoted(Promoted),
+    Switched(Switched),
+    ColourRemoved(ColourRemoved),
+}
+
+/// `switched`: a blue-green environment's proxy sends traffic to another colour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switched {
+    pub env: String,
+    /// The colour that served before, if any.
+    #[serde(default)]
+    pub from_colour: Option<String>,
+    #[serde(default)]
+    pub from_version: Option<String>,
+    #[serde(default, with = "jenkins")]
+    pub jenkins: Option<JenkinsBuild>,
+    /// The reload's wall time, in milliseconds.
+    pub reload_ms: u64,
+    pub to_colour: String,
+    /// `deploy` (a new release passed its checks on the idle colour), `rollback` (back to
+    /// the standby colour) or `checks-failed` (back after the checks through the proxy
+    /// failed).
+    pub trigger: String,
+    pub version: String,
+}
+
+/// `colour-removed`: a blue-green colour's containers were removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColourRemoved {
+    pub colour: String,
+    pub env: String,
+    #[serde(default, with = "jenkins")]
+    pub jenkins: Option<JenkinsBuild>,
+    /// `window-ended`, `retired` (`release retire --now`), `replaced` (a new release
+    /// takes its slot) or `failed` (a release that failed on the idle colour).
+    pub reason: String,
+    pub version: String,
 }
 
 /// `released`: a release manifest was recorded (`release push`).
@@ -227,6 +263,8 @@ impl Event {
             Self::Checked(_) => EntryKind::Checked,
             Self::GateRefused(_) => EntryKind::GateRefused,
             Self::Promoted(_) => EntryKind::Promoted,
+            Self::Switched(_) => EntryKind::Switched,
+            Self::ColourRemoved(_) => EntryKind::ColourRemoved,
         }
     }
 
@@ -255,6 +293,8 @@ impl Event {
             EntryKind::Checked => Self::Checked(Deserialize::deserialize(de)?),
             EntryKind::GateRefused => Self::GateRefused(Deserialize::deserialize(de)?),
             EntryKind::Promoted => Self::Promoted(Deserialize::deserialize(de)?),
+            EntryKind::Switched => Self::Switched(Deserialize::deserialize(de)?),
+            EntryKind::ColourRemoved => Self::ColourRemoved(Deserialize::deserialize(de)?),
         })
     }
 
@@ -268,6 +308,8 @@ impl Event {
             Self::Checked(p) => serde_json::to_value(p),
             Self::GateRefused(p) => serde_json::to_value(p),
             Self::Promoted(p) => serde_json::to_value(p),
+            Self::Switched(p) => serde_json::to_value(p),
+            Self::ColourRemoved(p) => serde_json::to_value(p),
         }
     }
 
@@ -281,6 +323,8 @@ impl Event {
             Self::Checked(p) => serde_json::to_string(p),
             Self::GateRefused(p) => serde_json::to_string(p),
             Self::Promoted(p) => serde_json::to_string(p),
+            Self::Switched(p) => serde_json::to_string(p),
+            Self::ColourRemoved(p) => serde_json::to_string(p),
         }
     }
 
@@ -295,6 +339,8 @@ impl Event {
             Self::Checked(p) => Some(&p.env),
             Self::GateRefused(p) => Some(&p.env),
             Self::Promoted(p) => Some(&p.env),
+            Self::Switched(p) => Some(&p.env),
+            Self::ColourRemoved(p) => Some(&p.env),
         }
     }
 }
@@ -391,6 +437,18 @@ impl From<Checked> for Event {
 impl From<GateRefused> for Event {
     fn from(p: GateRefused) -> Self {
         Self::GateRefused(p)
+    }
+}
+
+impl From<Switched> for Event {
+    fn from(p: Switched) -> Self {
+        Self::Switched(p)
+    }
+}
+
+impl From<ColourRemoved> for Event {
+    fn from(p: ColourRemoved) -> Self {
+        Self::ColourRemoved(p)
     }
 }
 

@@ -48,7 +48,7 @@ fn images_of(file: &StackFile) -> BTreeMap<String, String> {
 }
 
 /// Each service's problems joined into one cause.
-fn failures_of(problems: &[engine::Problem]) -> BTreeMap<String, String> {
+pub(super) fn failures_of(problems: &[engine::Problem]) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for p in problems {
         out.entry(p.service.clone())

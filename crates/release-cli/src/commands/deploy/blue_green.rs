@@ -1,0 +1,746 @@
+//! The deploy of a `strategy = "blue-green"` Compose environment (docs/blue-green.md).
+//!
+//! The release starts beside the live one as the idle colour (Compose project
+//! `NAME-blue` or `NAME-green`, each routed service on its colour's host port), is judged
+//! like any Compose deploy, is checked through the proxy's preview listener, and only then
+//! does the proxy send traffic to it. The colour that served before keeps running for the
+//! rollback window. Every switch and every removal is a ledger event.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use engine::proxy::{Proxy, Upstream};
+use engine::{Change, Outcome, Progress, StackFile};
+use verify::colours::{Colour, Colours};
+use verify::ledger::{ColourRemoved, DeployFailed, FailureTrigger, RollbackAfterFailure, Switched};
+use verify::{EnvName, EnvPointer, StateDir, Version};
+
+use super::{Options, Summary, Target, stage, write_outputs};
+use crate::cli::Global;
+use crate::commands::check;
+use crate::config::{BlueGreen, Config, Environment};
+use crate::exit::{Code, Failure};
+
+/// The rollback window when `blue_green.rollback_window` does not say.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Everything the shared part of the deploy settled before the engine is touched.
+pub(super) struct Ctx<'a> {
+    pub global: &'a Global,
+    pub options: &'a Options<'a>,
+    pub config: &'a Config,
+    pub env: &'a Environment,
+    pub env_name: &'a EnvName,
+    pub target: &'a Target,
+    pub state: &'a StateDir,
+    pub previous: Option<EnvPointer>,
+    pub version: &'a Version,
+    pub digests: BTreeMap<String, verify::Digest>,
+    /// Stack-file service → pinned image.
+    pub images: &'a BTreeMap<String, String>,
+    pub stack: &'a StackFile,
+    pub timeout: Duration,
+    pub started: Instant,
+    pub rolling_back: bool,
+    pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+/// The proxy and the routes of one environment.
+pub(crate) struct Switch<'a> {
+    pub bg: &'a BlueGreen,
+    pub proxy: Proxy,
+    pub window: Duration,
+    /// Route → stack-file name of its service.
+    names: Vec<String>,
+}
+
+impl<'a> Switch<'a> {
+    pub fn new(config: &'a Config, env: &'a Environment) -> Result<Self, Failure> {
+        let bg = env.blue_green.as_ref().ok_or_else(|| {
+            Failure::usage("the environment deploys blue-green but has no [blue_green] table")
+        })?;
+        let command = |c: &Option<Vec<String>>, default: &[&str]| {
+            c.clone()
+                .unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect())
+        };
+        let window = match &bg.rollback_window {
+            None => DEFAULT_WINDOW,
+            Some(t) => crate::config::parse_duration(t)
+                .map_err(|e| Failure::usage(format!("blue_green.rollback_window: {e}")))?,
+        };
+        Ok(Self {
+            bg,
+            proxy: Proxy {
+                upstream_file: config.resolve(&bg.upstream_file),
+                test_command: command(&bg.test_command, &["nginx", "-t"]),
+                reload_command: command(&bg.reload_command, &["nginx", "-s", "reload"]),
+            },
+            window,
+            names: bg
+                .routes
+                .iter()
+                .map(|r| super::stack_name(config, &r.service).to_owned())
+                .collect(),
+        })
+    }
+
+    fn port(&self, i: usize, colour: Colour) -> u16 {
+        let r = &self.bg.routes[i];
+        match colour {
+            Colour::Blue => r.blue,
+            Colour::Green => r.green,
+        }
+    }
+
+    /// Stack-file service → the `(host, container)` port it publishes in `colour`.
+    fn published(&self, colour: Colour) -> BTreeMap<String, Vec<(u16, u16)>> {
+        let mut out: BTreeMap<String, Vec<(u16, u16)>> = BTreeMap::new();
+        for (i, r) in self.bg.routes.iter().enumerate() {
+            out.entry(self.names[i].clone())
+                .or_default()
+                .push((self.port(i, colour), r.port));
+        }
+        out
+    }
+
+    /// The upstream file with `live` serving and `preview` behind the preview listener.
+    fn upstreams(&self, env: &EnvName, live: Option<Colour>, preview: Option<Colour>) -> String {
+        let name = |c: Option<Colour>| c.map_or("none", Colour::as_str);
+        let comment = format!(
+            "environment {env}: live {}, preview {}",
+            name(live),
+            name(preview)
+        );
+        let upstreams: Vec<Upstream> = self
+            .bg
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Upstream {
+                name: r.upstream.clone(),
+                live: live.map(|c| self.port(i, c)),
+                preview: preview.map(|c| self.port(i, c)),
+            })
+            .collect();
+        engine::proxy::render(&comment, &upstreams)
+    }
+
+    /// The colour the proxy's upstream file sends live traffic to, read from the file
+    /// (what the proxy was last told, whatever the records say).
+    pub fn live_colour(&self) -> Option<Colour> {
+        let text = self.proxy.current();
+        let route = self.bg.routes.first()?;
+        let block = text.split("upstream ").find(|b| {
+            b.split_whitespace()
+                .next()
+                .is_some_and(|n| n == route.upstream)
+        })?;
+        if block.contains(" down;") {
+            return None;
+        }
+        [Colour::Blue, Colour::Green]
+            .into_iter()
+            .find(|c| block.contains(&format!("127.0.0.1:{};", self.port(0, *c))))
+    }
+
+    async fn switch(
+        &self,
+        env: &EnvName,
+        live: Option<Colour>,
+        preview: Option<Colour>,
+    ) -> Result<Duration, Failure> {
+        self.proxy
+            .switch(&self.upstreams(env, live, preview))
+            .await
+            .map(|s| s.reload)
+            .map_err(|e| {
+                let hint = e.hint();
+                Failure::infrastructure(format!("environment {env}: {e}")).with_hint(hint)
+            })
+    }
+}
+
+/// Service → pinned image of a compose file, for every service that names an image.
+fn images_of(file: &StackFile) -> BTreeMap<String, String> {
+    file.services()
+        .iter()
+        .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
+        .collect()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
+    let sw = Switch::new(c.config, c.env)?;
+    let engine = crate::commands::connect_compose_env(c.config, c.options.env).await?;
+    let name = c.env.compose_project();
+    let actor = stage::actor();
+    let ledger = c.state.ledger();
+    let append = |event: verify::ledger::Event| {
+        ledger
+            .append_event(&actor, &event)
+            .map(drop)
+            .map_err(|e| stage::record_failure(e.into()))
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut colours = c
+        .state
+        .read_colours(c.env_name)
+        .map_err(stage::record_failure)?;
+    if colours.expired(now).is_some() {
+        colours = retire(
+            c.state,
+            c.env_name,
+            &engine,
+            name,
+            &colours,
+            "window-ended",
+            c.progress,
+        )
+        .await?;
+    }
+
+    // A rollback to the colour that still runs is a switch of the proxy, nothing more.
+    if c.rolling_back
+        && let Some(standby) = colours.rollback_to(now).cloned()
+        && &standby.version == c.version
+    {
+        return switch_back(&c, &sw, &engine, colours, standby.colour).await;
+    }
+
+    let idle = colours.idle();
+    let project = idle.project(name);
+    if colours.standby.as_ref().is_some_and(|s| s.colour == idle) {
+        colours = retire(
+            c.state, c.env_name, &engine, name, &colours, "replaced", c.progress,
+        )
+        .await?;
+    }
+    let live = colours.live.as_ref().map(|l| l.colour);
+    let live_version = colours.live.as_ref().map(|l| l.version.to_string());
+
+    let yaml = c
+        .stack
+        .render_published(c.images, &sw.published(idle))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let stack_path = c.state.stack_path(c.env_name, c.version);
+    let rendered =
+        StackFile::parse(&stack_path, &yaml).map_err(|e| Failure::usage(e.to_string()))?;
+    super::check_policy(c.config, c.options.env, &rendered)?;
+    let stack_path = c
+        .state
+        .write_stack(c.env_name, c.version, yaml.as_bytes())
+        .map_err(stage::record_failure)?;
+    let expected = images_of(&rendered);
+    let changes: Vec<Change> = expected
+        .iter()
+        .map(|(service, image)| Change {
+            service: service.clone(),
+            name: format!("{project}-{service}"),
+            image: image.clone(),
+            before: None,
+        })
+        .collect();
+    let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
+    let summary = |outcome, outcomes: &[Outcome]| {
+        write_outputs(
+            c.global,
+            c.options,
+            Summary {
+                env: c.env,
+                version: c.version,
+                previous_version: &previous_version,
+                outcome,
+                stack_path: &stack_path,
+                started: c.started,
+                expected: &expected,
+                changes: &changes,
+                outcomes,
+            },
+        )
+    };
+    let failed = |failures: BTreeMap<String, String>| Failed {
+        c: &c,
+        engine: &engine,
+        project: &project,
+        stack_path: &stack_path,
+        idle,
+        live,
+        live_version: live_version.clone(),
+        previous_version: previous_version.clone(),
+        failures,
+    };
+
+    // 1. The idle colour starts and is judged like any Compose deploy.
+    (c.progress)(Progress {
+        service: "*",
+        state: format!(
+            "starting {} as colour {idle} (compose project {project}); {} keeps serving",
+            c.version,
+            live.map_or("nothing".to_owned(), |l| l.to_string())
+        ),
+    });
+    let deadline = Instant::now() + c.timeout;
+    let applied = engine::compose_up(engine.endpoint(), &project, &stack_path, c.timeout).await;
+    if let Err(e @ engine::ComposeError::Spawn { .. }) = &applied {
+        return Err(Failure::infrastructure(e.to_string()));
+    }
+    let judge_until = if applied.is_ok() {
+        deadline
+    } else {
+        Instant::now()
+    };
+    let judged = engine
+        .compose_converged(&project, &expected, judge_until)
+        .await?;
+    let mut failures = match &judged {
+        Ok(_) => BTreeMap::new(),
+        Err(problems) => super::compose::failures_of(problems),
+    };
+    if let Err(e) = &applied
+        && failures.is_empty()
+    {
+        for service in expected.keys() {
+            failures.insert(service.clone(), e.to_string());
+        }
+    }
+    let after = c.started.elapsed();
+    let outcomes = |failures: &BTreeMap<String, String>| -> Vec<Outcome> {
+        changes
+            .iter()
+            .map(|ch| match failures.get(&ch.service) {
+                Some(cause) => Outcome::Failed {
+                    cause: cause.clone(),
+                },
+                None => Outcome::Converged { after },
+            })
+            .collect()
+    };
+    if !failures.is_empty() {
+        summary("deploy-failed", &outcomes(&failures))?;
+        return Err(failed(failures).record(&append).await);
+    }
+
+    // 2. Its checks, through the proxy's preview listener.
+    sw.switch(c.env_name, live, Some(idle)).await?;
+    (c.progress)(Progress {
+        service: "*",
+        state: format!("checking colour {idle} through {}", sw.bg.preview_url),
+    });
+    let report = check::run_http_and_tcp(
+        c.config,
+        c.options.env,
+        Some((&sw.bg.proxy_url, &sw.bg.preview_url)),
+    )
+    .await?;
+    let failures = check_failures(&report, "on the idle colour");
+    if !failures.is_empty() {
+        summary("deploy-failed", &outcomes(&failures))?;
+        return Err(failed(failures).record(&append).await);
+    }
+
+    // 3. The switch.
+    let reload = sw.switch(c.env_name, Some(idle), live).await?;
+    (c.progress)(Progress {
+        service: "*",
+        state: format!(
+            "switched {} to colour {idle} ({}) in {} ms",
+            sw.bg.proxy_url,
+            c.version,
+            ms(reload)
+        ),
+    });
+    append(
+        Switched {
+            env: c.env_name.to_string(),
+            from_colour: live.map(|l| l.to_string()),
+            from_version: live_version.clone(),
+            jenkins: stage::jenkins_build(),
+            reload_ms: ms(reload),
+            to_colour: idle.to_string(),
+            trigger: "deploy".to_owned(),
+            version: c.version.to_string(),
+        }
+        .into(),
+    )?;
+
+    // 4. The checks once more, through the proxy as the users reach it.
+    let report = check::run_http_and_tcp(c.config, c.options.env, None).await?;
+    let failures = check_failures(&report, "through the proxy after the switch");
+    if !failures.is_empty() {
+        if let Some(back) = live {
+            let reload = sw.switch(c.env_name, Some(back), Some(idle)).await?;
+            append(
+                Switched {
+                    env: c.env_name.to_string(),
+                    from_colour: Some(idle.to_string()),
+                    from_version: Some(c.version.to_string()),
+                    jenkins: stage::jenkins_build(),
+                    reload_ms: ms(reload),
+                    to_colour: back.to_string(),
+                    trigger: "checks-failed".to_owned(),
+                    version: live_version.clone().unwrap_or_default(),
+                }
+                .into(),
+            )?;
+        } else {
+            sw.switch(c.env_name, None, Some(idle)).await?;
+        }
+        summary("deploy-failed", &outcomes(&failures))?;
+        return Err(failed(failures).record(&append).await);
+    }
+
+    // 5. The records: what the environment runs now, and the colours.
+    let pointer = EnvPointer {
+        env: c.env_name.clone(),
+        version: c.version.clone(),
+        digests: c.digests.clone(),
+        updated: time::OffsetDateTime::now_utc(),
+        actor: actor.clone(),
+    };
+    c.state.write_env(&pointer).map_err(stage::record_failure)?;
+    let made_live = verify::history::Live {
+        env: c.env_name.clone(),
+        version: c.version.clone(),
+        previous_version: previous_version.clone(),
+        digests: c.digests.clone(),
+        changed: changes.iter().map(|ch| ch.service.clone()).collect(),
+        stack_sha256: verify::Digest::of(yaml.as_bytes()),
+        jenkins: stage::jenkins_build(),
+    };
+    append(made_live.event(c.target.made_live()))?;
+    let colours = colours.switched(
+        idle,
+        c.version.clone(),
+        time::OffsetDateTime::now_utc(),
+        sw.window,
+    );
+    c.state
+        .write_colours(&colours)
+        .map_err(stage::record_failure)?;
+    summary(
+        if c.rolling_back {
+            "rolled-back"
+        } else {
+            "deployed"
+        },
+        &outcomes(&BTreeMap::new()),
+    )?;
+    if let Some(standby) = &colours.standby
+        && !c.global.json
+    {
+        println!(
+            "colour {} ({}) keeps running for `release rollback --env {}` until {}",
+            standby.colour,
+            standby.version,
+            c.env_name,
+            rfc3339(standby.until)
+        );
+    }
+    Ok(Code::Success)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Each failed check's service → its cause.
+fn check_failures(report: &verify::check::CheckReport, when: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for check in report.checks.iter().filter(|c| !c.passed) {
+        let cause = format!(
+            "check `{}` failed {when}: {}",
+            check.name,
+            check.message.as_deref().unwrap_or("failed")
+        );
+        out.entry(check.service.clone())
+            .and_modify(|c| {
+                c.push_str("; ");
+                c.push_str(&cause);
+            })
+            .or_insert(cause);
+    }
+    out
+}
+
+/// A release that failed on its colour: the colour goes, the live one keeps serving.
+struct Failed<'a, 'c> {
+    c: &'a Ctx<'c>,
+    engine: &'a engine::Engine,
+    project: &'a str,
+    stack_path: &'a Path,
+    idle: Colour,
+    live: Option<Colour>,
+    live_version: Option<String>,
+    previous_version: Option<String>,
+    failures: BTreeMap<String, String>,
+}
+
+impl Failed<'_, '_> {
+    /// Removes the idle colour, records `deploy-failed`, `colour-removed` and
+    /// `rolled-back`, and returns the exit-4 failure naming each service and its cause.
+    async fn record(
+        self,
+        append: &impl Fn(verify::ledger::Event) -> Result<(), Failure>,
+    ) -> Failure {
+        let c = self.c;
+        let env = c.env_name.to_string();
+        if let Err(e) = append(
+            DeployFailed {
+                env: env.clone(),
+                failures: self.failures.clone(),
+                jenkins: stage::jenkins_build(),
+                previous_version: self.previous_version.clone(),
+                version: c.version.to_string(),
+            }
+            .into(),
+        ) {
+            return e;
+        }
+        let causes: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(service, cause)| format!("service {service}: {cause}"))
+            .collect();
+        let message = format!(
+            "deploy of {} to {} failed: {}",
+            c.version,
+            c.env_name,
+            causes.join("; ")
+        );
+        (c.progress)(Progress {
+            service: "*",
+            state: format!(
+                "removing colour {} (compose project {})",
+                self.idle, self.project
+            ),
+        });
+        if let Err(e) =
+            engine::compose_down(self.engine.endpoint(), self.project, self.stack_path).await
+        {
+            return Failure::infrastructure(format!(
+                "{message}; and colour {} could not be removed: {e}",
+                self.idle
+            ))
+            .with_hint(format!(
+                "inspect with `docker compose -p {} ps`",
+                self.project
+            ));
+        }
+        for event in [
+            ColourRemoved {
+                colour: self.idle.to_string(),
+                env: env.clone(),
+                jenkins: stage::jenkins_build(),
+                reason: "failed".to_owned(),
+                version: c.version.to_string(),
+            }
+            .into(),
+            RollbackAfterFailure {
+                env: env.clone(),
+                from_version: c.version.to_string(),
+                services: self.failures.keys().cloned().collect(),
+                to_version: self.previous_version.clone(),
+                trigger: FailureTrigger::DeployFailed,
+            }
+            .into(),
+        ] {
+            if let Err(e) = append(event) {
+                return e;
+            }
+        }
+        let serving = match (self.live, &self.live_version) {
+            (Some(colour), Some(version)) => {
+                format!("colour {colour} ({version}) kept serving")
+            }
+            _ => "nothing was serving, and nothing is".to_owned(),
+        };
+        Failure::new(
+            Code::RolledBack,
+            format!("{message}; colour {} removed, {serving}", self.idle),
+        )
+    }
+}
+
+/// `release rollback` while the previous colour still runs: it is judged on its recorded
+/// file, and the proxy is switched back to it.
+async fn switch_back(
+    c: &Ctx<'_>,
+    sw: &Switch<'_>,
+    engine: &engine::Engine,
+    colours: Colours,
+    to: Colour,
+) -> Result<Code, Failure> {
+    let name = c.env.compose_project();
+    let project = to.project(name);
+    let file: PathBuf = c.state.stack_path(c.env_name, c.version);
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        Failure::infrastructure(format!(
+            "the rendered file of {} is not on record ({}: {e})",
+            c.version,
+            file.display()
+        ))
+    })?;
+    let recorded = StackFile::parse(&file, &text).map_err(|e| Failure::usage(e.to_string()))?;
+    let expected = images_of(&recorded);
+    // It must still run what it ran: a colour changed behind the tool's back gets no traffic.
+    if let Ok(Err(problems)) = engine
+        .compose_converged(&project, &expected, Instant::now())
+        .await
+    {
+        let causes = super::compose::failures_of(&problems);
+        let causes: Vec<String> = causes
+            .iter()
+            .map(|(s, cause)| format!("service {s}: {cause}"))
+            .collect();
+        return Err(Failure::infrastructure(format!(
+            "colour {to} of {} does not run {} as recorded: {}; the proxy was not switched",
+            c.env_name,
+            c.version,
+            causes.join("; ")
+        ))
+        .with_hint(format!(
+            "redeploy it with `release rollback --env {}` once colour {to} is removed (`release retire --env {} --now`)",
+            c.env_name, c.env_name
+        )));
+    }
+    let from = colours.live.as_ref().map(|l| l.colour);
+    let from_version = colours.live.as_ref().map(|l| l.version.to_string());
+    let reload = sw.switch(c.env_name, Some(to), from).await?;
+    let actor = stage::actor();
+    let ledger = c.state.ledger();
+    let append = |event: verify::ledger::Event| {
+        ledger
+            .append_event(&actor, &event)
+            .map(drop)
+            .map_err(|e| stage::record_failure(e.into()))
+    };
+    append(
+        Switched {
+            env: c.env_name.to_string(),
+            from_colour: from.map(|f| f.to_string()),
+            from_version: from_version.clone(),
+            jenkins: stage::jenkins_build(),
+            reload_ms: ms(reload),
+            to_colour: to.to_string(),
+            trigger: "rollback".to_owned(),
+            version: c.version.to_string(),
+        }
+        .into(),
+    )?;
+    let pointer = EnvPointer {
+        env: c.env_name.clone(),
+        version: c.version.clone(),
+        digests: c.digests.clone(),
+        updated: time::OffsetDateTime::now_utc(),
+        actor: actor.clone(),
+    };
+    c.state.write_env(&pointer).map_err(stage::record_failure)?;
+    let live = verify::history::Live {
+        env: c.env_name.clone(),
+        version: c.version.clone(),
+        previous_version: from_version.clone(),
+        digests: c.digests.clone(),
+        changed: Vec::new(),
+        stack_sha256: verify::Digest::of(text.as_bytes()),
+        jenkins: stage::jenkins_build(),
+    };
+    append(live.event(c.target.made_live()))?;
+    let colours = colours.switched(
+        to,
+        c.version.clone(),
+        time::OffsetDateTime::now_utc(),
+        sw.window,
+    );
+    c.state
+        .write_colours(&colours)
+        .map_err(stage::record_failure)?;
+    let changes: Vec<Change> = Vec::new();
+    write_outputs(
+        c.global,
+        c.options,
+        Summary {
+            env: c.env,
+            version: c.version,
+            previous_version: &from_version,
+            outcome: "rolled-back",
+            stack_path: &file,
+            started: c.started,
+            expected: &expected,
+            changes: &changes,
+            outcomes: &[],
+        },
+    )?;
+    if !c.global.json {
+        println!(
+            "switched {} back to colour {to} ({}) in {} ms",
+            sw.bg.proxy_url,
+            c.version,
+            ms(reload)
+        );
+    }
+    Ok(Code::Success)
+}
+
+/// Removes the standby colour (its window ended, or a new release takes its slot) and
+/// records `colour-removed`; the record without it.
+pub(crate) async fn retire(
+    state: &StateDir,
+    env: &EnvName,
+    engine: &engine::Engine,
+    name: &str,
+    colours: &Colours,
+    reason: &str,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Colours, Failure> {
+    let Some(standby) = &colours.standby else {
+        return Ok(colours.clone());
+    };
+    let project = standby.colour.project(name);
+    progress(Progress {
+        service: "*",
+        state: format!(
+            "removing colour {} ({}, compose project {project}): {}",
+            standby.colour,
+            standby.version,
+            reason.replace('-', " ")
+        ),
+    });
+    let file = state.stack_path(env, &standby.version);
+    // `down` reads the file for the project's networks; without it the project's
+    // containers still go by their label.
+    let file = if file.exists() {
+        file
+    } else {
+        PathBuf::from("/dev/null")
+    };
+    engine::compose_down(engine.endpoint(), &project, &file)
+        .await
+        .map_err(|e| {
+            Failure::infrastructure(format!(
+                "colour {} of {env} could not be removed: {e}",
+                standby.colour
+            ))
+        })?;
+    state
+        .ledger()
+        .append_event(
+            &stage::actor(),
+            &ColourRemoved {
+                colour: standby.colour.to_string(),
+                env: env.to_string(),
+                jenkins: stage::jenkins_build(),
+                reason: reason.to_owned(),
+                version: standby.version.to_string(),
+            }
+            .into(),
+        )
+        .map_err(|e| stage::record_failure(e.into()))?;
+    let next = colours.without_standby();
+    state.write_colours(&next).map_err(stage::record_failure)?;
+    Ok(next)
+}

@@ -1,0 +1,514 @@
+//! `strategy = "blue-green"` on a Compose environment, with the real `docker compose` v2,
+//! the demo image from the testbed registry and a real Nginx (Debian's package) started by
+//! each test on loopback ports of its own: a release that fails its checks on the idle
+//! colour never receives traffic, one that passes takes over without a failed request,
+//! `rollback` switches back while the previous colour runs, and the window removes it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use release_e2e::{Project, Testbed, docker, example_dir};
+use verify::{Digest, EntryKind, ReleaseManifest, ServiceImage, StateDir, Version};
+
+const SERVICES: [&str; 2] = ["api", "worker"];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running Nginx with its own prefix: a public listener on `proxy` for upstream
+/// `NAME_api`, a preview listener on `preview` for `NAME_api_preview`. Stopped on drop.
+struct Nginx {
+    prefix: PathBuf,
+    proxy: u16,
+    preview: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path, upstream: &str) -> Nginx {
+        let prefix = dir.join("nginx");
+        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+        let (proxy, preview) = (free_port(), free_port());
+        let p = prefix.display();
+        std::fs::write(
+            prefix.join("nginx.conf"),
+            format!(
+                "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+                 events {{ worker_connections 512; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n  \
+                 proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  \
+                 uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  \
+                 include {p}/upstreams.conf;\n  \
+                 server {{ listen 127.0.0.1:{proxy}; location / {{ proxy_pass http://{upstream}; }} }}\n  \
+                 server {{ listen 127.0.0.1:{preview}; location / {{ proxy_pass http://{upstream}_preview; }} }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        // Before the first deploy neither upstream has a colour: the proxy answers 502.
+        std::fs::write(
+            prefix.join("upstreams.conf"),
+            format!(
+                "upstream {upstream} {{ server 127.0.0.1:9 down; }}\nupstream {upstream}_preview {{ server 127.0.0.1:9 down; }}\n"
+            ),
+        )
+        .unwrap();
+        let nginx = Nginx {
+            prefix,
+            proxy,
+            preview,
+        };
+        let out = Command::new("nginx")
+            .args(nginx.args(&[]))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nginx did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        nginx
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "-p".to_owned(),
+            self.prefix.display().to_string(),
+            "-c".to_owned(),
+            self.prefix.join("nginx.conf").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    /// A TOML array: `nginx -p … -c … EXTRA…`.
+    fn command(&self, extra: &[&str]) -> String {
+        let mut words = vec!["\"nginx\"".to_owned()];
+        words.extend(self.args(extra).iter().map(|a| format!("{a:?}")));
+        format!("[{}]", words.join(", "))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx")
+            .args(self.args(&["-s", "stop"]))
+            .output();
+    }
+}
+
+/// Takes both colours' Compose projects down when the test ends.
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        for colour in ["blue", "green"] {
+            let _ = Command::new("docker")
+                .args([
+                    "compose",
+                    "-p",
+                    &format!("{}-{colour}", self.0),
+                    "down",
+                    "--remove-orphans",
+                    "-t",
+                    "1",
+                ])
+                .output();
+        }
+    }
+}
+
+struct Fixture {
+    project: Project,
+    name: String,
+    repo: String,
+    nginx: Nginx,
+    ports: (u16, u16),
+    _down: Down,
+}
+
+fn fixture(bed: &Testbed, prefix: &str, window: &str) -> Fixture {
+    let name = bed.unique(prefix);
+    let repo = format!("e2e/{name}");
+    let project = Project::new();
+    let upstream = format!("{}_api", name.replace('-', "_"));
+    let nginx = Nginx::start(project.dir(), &upstream);
+    let ports = (free_port(), free_port());
+    project.write(
+        "release.toml",
+        &format!(
+            r#"[project]
+name = "e2e"
+
+[registry]
+host = "registry.invalid"
+
+[services.api]
+repository = "{repo}/api"
+context = "{context}"
+
+[services.worker]
+repository = "{repo}/worker"
+context = "{context}"
+internal = true
+
+[environments.e2e]
+orchestrator = "compose"
+strategy = "blue-green"
+stack = "{name}"
+stack_file = "compose.yml"
+deploy_timeout = "40s"
+
+[environments.e2e.blue_green]
+upstream_file = "{upstreams}"
+proxy_url = "http://127.0.0.1:{proxy}"
+preview_url = "http://127.0.0.1:{preview}"
+test_command = {test}
+reload_command = {reload}
+rollback_window = "{window}"
+routes = [{{ upstream = "{upstream}", service = "api", port = 8080, blue = {blue}, green = {green} }}]
+
+[[environments.e2e.checks]]
+kind = "http"
+name = "api answers /health"
+service = "api"
+url = "http://127.0.0.1:{proxy}/health"
+json_pointer = "/status"
+json_equals = "ok"
+timeout = "2s"
+retry_interval = "500ms"
+deadline = "4s"
+"#,
+            context = example_dir().join("image").display(),
+            upstreams = nginx.prefix.join("upstreams.conf").display(),
+            proxy = nginx.proxy,
+            preview = nginx.preview,
+            test = nginx.command(&["-t", "-q"]),
+            reload = nginx.command(&["-s", "reload"]),
+            blue = ports.0,
+            green = ports.1,
+        ),
+    );
+    // No port in the file: each colour publishes api on its own (the tool writes it). The
+    // container's own health check only asks whether the process runs, so the
+    // environment's check is the judge of /health.
+    let mut compose = String::from("services:\n");
+    for service in SERVICES {
+        compose.push_str(&format!(
+            "  {service}:\n    image: ${{RELEASE_REGISTRY}}/{repo}/{service}:${{VERSION}}\n    \
+             init: true\n    stop_grace_period: 1s\n"
+        ));
+        if service == "api" {
+            // The process answering `--version` is all the engine checks (`docker compose
+            // up --wait` refuses a container without a health check at all).
+            compose.push_str(
+                "    healthcheck:\n      test: [\"CMD\", \"/demo-service\", \"--version\"]\n      \
+                 interval: 1s\n      start_period: 1s\n",
+            );
+        }
+    }
+    project.write("compose.yml", &compose);
+    Fixture {
+        project,
+        _down: Down(name.clone()),
+        name,
+        repo,
+        nginx,
+        ports,
+    }
+}
+
+/// Pushes one demo image per service and records release `version`; `api_args` are extra
+/// build args for api.
+fn record(bed: &Testbed, f: &Fixture, version: &str, api_args: &[(&str, &str)]) {
+    let mut services = BTreeMap::new();
+    for service in SERVICES {
+        let mut args = vec![("SERVICE", service), ("VERSION", version)];
+        if service == "api" {
+            args.extend_from_slice(api_args);
+        }
+        let reference = bed.push_demo_image(&format!("{}/{service}", f.repo), version, &args);
+        let (name, digest) = reference.split_once('@').unwrap();
+        let (repository, tag) = name.rsplit_once(':').unwrap();
+        services.insert(
+            service.to_owned(),
+            ServiceImage {
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+                digest: Digest::parse(digest).unwrap(),
+                platform: None,
+            },
+        );
+        docker(["image", "rm", name]);
+    }
+    let manifest = ReleaseManifest {
+        project: "e2e".to_owned(),
+        version: Version::parse(version).unwrap(),
+        created: time::OffsetDateTime::now_utc(),
+        git_commit: None,
+        jenkins: None,
+        services,
+    };
+    state(f).record_release(&manifest, "e2e-test").unwrap();
+}
+
+fn state(f: &Fixture) -> StateDir {
+    StateDir::open(f.project.state_dir()).unwrap()
+}
+
+fn ledger(f: &Fixture) -> Vec<(EntryKind, serde_json::Value)> {
+    state(f)
+        .ledger()
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind != EntryKind::Released)
+        .map(|e| (e.kind, e.payload))
+        .collect()
+}
+
+/// `GET /version` through `port`: the body, or `None` for anything but a 200.
+fn version_at(port: u16) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"))
+        .then(|| body.trim().to_owned())
+}
+
+/// Requests through the proxy every 20 ms until stopped: (when, what answered).
+struct Loop {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(Instant, Option<String>)>>,
+}
+
+impl Loop {
+    fn start(port: u16) -> Loop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    seen.push((Instant::now(), version_at(port)));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                seen
+            })
+        };
+        Loop { stop, thread }
+    }
+
+    fn stop(self) -> Vec<(Instant, Option<String>)> {
+        std::thread::sleep(Duration::from_millis(1500));
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn containers(project: &str) -> usize {
+    docker([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ])
+    .split_whitespace()
+    .count()
+}
+
+#[test]
+fn a_release_that_fails_its_checks_on_the_idle_colour_never_receives_traffic() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "bg-e2e-fail", "1h");
+    record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[("DEMO_UNHEALTHY", "1")]);
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
+        .success()
+        .stderr_has("starting 1.0.0 as colour blue");
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+
+    let requests = Loop::start(f.nginx.proxy);
+    let run = bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.1.0"]);
+    let seen = requests.stop();
+    run.expect_code(4)
+        .stderr_has("service api: check `api answers /health` failed on the idle colour")
+        .stderr_has("colour green removed, colour blue (1.0.0) kept serving");
+    // Every request during the attempt was served by blue.
+    assert!(seen.len() > 10, "{} requests", seen.len());
+    let not_blue: Vec<_> = seen
+        .iter()
+        .filter(|(_, v)| !v.as_deref().is_some_and(|v| v.contains("1.0.0")))
+        .collect();
+    assert!(not_blue.is_empty(), "not served by blue: {not_blue:?}");
+    eprintln!(
+        "request loop during the failed attempt: {} requests, all served by blue",
+        seen.len()
+    );
+    assert_eq!(containers(&format!("{}-green", f.name)), 0);
+    assert_eq!(containers(&format!("{}-blue", f.name)), 2);
+    let kinds: Vec<EntryKind> = ledger(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::Switched,
+            EntryKind::Deployed,
+            EntryKind::DeployFailed,
+            EntryKind::ColourRemoved,
+            EntryKind::RolledBack
+        ]
+    );
+    let pointer = state(&f)
+        .read_env(&"e2e".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(pointer.version.as_str(), "1.0.0");
+    // `status` and `audit --live` read the colour the proxy serves.
+    bed.release(&f.project, ["status", "--env", "e2e"])
+        .success()
+        .stdout_has("all 2 containers pinned, running and on the recorded digests");
+}
+
+#[test]
+fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_back() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "bg-e2e-switch", "25s");
+    record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[]);
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
+        .success();
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert!(
+        version_at(f.ports.0).unwrap().contains("1.0.0"),
+        "blue on its port"
+    );
+
+    let requests = Loop::start(f.nginx.proxy);
+    let run = bed.release(
+        &f.project,
+        ["--json", "deploy", "--env", "e2e", "--version", "1.1.0"],
+    );
+    let returned = Instant::now();
+    let seen = requests.stop();
+    let report = run.json();
+    run.success();
+    assert_eq!(report["outcome"], "deployed", "{report:#}");
+    let failed = seen.iter().filter(|(_, v)| v.is_none()).count();
+    let first_green = seen
+        .iter()
+        .position(|(_, v)| v.as_deref().is_some_and(|v| v.contains("1.1.0")))
+        .expect("green served a request");
+    eprintln!(
+        "request loop during the switch: {} requests, {failed} failed, blue until request {first_green}",
+        seen.len()
+    );
+    assert_eq!(failed, 0, "failed requests during the switch");
+    // Blue until the switch, then green. `nginx -s reload` returns once the signal is
+    // sent: for a moment Nginx's old workers still take connections (to blue, which still
+    // runs) while the new ones serve green, so both may answer; a second after the deploy
+    // returned, only green does.
+    assert!(
+        seen[..first_green]
+            .iter()
+            .all(|(_, v)| v.as_deref().unwrap().contains("1.0.0"))
+    );
+    let after: Vec<_> = seen
+        .iter()
+        .filter(|(at, _)| *at > returned + Duration::from_secs(1))
+        .collect();
+    assert!(!after.is_empty());
+    assert!(
+        after
+            .iter()
+            .all(|(_, v)| v.as_deref().unwrap().contains("1.1.0")),
+        "{after:?}"
+    );
+    let mixed = seen[first_green..]
+        .iter()
+        .filter(|(_, v)| v.as_deref().unwrap().contains("1.0.0"))
+        .count();
+    let last_blue = seen[first_green..]
+        .iter()
+        .rev()
+        .find(|(_, v)| v.as_deref().unwrap().contains("1.0.0"))
+        .map(|(at, _)| *at);
+    eprintln!(
+        "requests served by blue after green's first: {mixed}, the last {:?} after green's first",
+        last_blue.map(|t| t.saturating_duration_since(seen[first_green].0))
+    );
+    // Blue still runs, for the window.
+    assert!(version_at(f.ports.0).unwrap().contains("1.0.0"));
+    let entries = ledger(&f);
+    let switched: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|(k, _)| *k == EntryKind::Switched)
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(switched.len(), 2, "{entries:#?}");
+    assert_eq!(switched[1]["from_colour"], "blue");
+    assert_eq!(switched[1]["to_colour"], "green");
+    assert_eq!(switched[1]["trigger"], "deploy");
+    assert_eq!(entries.last().unwrap().0, EntryKind::Deployed);
+    let upstreams = std::fs::read_to_string(f.nginx.prefix.join("upstreams.conf")).unwrap();
+    assert!(
+        upstreams.contains(&format!("server 127.0.0.1:{};", f.ports.1)),
+        "{upstreams}"
+    );
+    // `audit --live` compares what the live colour runs with the records: no drift.
+    bed.release(&f.project, ["audit", "--live"]).success();
+
+    // Rollback while blue runs: a switch of the proxy.
+    let requests = Loop::start(f.nginx.proxy);
+    let started = Instant::now();
+    let run = bed.release(&f.project, ["rollback", "--env", "e2e"]);
+    let took = started.elapsed();
+    let seen = requests.stop();
+    run.success().stdout_has("back to colour blue (1.0.0)");
+    eprintln!(
+        "rollback (a switch back): {took:?} for the whole command; {} requests, {} failed",
+        seen.len(),
+        seen.iter().filter(|(_, v)| v.is_none()).count()
+    );
+    assert!(seen.iter().all(|(_, v)| v.is_some()), "{seen:?}");
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    let entries = ledger(&f);
+    let last_switch = entries
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == EntryKind::Switched)
+        .unwrap();
+    assert_eq!(last_switch.1["trigger"], "rollback");
+    assert_eq!(last_switch.1["to_colour"], "blue");
+    assert_eq!(entries.last().unwrap().0, EntryKind::RolledBack);
+
+    // Green is the standby now; before its window ends it stays, after it goes.
+    bed.release(&f.project, ["retire", "--env", "e2e"])
+        .success()
+        .stdout_has("colour green (1.1.0) stays for rollback until");
+    assert_eq!(containers(&format!("{}-green", f.name)), 2);
+    std::thread::sleep(Duration::from_secs(26));
+    bed.release(&f.project, ["retire", "--env", "e2e"])
+        .success()
+        .stdout_has("removed colour green (1.1.0): window ended");
+    assert_eq!(containers(&format!("{}-green", f.name)), 0);
+    let removed = ledger(&f).pop().unwrap();
+    assert_eq!(removed.0, EntryKind::ColourRemoved);
+    assert_eq!(removed.1["reason"], "window-ended");
+    assert_eq!(removed.1["colour"], "green");
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+}
