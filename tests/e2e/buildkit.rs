@@ -5,6 +5,11 @@
 //! Names are unique per run (`buildkit-e2e/…` repositories, unique tags and cache ids);
 //! every local image and build-cache record a test makes is removed by it, and nothing
 //! else: the engine is shared.
+//!
+//! The agent's engine keeps the classic image store, whose BuildKit exports inline cache
+//! only. A registry cache (`cache_to = "type=registry,…"`) is exercised on the testbed's
+//! builder engine (`RELEASE_TESTBED_BUILDER_HOST`), a second engine on the agent with the
+//! containerd image store.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,15 +19,78 @@ use release_e2e::{Project, Run, Testbed, docker, example_dir};
 
 const SECRET_ENV: &str = "BUILDKIT_E2E_TOKEN";
 
-/// A base image with a shell: busybox-static's binary FROM scratch, tagged locally only.
-/// Removed on drop.
+/// The docker CLI for the engine at `host` (`DOCKER_HOST`), or the agent's engine.
+fn docker_cmd(host: Option<&str>) -> Command {
+    let mut cmd = Command::new("docker");
+    if let Some(host) = host {
+        cmd.env("DOCKER_HOST", host);
+    }
+    cmd
+}
+
+/// [`docker`] on the engine at `host`: asserts success, returns stdout.
+fn docker_at<I, S>(host: Option<&str>, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let Some(host) = host else {
+        return docker(args);
+    };
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = docker_cmd(Some(host)).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} on {host} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The testbed's builder engine: its `DOCKER_HOST`, after checking that it answers and
+/// keeps the containerd image store. Panics (never skips) when it is missing.
+fn builder_engine() -> String {
+    let host = std::env::var("RELEASE_TESTBED_BUILDER_HOST").unwrap_or_else(|_| {
+        panic!(
+            "RELEASE_TESTBED_BUILDER_HOST is not set: this test needs the testbed's builder engine \
+             (containerd image store). Run `scripts/testbed up` (or `scripts/testbed up-builder`), \
+             then `eval \"$(scripts/testbed env)\"`."
+        )
+    });
+    let store = docker_at(Some(&host), ["info", "--format", "{{json .DriverStatus}}"]);
+    assert!(
+        store.contains("io.containerd.snapshotter"),
+        "the builder engine at {host} does not keep the containerd image store: {store}"
+    );
+    host
+}
+
+/// What the registry serves for `reference` (a tag): the manifest's digest.
+fn served_digest(bed: &Testbed, reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}", "--creds"])
+        .arg(format!("{}:{}", bed.username, bed.password))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A base image with a shell: busybox-static's binary FROM scratch, tagged locally only,
+/// on the engine at `host` (the agent's engine when `None`). Removed on drop.
 struct Base {
     tag: String,
     token: String,
+    host: Option<String>,
 }
 
 impl Base {
-    fn build(bed: &Testbed) -> Base {
+    fn build(bed: &Testbed, host: Option<&str>) -> Base {
         let busybox = Path::new("/bin/busybox");
         assert!(
             busybox.is_file(),
@@ -38,48 +106,64 @@ impl Base {
         )
         .unwrap();
         let tag = format!("buildkit-e2e/base:{token}");
-        docker([
-            "buildx",
-            "build",
-            "--builder",
-            "default",
-            "--progress",
-            "plain",
-            "--load",
-            "-t",
-            &tag,
-            dir.path().to_str().unwrap(),
-        ]);
-        Base { tag, token }
+        docker_at(
+            host,
+            [
+                "buildx",
+                "build",
+                "--builder",
+                "default",
+                "--progress",
+                "plain",
+                "--load",
+                "-t",
+                &tag,
+                dir.path().to_str().unwrap(),
+            ],
+        );
+        Base {
+            tag,
+            token,
+            host: host.map(str::to_owned),
+        }
     }
 }
 
 impl Drop for Base {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
+        let _ = docker_cmd(self.host.as_deref())
             .args(["image", "rm", &self.tag])
             .output();
-        prune_cache_records(&self.token);
+        prune_cache_records(self.host.as_deref(), &self.token);
     }
 }
 
 /// A one-service project (`app`) whose Dockerfile has two stages and a third that must
 /// not be built, a cache mount, a build secret, a heredoc and `COPY --link`. `token` is
 /// unique to the test: it is in every RUN command, so the test can find (and prune) the
-/// build-cache records it made, and in the cache mount's id.
+/// build-cache records it made, and in the cache mount's id. `@REPO@` in `extra_keys`
+/// stands for the service's repository.
 struct App {
     project: Project,
     repo: String,
     token: String,
     base: Base,
     tags: Vec<String>,
+    /// The engine it builds on (`DOCKER_HOST`); the agent's engine when `None`.
+    host: Option<String>,
 }
 
 impl App {
     fn new(bed: &Testbed, extra_keys: &str) -> App {
-        let base = Base::build(bed);
+        App::on(bed, None, extra_keys)
+    }
+
+    /// An [`App`] built (and pushed) on the engine at `host`.
+    fn on(bed: &Testbed, host: Option<&str>, extra_keys: &str) -> App {
+        let base = Base::build(bed, host);
         let token = bed.unique("bk").replace('-', "");
         let repo = format!("buildkit-e2e/{token}/app");
+        let extra_keys = extra_keys.replace("@REPO@", &repo);
         let project = Project::new();
         project.write("stack.yml", "services:\n  app:\n    image: x/app:1\n");
         project.write(&format!("ctx/src-{token}.txt"), "source v1\n");
@@ -133,6 +217,7 @@ stack_file = "stack.yml"
             token,
             base,
             tags: Vec::new(),
+            host: host.map(str::to_owned),
         }
     }
 
@@ -140,11 +225,21 @@ stack_file = "stack.yml"
     fn build(&mut self, bed: &Testbed, version: &str, secret: &str) -> Run {
         self.tags
             .push(format!("{}/{}:{version}", bed.registry, self.repo));
-        bed.release_with(
-            self.project.dir(),
-            &[(SECRET_ENV, secret)],
-            ["build", "--version", version],
-        )
+        let mut vars = vec![(SECRET_ENV, secret)];
+        if let Some(host) = &self.host {
+            vars.push(("DOCKER_HOST", host));
+        }
+        bed.release_with(self.project.dir(), &vars, ["build", "--version", version])
+    }
+
+    /// `release ARGS` on this app's engine.
+    fn release(&self, bed: &Testbed, args: &[&str]) -> Run {
+        let vars: Vec<(&str, &str)> = self
+            .host
+            .iter()
+            .map(|h| ("DOCKER_HOST", h.as_str()))
+            .collect();
+        bed.release_with(self.project.dir(), &vars, args)
     }
 
     fn reference(&self, bed: &Testbed, version: &str) -> String {
@@ -155,13 +250,15 @@ stack_file = "stack.yml"
     /// the prune names each record by id).
     fn prune_own_cache(&self) {
         for tag in &self.tags {
-            let _ = Command::new("docker").args(["image", "rm", tag]).output();
+            let _ = docker_cmd(self.host.as_deref())
+                .args(["image", "rm", tag])
+                .output();
         }
-        prune_cache_records(&self.token);
+        prune_cache_records(self.host.as_deref(), &self.token);
     }
 
     fn cache_records(&self) -> BTreeSet<String> {
-        cache_records(&self.token)
+        cache_records(self.host.as_deref(), &self.token)
     }
 
     fn source(&self) -> String {
@@ -176,10 +273,10 @@ impl Drop for App {
     }
 }
 
-/// The build-cache records of one test: those whose description holds `token`, and every
-/// record built on them.
-fn cache_records(token: &str) -> BTreeSet<String> {
-    let out = docker(["buildx", "du", "--builder", "default", "--verbose"]);
+/// The build-cache records of one test on the engine at `host`: those whose description
+/// holds `token`, and every record built on them.
+fn cache_records(host: Option<&str>, token: &str) -> BTreeSet<String> {
+    let out = docker_at(host, ["buildx", "du", "--builder", "default", "--verbose"]);
     let records: Vec<(String, Vec<String>, String)> = out
         .split("\n\n")
         .filter_map(|block| {
@@ -227,22 +324,25 @@ fn cache_records(token: &str) -> BTreeSet<String> {
 
 /// Prunes the records of [`cache_records`], each named by id (and nothing else: the engine
 /// and its build cache are shared).
-fn prune_cache_records(token: &str) {
-    let ids = cache_records(token);
+fn prune_cache_records(host: Option<&str>, token: &str) {
+    let ids = cache_records(host, token);
     if ids.is_empty() {
         return;
     }
     let filter = format!("id={}", ids.into_iter().collect::<Vec<_>>().join("|"));
-    docker([
-        "buildx",
-        "prune",
-        "--builder",
-        "default",
-        "--force",
-        "--all",
-        "--filter",
-        &filter,
-    ]);
+    docker_at(
+        host,
+        [
+            "buildx",
+            "prune",
+            "--builder",
+            "default",
+            "--force",
+            "--all",
+            "--filter",
+            &filter,
+        ],
+    );
 }
 
 /// The step headers of a plain progress log (`#7 [builder 2/5] RUN …`) whose step never
@@ -550,6 +650,156 @@ fn after_the_local_cache_is_pruned_a_rebuild_imports_the_registry_cache() {
         "steps rebuilt although the registry cache has them: {uncached:?}\n{}",
         rebuild.stderr()
     );
+}
+
+/// The agent's engine keeps the classic image store: its BuildKit refuses to export a
+/// registry cache, and `release build` says so with exit 2 before building anything.
+#[test]
+fn the_classic_image_store_refuses_a_registry_cache_export_with_exit_2() {
+    let bed = Testbed::up();
+    let store = docker(["info", "--format", "{{json .DriverStatus}}"]);
+    assert!(
+        !store.contains("io.containerd.snapshotter"),
+        "the agent's engine is meant to keep the classic image store: {store}"
+    );
+    let mut app = App::new(
+        &bed,
+        "cache_to = \"type=registry,ref=@REPO@:cache,mode=max\"",
+    );
+    let run = app.build(&bed, "1.0.0", "s3cret");
+    run.expect_code(2)
+        .stderr_has("service `app`")
+        .stderr_has("Cache export is not supported for the docker driver")
+        .stderr_has("containerd image store")
+        .stderr_has("type=inline");
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", &app.reference(&bed, "1.0.0")])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "the image was built and loaded");
+}
+
+/// On the builder engine (containerd image store) the engine's own BuildKit exports a
+/// registry cache; after this test's images and build cache are gone from the engine, a
+/// rebuild imports that cache and runs no step. The digests recorded are the registry's.
+#[test]
+fn on_the_containerd_image_store_a_registry_cache_is_exported_and_a_rebuild_after_a_prune_imports_it()
+ {
+    let bed = Testbed::up();
+    let builder = builder_engine();
+    let mut app = App::on(
+        &bed,
+        Some(&builder),
+        "cache_to = \"type=registry,ref=@REPO@:cache,mode=max\"",
+    );
+    let secret = format!("canary-{}", app.token);
+    let cache_ref = format!("{}/{}:cache", bed.registry, app.repo);
+
+    let build = app.build(&bed, "1.0.0", &secret);
+    build
+        .success()
+        .stderr_has("exporting cache to registry")
+        .stderr_has("writing cache manifest")
+        .stderr_has("cache-mount: miss");
+    // The image ID printed is the one the engine knows the image by (on this store, the
+    // manifest's digest rather than the config's).
+    let id = build
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("app  ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no built line: {}", build.stdout()));
+    let reference = app.reference(&bed, "1.0.0");
+    let engine_id = docker_at(
+        Some(&builder),
+        ["image", "inspect", "--format", "{{.Id}}", &reference],
+    );
+    assert_eq!(
+        id,
+        format!("{reference}  {}", engine_id.trim()),
+        "the printed image ID is not the engine's"
+    );
+    // The cache is in the registry, under its own tag, as an OCI index.
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--creds"])
+        .arg(format!("{}:{}", bed.username, bed.password))
+        .arg(format!("docker://{cache_ref}"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "no cache at {cache_ref}: {}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let cache: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        cache["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{cache}"
+    );
+
+    let push = app.release(&bed, &["--json", "push", "--version", "1.0.0"]);
+    push.success();
+    let digest = push.json()["services"]["app"].as_str().unwrap().to_owned();
+    let recorded: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(app.project.state_dir().join("releases/1.0.0.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded["services"]["app"]["digest"], digest.as_str());
+    assert_eq!(recorded["services"]["app"]["platform"], "linux/amd64");
+    assert_eq!(
+        served_digest(&bed, &reference),
+        digest,
+        "the recorded digest is not what the registry serves for the tag"
+    );
+
+    // Nothing of this build is left in the builder engine: its images and cache records
+    // (the base image stays: it is in no registry).
+    app.prune_own_cache();
+    let left = app.cache_records();
+    assert!(left.is_empty(), "build-cache records left: {left:?}");
+    let gone = docker_cmd(Some(&builder))
+        .args(["image", "inspect", &reference])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "{reference} is still in the engine");
+
+    let config = std::fs::read_to_string(app.project.config()).unwrap();
+    app.project.write(
+        "release.toml",
+        &config.replace(
+            "mode=max\"",
+            &format!(
+                "mode=max\"\ncache_from = [\"type=registry,ref={}:cache\"]",
+                app.repo
+            ),
+        ),
+    );
+    let started = std::time::Instant::now();
+    let rebuild = app.build(&bed, "1.0.1", &secret);
+    let elapsed = started.elapsed();
+    rebuild
+        .success()
+        .stderr_has(&format!("importing cache manifest from {cache_ref}"));
+    let uncached = steps_not_cached(&rebuild.stderr());
+    assert!(
+        uncached.is_empty(),
+        "steps rebuilt although the registry cache has them: {uncached:?}\n{}",
+        rebuild.stderr()
+    );
+
+    let push = app.release(&bed, &["--json", "push", "--version", "1.0.1"]);
+    push.success();
+    let digest = push.json()["services"]["app"].as_str().unwrap().to_owned();
+    let recorded: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(app.project.state_dir().join("releases/1.0.1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded["services"]["app"]["digest"], digest.as_str());
+    assert_eq!(
+        served_digest(&bed, &app.reference(&bed, "1.0.1")),
+        digest,
+        "the recorded digest is not what the registry serves for the tag"
+    );
+    eprintln!("measured: rebuild from the registry cache after the prune {elapsed:.2?}");
 }
 
 #[test]

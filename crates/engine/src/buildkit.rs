@@ -19,6 +19,13 @@
 //! `--metadata-file`. Its stderr is read only to word a failure (which file, which line,
 //! which step) and to classify it for the exit code.
 //!
+//! The engine's image store decides which digest of the metadata file is the image ID
+//! ([`ImageStore`]): on the classic store an image is known by its config's digest
+//! (`containerimage.config.digest`), on the containerd image store by the digest of its
+//! manifest (`containerimage.digest`). Only the containerd image store lets the `docker`
+//! driver export a registry cache (`--cache-to type=registry,…`); the classic store
+//! exports inline cache only, and buildx refuses anything else.
+//!
 //! Provenance and SBOM attestations are switched off (`--provenance=false --sbom=false`):
 //! with `--load` into the engine's classic image store they would be dropped (or, on a
 //! containerd store, turn the pushed manifest into an index whose top-level digest is not
@@ -61,6 +68,41 @@ pub enum SecretSource {
     Env(String),
     /// A file, by absolute path.
     File(PathBuf),
+}
+
+/// Where an engine keeps its images, as `docker info` reports it (`DriverStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The graph-driver store: an image's ID is the digest of its config. Its BuildKit
+    /// exports inline cache only.
+    Classic,
+    /// The containerd image store (`"features": {"containerd-snapshotter": true}`): an
+    /// image's ID is the digest of its manifest. Its BuildKit exports registry caches.
+    Containerd,
+}
+
+impl ImageStore {
+    /// The store a `DriverStatus` of `docker info` names: the containerd store reports
+    /// `["driver-type", "io.containerd.snapshotter.v1"]`; the classic store never does.
+    pub fn from_driver_status(status: &[Vec<String>]) -> ImageStore {
+        let containerd = status.iter().any(|pair| {
+            matches!(pair.as_slice(), [key, value]
+                if key == "driver-type" && value.starts_with("io.containerd.snapshotter"))
+        });
+        if containerd {
+            ImageStore::Containerd
+        } else {
+            ImageStore::Classic
+        }
+    }
+
+    /// The key of buildx's metadata file that holds the ID this store knows the image by.
+    fn id_key(self) -> &'static str {
+        match self {
+            ImageStore::Classic => "containerimage.config.digest",
+            ImageStore::Containerd => "containerimage.digest",
+        }
+    }
 }
 
 /// How many lines of buildx's stderr a failure keeps to word itself.
@@ -157,15 +199,33 @@ pub fn buildx_args(spec: &BuildSpec, metadata: &Path, progress: Progress) -> Vec
 }
 
 impl Engine {
+    /// The image store of this engine.
+    pub async fn image_store(&self) -> Result<ImageStore, bollard::errors::Error> {
+        let info = self.docker().info().await?;
+        Ok(ImageStore::from_driver_status(
+            info.driver_status.as_deref().unwrap_or_default(),
+        ))
+    }
+
     /// Builds `spec` with BuildKit (`docker buildx build`) on this engine and loads the
     /// image into it. With [`Progress::Plain`], `on_line` gets every line of progress.
-    /// Returns the image ID, read from buildx's metadata file.
+    /// Returns the image ID the engine knows the image by, read from buildx's metadata
+    /// file.
     pub async fn build_buildkit(
         &self,
         spec: &BuildSpec,
         progress: Progress,
         on_line: impl FnMut(&str),
     ) -> Result<String, ImageError> {
+        let store = self
+            .image_store()
+            .await
+            .map_err(|source| ImageError::Engine {
+                host: self.host().to_owned(),
+                what: "build",
+                image: spec.tag.clone(),
+                source: Box::new(source),
+            })?;
         let dir = tempfile::tempdir().map_err(|e| ImageError::Buildx {
             image: spec.tag.clone(),
             message: format!("cannot create a temporary directory: {e}"),
@@ -173,7 +233,7 @@ impl Engine {
         let metadata = dir.path().join("metadata.json");
         let result = self.run_buildx(spec, &metadata, progress, on_line).await;
         let tail = match result {
-            Ok(()) => return read_metadata(spec, &metadata),
+            Ok(()) => return read_metadata(spec, &metadata, store),
             Err(Failed::Tail(tail)) => tail,
             Err(Failed::Spawn(e)) => return Err(e),
         };
@@ -185,7 +245,7 @@ impl Engine {
                 .run_buildx(spec, &metadata, Progress::Plain, |_| {})
                 .await
             {
-                Ok(()) => read_metadata(spec, &metadata),
+                Ok(()) => read_metadata(spec, &metadata, store),
                 Err(Failed::Tail(tail)) => Err(classify(spec, &tail)),
                 Err(Failed::Spawn(e)) => Err(e),
             };
@@ -247,9 +307,10 @@ enum Failed {
     Spawn(ImageError),
 }
 
-/// The image ID from buildx's `--metadata-file`: `containerimage.config.digest`, the ID
-/// the engine's image store knows the image by.
-fn read_metadata(spec: &BuildSpec, path: &Path) -> Result<String, ImageError> {
+/// The image ID from buildx's `--metadata-file`, the ID the engine's image store knows the
+/// image by: `containerimage.config.digest` on the classic store, `containerimage.digest`
+/// (the manifest's digest) on the containerd image store.
+fn read_metadata(spec: &BuildSpec, path: &Path, store: ImageStore) -> Result<String, ImageError> {
     let fail = |message: String| ImageError::Metadata {
         image: spec.tag.clone(),
         message,
@@ -258,9 +319,10 @@ fn read_metadata(spec: &BuildSpec, path: &Path) -> Result<String, ImageError> {
         std::fs::read_to_string(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
-    let id = doc["containerimage.config.digest"]
+    let key = store.id_key();
+    let id = doc[key]
         .as_str()
-        .ok_or_else(|| fail("it names no containerimage.config.digest".to_owned()))?;
+        .ok_or_else(|| fail(format!("it names no {key}")))?;
     let valid = id
         .strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -494,8 +556,87 @@ mod tests {
             format!("{{\"containerimage.config.digest\": \"{id}\", \"containerimage.digest\": \"{id}\"}}"),
         )
         .unwrap();
-        assert_eq!(read_metadata(&spec(), &path).unwrap(), id);
+        assert_eq!(
+            read_metadata(&spec(), &path, ImageStore::Classic).unwrap(),
+            id
+        );
         std::fs::write(&path, "{\"containerimage.config.digest\": \"sha256:zz\"}").unwrap();
-        assert!(read_metadata(&spec(), &path).is_err());
+        assert!(read_metadata(&spec(), &path, ImageStore::Classic).is_err());
+    }
+
+    /// What buildx 0.13 writes for a build loaded into the containerd image store: the
+    /// engine knows the image by its manifest's digest, not its config's.
+    #[test]
+    fn on_the_containerd_store_the_image_id_is_the_manifest_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let config = format!("sha256:{}", "cf".repeat(32));
+        let manifest = format!("sha256:{}", "3a".repeat(32));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{
+  "buildx.build.ref": "default/default/wsbggjnne63nv684sm2m8u8mn",
+  "cache.manifest": "{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"sha256:{cache}\",\"size\":1550}}",
+  "containerimage.config.digest": "{config}",
+  "containerimage.descriptor": {{
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "digest": "{manifest}",
+    "size": 1086,
+    "platform": {{ "architecture": "amd64", "os": "linux" }}
+  }},
+  "containerimage.digest": "{manifest}",
+  "image.name": "r.example.com/hestino/api:1.0.0"
+}}"#,
+                cache = "4b".repeat(32)
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            read_metadata(&spec(), &path, ImageStore::Containerd).unwrap(),
+            manifest
+        );
+        assert_eq!(
+            read_metadata(&spec(), &path, ImageStore::Classic).unwrap(),
+            config
+        );
+        // A containerd-store build whose metadata lacks the manifest digest is unusable,
+        // not silently the config's.
+        std::fs::write(
+            &path,
+            format!("{{\"containerimage.config.digest\": \"{config}\"}}"),
+        )
+        .unwrap();
+        let e = read_metadata(&spec(), &path, ImageStore::Containerd).unwrap_err();
+        assert!(e.to_string().contains("containerimage.digest"), "{e}");
+    }
+
+    #[test]
+    fn the_image_store_is_read_from_the_driver_status() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<Vec<String>> {
+            list.iter()
+                .map(|(k, v)| vec![(*k).to_owned(), (*v).to_owned()])
+                .collect()
+        };
+        // Engine 26.1 with "features": {"containerd-snapshotter": true}.
+        assert_eq!(
+            ImageStore::from_driver_status(&pairs(&[(
+                "driver-type",
+                "io.containerd.snapshotter.v1"
+            )])),
+            ImageStore::Containerd
+        );
+        // The classic store's overlay2 graph driver.
+        assert_eq!(
+            ImageStore::from_driver_status(&pairs(&[
+                ("Backing Filesystem", "extfs"),
+                ("Supports d_type", "true"),
+                ("Using metacopy", "false"),
+                ("Native Overlay Diff", "true"),
+                ("userxattr", "false"),
+            ])),
+            ImageStore::Classic
+        );
+        assert_eq!(ImageStore::from_driver_status(&[]), ImageStore::Classic);
     }
 }

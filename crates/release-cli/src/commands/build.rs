@@ -267,7 +267,7 @@ pub fn image_failure(service: &str, e: engine::ImageError) -> Failure {
         engine::ImageError::Dockerfile { .. } => Failure::usage(format!("service `{service}`: {e}"))
             .with_hint("fix the Dockerfile at that line; `dockerfile` and `target` of the service are in release.toml"),
         engine::ImageError::Unsupported { .. } => Failure::usage(format!("service `{service}`: {e}"))
-            .with_hint("the engine's own BuildKit (classic image store) exports cache only inline: set cache_to = \"type=inline\" and cache_from = [\"type=registry,ref=REPOSITORY:TAG\"] (see docs/build.md)"),
+            .with_hint("the engine's own BuildKit exports a registry cache only on the containerd image store (daemon.json: \"features\": {\"containerd-snapshotter\": true}); on the classic store it exports cache only inline: set cache_to = \"type=inline\" and cache_from = [\"type=registry,ref=REPOSITORY:TAG\"] (see docs/build.md)"),
         engine::ImageError::Context { .. } => Failure::usage(format!("service `{service}`: {e}"))
             .with_hint("check `context` and `dockerfile` of the service in release.toml"),
         _ if e.is_auth() => Failure::usage(format!("service `{service}`: {e}")).with_hint(
