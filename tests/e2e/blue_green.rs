@@ -187,6 +187,10 @@ json_equals = "ok"
 timeout = "2s"
 retry_interval = "500ms"
 deadline = "4s"
+
+[[environments.e2e.checks]]
+kind = "compose"
+deadline = "4s"
 "#,
             context = example_dir().join("image").display(),
             upstreams = nginx.prefix.join("upstreams.conf").display(),
@@ -471,6 +475,25 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     );
     // `audit --live` compares what the live colour runs with the records: no drift.
     bed.release(&f.project, ["audit", "--live"]).success();
+    // `release check` goes through the proxy and judges the live colour's containers.
+    let run = bed.release(&f.project, ["--json", "check", "--env", "e2e"]);
+    let checked = run.json();
+    run.success();
+    let targets: Vec<&str> = checked["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            format!("GET http://127.0.0.1:{}/health", f.nginx.proxy),
+            format!("compose {}-green/api", f.name),
+            format!("compose {}-green/worker", f.name),
+        ],
+        "{checked:#}"
+    );
 
     // Rollback while blue runs: a switch of the proxy.
     let requests = Loop::start(f.nginx.proxy);

@@ -142,6 +142,8 @@ pub struct ComposeContainer {
     pub health: Option<String>,
     /// The last failing health check's output, if any.
     pub health_output: Option<String>,
+    /// The host ports it publishes, `PORT/PROTOCOL`.
+    pub published: Vec<String>,
 }
 
 impl ComposeContainer {
@@ -208,6 +210,17 @@ impl Engine {
             .map_err(|source| self.compose_error("list containers", source))?;
         let mut out = Vec::new();
         for summary in listed {
+            let mut published: Vec<String> = summary
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    let protocol = p.typ.map_or_else(|| "tcp".to_owned(), |t| t.to_string());
+                    Some(format!("{}/{protocol}", p.public_port?))
+                })
+                .collect();
+            published.sort();
+            published.dedup();
             let Some(id) = summary.id else { continue };
             let inspected = match self
                 .docker()
@@ -273,6 +286,7 @@ impl Engine {
                     other => Some(other.to_string()),
                 }),
                 health_output,
+                published,
             });
         }
         out.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
@@ -429,6 +443,7 @@ mod tests {
             exit_code: Some(0),
             health: Some("healthy".to_owned()),
             health_output: None,
+            published: Vec::new(),
         }
     }
 

@@ -79,7 +79,7 @@ Examples:
     Retire(RetireArgs),
     /// Run an environment's smoke and health checks; write JUnit; record the outcome.
     #[command(
-        after_help = "Runs every check declared under [[environments.E.checks]] (http, tcp, swarm) concurrently, each retried within its deadline; prints a table (or --json), writes JUnit for Jenkins, and appends a `checked` ledger entry (env, version and digests checked, passed/failed counts, sha256 of the JUnit XML).\n\nExit codes: 0 all passed, 1 some check failed, 2 bad config or a header's env var unset, 3 the environment could not be reached at all (every check unreachable: connection refused or unanswered, Docker Engine down, stack not deployed; a TLS certificate the check does not trust is a failure, 1).\n\nExamples:\n  release check --env dev\n  release check --env dev --junit target/junit/check-dev.xml\n  release --json check --env prod"
+        after_help = "Runs every check declared under [[environments.E.checks]] (http, tcp, swarm, compose) concurrently, each retried within its deadline; prints a table (or --json), writes JUnit for Jenkins, and appends a `checked` ledger entry (env, version and digests checked, passed/failed counts, sha256 of the JUnit XML).\n\nExit codes: 0 all passed, 1 some check failed, 2 bad config or a header's env var unset, 3 the environment could not be reached at all (every check unreachable: connection refused or unanswered, Docker Engine down, stack not deployed; a TLS certificate the check does not trust is a failure, 1).\n\nExamples:\n  release check --env dev\n  release check --env dev --junit target/junit/check-dev.xml\n  release --json check --env prod"
     )]
     Check(CheckArgs),
     /// Live state of an environment's stack: replicas, images, digest pinning.

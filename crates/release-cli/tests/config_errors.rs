@@ -612,3 +612,38 @@ fn ledger_keys_are_checked_like_evidence_keys() {
     assert_eq!(ledger.trust.len(), 1);
     assert!(load_with(VALID, &[]).unwrap().ledger.is_none());
 }
+
+#[test]
+fn blue_green_keys_are_checked_together() {
+    let compose = VALID.replace(
+        "stack = \"hestino-dev\"",
+        "orchestrator = \"compose\"\nstrategy = \"blue-green\"\nstack = \"hestino-dev\"",
+    );
+    let table = "\n[environments.dev.blue_green]\nupstream_file = \"upstreams.conf\"\nproxy_url = \"http://127.0.0.1:8080\"\npreview_url = \"http://127.0.0.1:8081\"\nroutes = [{ upstream = \"shop_api\", service = \"api\", port = 8080, blue = 18101, green = 18201 }]\n";
+    let config = load_with(&format!("{compose}{table}"), &[]).unwrap();
+    let bg = config.environments["dev"].blue_green.as_ref().unwrap();
+    assert_eq!(bg.routes[0].green, 18201);
+    // Every problem at once: no table; a table on an in-place or Swarm environment; bad
+    // URLs, names, ports and commands; an unknown or internal service; a port in the file.
+    insta::assert_snapshot!("blue_green_without_table", problems(&compose));
+    insta::assert_snapshot!(
+        "blue_green_on_swarm_and_in_place",
+        problems(&format!(
+            "{}{table}\n[environments.prod]\nstrategy = \"blue-green\"\nstack = \"hestino-prod\"\nstack_file = \"stack.yml\"\n{}",
+            VALID,
+            table.replace("environments.dev", "environments.prod")
+        ))
+    );
+    let broken = "\n[environments.dev.blue_green]\nupstream_file = \"upstreams.conf\"\nproxy_url = \"127.0.0.1:8080\"\npreview_url = \"http://127.0.0.1:8081/preview\"\ntest_command = []\nrollback_window = \"soon\"\nroutes = [\n  { upstream = \"shop-api\", service = \"api\", port = 8080, blue = 18101, green = 18101 },\n  { upstream = \"shop_w\", service = \"nope\", port = 1, blue = 0, green = 18301 },\n  { upstream = \"shop_w\", service = \"worker\", port = 1, blue = 18401, green = 18402, colour = \"red\" },\n]\n";
+    let internal = compose.replace("max_replicas = 1", "max_replicas = 1\ninternal = true");
+    insta::assert_snapshot!(
+        "blue_green_broken_table",
+        problems(&format!("{internal}{broken}"))
+    );
+    let publishing = "services:\n  api:\n    image: r.example.com/hestino/api:1.0.0\n    ports: [\"8080:8080\"]\n  worker:\n    image: r.example.com/hestino/worker:1.0.0\n";
+    let err = load_with(&format!("{compose}{table}"), &[("stack.yml", publishing)]).unwrap_err();
+    assert!(
+        err.contains("service `api` publishes port 8080 in blue-green environment `dev`, where both colours run at once"),
+        "{err}"
+    );
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use verify::check::{
-    self, CheckReport, CheckSpec, HttpProbe, NODE_PLACEHOLDER, NodeFanout, Probe, SwarmProbe,
-    SwarmTarget, TcpProbe, Timing,
+    self, CheckReport, CheckSpec, ComposeProbe, ComposeTarget, HttpProbe, NODE_PLACEHOLDER,
+    NodeFanout, Probe, SwarmProbe, SwarmTarget, TcpProbe, Timing,
 };
 use verify::{EnvName, EnvPointer};
 
@@ -47,7 +47,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
             config.path.display()
         ))
         .with_hint(format!(
-            "add [[environments.{}.checks]] with kind = \"http\", \"tcp\" or \"swarm\"",
+            "add [[environments.{}.checks]] with kind = \"http\", \"tcp\", \"swarm\" or \"compose\"",
             args.env
         )));
     }
@@ -56,7 +56,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let signer = evidence::signer(&config, &args.env)?;
     let state = stage::state_dir(global, &config)?;
     let pointer = state.read_env(&env_name).map_err(stage::record_failure)?;
-    let specs = specs(&config, &args.env, env, pointer.as_ref(), None)?;
+    let specs = specs(&config, &args.env, env, pointer.as_ref(), None, None)?;
     let clients =
         check::HttpClients::for_checks(&specs).map_err(|e| Failure::usage(e.to_string()))?;
     let report = check::run(&args.env, specs, &clients, usize::from(args.concurrency)).await;
@@ -195,17 +195,20 @@ async fn attest(
     evidence::attach(&client, signer, env, &statement, &subjects).await
 }
 
-/// Runs the environment's HTTP and TCP checks once (a blue-green deploy's checks of the
-/// idle colour, through the proxy's `preview` address when `origin` is `(proxy, preview)`,
-/// and again through the proxy after the switch). Nothing is recorded: the deploy records
-/// its own outcome, and `release check` the environment's.
-pub(crate) async fn run_http_and_tcp(
+/// Runs the environment's checks once without recording them: a blue-green deploy's
+/// checks of the idle colour (`project`, its Compose project; through the proxy's preview
+/// address when `origin` is `(proxy, preview)`; `pointer` what it must run), and again
+/// through the proxy after the switch. The deploy records its own outcome, and
+/// `release check` the environment's.
+pub(crate) async fn run_unrecorded(
     config: &Config,
     env_name: &str,
     origin: Option<(&str, &str)>,
+    project: Option<&str>,
+    pointer: Option<&EnvPointer>,
 ) -> Result<CheckReport, Failure> {
     let env = config.environment(env_name)?;
-    let specs: Vec<CheckSpec> = specs(config, env_name, env, None, origin)?
+    let specs: Vec<CheckSpec> = specs(config, env_name, env, pointer, origin, project)?
         .into_iter()
         .filter(|s| !matches!(s.probe, Probe::Swarm(_)))
         .collect();
@@ -242,13 +245,15 @@ fn via(text: &str, origin: Option<(&str, &str)>) -> String {
 /// The environment's checks, typed. A Swarm check becomes one check per service; an HTTP
 /// check whose URL names `{node}` becomes a fan-out over the nodes running its service
 /// (expanded when the checks run, from the same listing of the stack as the Swarm checks).
-/// `origin` sends the checks addressed to one origin to another ([`run_http_and_tcp`]).
+/// `origin` sends the checks addressed to one origin to another, and `project` the
+/// Compose checks to another project than the live one ([`run_unrecorded`]).
 fn specs(
     config: &Config,
     env_name: &str,
     env: &Environment,
     pointer: Option<&EnvPointer>,
     origin: Option<(&str, &str)>,
+    project: Option<&str>,
 ) -> Result<Vec<CheckSpec>, Failure> {
     let target = SwarmTarget::new(config.endpoint(env_name)?, env.stack.clone());
     let mut specs = Vec::new();
@@ -299,6 +304,30 @@ fn specs(
             Check::Swarm(c) => {
                 for service in swarm_services(config, env_name, c.services.as_deref()) {
                     specs.push(swarm_spec(config, &target, service, timing, pointer));
+                }
+            }
+            Check::Compose(c) => {
+                let project = match project {
+                    Some(p) => p.to_owned(),
+                    // A blue-green environment whose proxy serves nothing yet: its first
+                    // colour, which then has no containers (unreachable, exit 3).
+                    None => super::compose_live_project(config, env_name)?
+                        .unwrap_or_else(|| format!("{}-blue", env.compose_project())),
+                };
+                let target = ComposeTarget::new(config.endpoint(env_name)?, project);
+                for service in swarm_services(config, env_name, c.services.as_deref()) {
+                    let e = Expected::of(config, service, pointer);
+                    specs.push(CheckSpec {
+                        name: e.name(service, "containers running and healthy"),
+                        service: service.to_owned(),
+                        timing,
+                        probe: Probe::Compose(ComposeProbe {
+                            target: Arc::clone(&target),
+                            service: e.stack_service,
+                            expected_digest: e.digest,
+                            internal: e.internal,
+                        }),
+                    });
                 }
             }
         }
@@ -430,6 +459,36 @@ fn swarm_services<'c>(
     }
 }
 
+/// What a Swarm or Compose check expects of one service.
+struct Expected {
+    stack_service: String,
+    internal: bool,
+    digest: Option<verify::Digest>,
+}
+
+impl Expected {
+    fn of(config: &Config, service: &str, pointer: Option<&EnvPointer>) -> Self {
+        Self {
+            stack_service: stack_service(config, service),
+            internal: config.services.get(service).is_some_and(|s| s.internal),
+            digest: pointer.and_then(|p| p.digests.get(service).cloned()),
+        }
+    }
+
+    /// `SERVICE: RUNNING, on the recorded digest[, no published port]`.
+    fn name(&self, service: &str, running: &str) -> String {
+        let mut name = format!("{service}: {running}");
+        name.push_str(match self.digest {
+            Some(_) => ", on the recorded digest",
+            None => " (no digest recorded)",
+        });
+        if self.internal {
+            name.push_str(", no published port");
+        }
+        name
+    }
+}
+
 fn swarm_spec(
     config: &Config,
     target: &Arc<SwarmTarget>,
@@ -437,27 +496,16 @@ fn swarm_spec(
     timing: Timing,
     pointer: Option<&EnvPointer>,
 ) -> CheckSpec {
-    let declared = config.services.get(service);
-    let stack_service = stack_service(config, service);
-    let internal = declared.is_some_and(|s| s.internal);
-    let expected_digest = pointer.and_then(|p| p.digests.get(service).cloned());
-    let mut name = format!("{service}: desired replicas running, tasks healthy");
-    name.push_str(match expected_digest {
-        Some(_) => ", on the recorded digest",
-        None => " (no digest recorded)",
-    });
-    if internal {
-        name.push_str(", no published port");
-    }
+    let e = Expected::of(config, service, pointer);
     CheckSpec {
-        name,
+        name: e.name(service, "desired replicas running, tasks healthy"),
         service: service.to_owned(),
         timing,
         probe: Probe::Swarm(SwarmProbe {
             target: Arc::clone(target),
-            stack_service,
-            expected_digest,
-            internal,
+            stack_service: e.stack_service,
+            expected_digest: e.digest,
+            internal: e.internal,
         }),
     }
 }
@@ -682,7 +730,7 @@ url = "http://127.0.0.1:18080/health"
         let config = Config::parse(&dir.path().join("release.toml"), CONFIG.to_owned(), None)
             .unwrap_or_else(|e| panic!("{e}"));
         let env = config.environment("prod").unwrap();
-        let specs = specs(&config, "prod", env, None, None).unwrap();
+        let specs = specs(&config, "prod", env, None, None, None).unwrap();
         let got: Vec<(&str, String)> = specs
             .iter()
             .map(|s| {

@@ -242,6 +242,7 @@ pub enum Check {
     Http(HttpCheck),
     Tcp(TcpCheck),
     Swarm(SwarmCheck),
+    Compose(ComposeCheck),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +302,15 @@ pub struct SwarmCheck {
     pub timing: Timing,
 }
 
+/// `kind = "compose"`: the containers of a Compose environment's services.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ComposeCheck {
+    /// Services to check; all of the project's services when absent.
+    pub services: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
 impl Check {
     /// The services a check concerns, for validation against the project's services.
     pub fn services(&self) -> Vec<&str> {
@@ -308,6 +318,7 @@ impl Check {
             Check::Http(c) => vec![c.service.as_str()],
             Check::Tcp(c) => vec![c.service.as_str()],
             Check::Swarm(c) => c.services.iter().flatten().map(String::as_str).collect(),
+            Check::Compose(c) => c.services.iter().flatten().map(String::as_str).collect(),
         }
     }
 
@@ -316,6 +327,7 @@ impl Check {
             Check::Http(c) => &c.timing,
             Check::Tcp(c) => &c.timing,
             Check::Swarm(c) => &c.timing,
+            Check::Compose(c) => &c.timing,
         }
     }
 }

@@ -71,6 +71,7 @@ const HTTP_CHECK: &[&str] = &[
 ];
 const TCP_CHECK: &[&str] = &["kind", "name", "service", "address"];
 const SWARM_CHECK: &[&str] = &["kind", "services"];
+const COMPOSE_CHECK: &[&str] = &["kind", "services"];
 
 /// Reports every key the model does not know.
 pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
@@ -135,6 +136,7 @@ pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
                     "http" => HTTP_CHECK,
                     "tcp" => TCP_CHECK,
                     "swarm" => SWARM_CHECK,
+                    "compose" => COMPOSE_CHECK,
                     // A missing or unknown kind is reported by the typed pass.
                     _ => continue,
                 };

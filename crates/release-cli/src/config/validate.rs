@@ -389,21 +389,32 @@ impl Validator<'_> {
                         );
                     }
                 }
-                if matches!(check, Check::Swarm(_))
-                    && e.orchestrator == super::model::Orchestrator::Compose
-                {
+                let compose = e.orchestrator == super::model::Orchestrator::Compose;
+                if matches!(check, Check::Swarm(_)) && compose {
                     self.push(
                         &cpath,
                         format!("a swarm check of environment `{env}` cannot judge a Compose environment"),
-                        "Compose checks (kind = \"compose\") are not supported yet; use http or tcp checks",
+                        "use kind = \"compose\", which judges the project's containers the same way",
                     );
                 }
-                if let Check::Swarm(swarm) = check
-                    && swarm.services.as_ref().is_some_and(Vec::is_empty)
+                if matches!(check, Check::Compose(_)) && !compose {
+                    self.push(
+                        &cpath,
+                        format!("a compose check of environment `{env}` cannot judge a Swarm environment"),
+                        "use kind = \"swarm\", or set orchestrator = \"compose\"",
+                    );
+                }
+                let listed = match check {
+                    Check::Swarm(c) => Some(("swarm", &c.services)),
+                    Check::Compose(c) => Some(("compose", &c.services)),
+                    _ => None,
+                };
+                if let Some((kind, services)) = listed
+                    && services.as_ref().is_some_and(Vec::is_empty)
                 {
                     self.push(
                         &cpath,
-                        format!("a swarm check of environment `{env}` lists no services"),
+                        format!("a {kind} check of environment `{env}` lists no services"),
                         "name the services to check, or leave `services` out to check all of them",
                     );
                 }
@@ -701,7 +712,12 @@ impl Validator<'_> {
                     }
                 }
                 if let Some(bg) = &e.blue_green {
-                    for route in &bg.routes {
+                    // An unknown service is reported with the route.
+                    for route in bg
+                        .routes
+                        .iter()
+                        .filter(|r| config.services.contains_key(&r.service))
+                    {
                         let in_file = config
                             .services
                             .get(&route.service)

@@ -13,6 +13,7 @@
 //!
 //! The [`CheckReport`] renders as JUnit ([`junit`]) for Jenkins and serializes to JSON.
 
+mod compose;
 mod http;
 pub mod junit;
 mod nodes;
@@ -25,6 +26,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+pub use compose::{ComposeProbe, ComposeTarget};
 pub use http::{HttpClients, HttpProbe, mask_password};
 pub use nodes::{FanoutError, NODE_PLACEHOLDER, NodeFanout, NodeTarget};
 /// The HTTP vocabulary of [`HttpProbe`], so callers need not depend on reqwest.
@@ -54,6 +56,7 @@ pub enum Kind {
     Http,
     Tcp,
     Swarm,
+    Compose,
 }
 
 impl Kind {
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Http => "http",
             Kind::Tcp => "tcp",
             Kind::Swarm => "swarm",
+            Kind::Compose => "compose",
         }
     }
 }
@@ -120,6 +124,7 @@ pub enum Probe {
     Http(Box<HttpProbe>),
     Tcp(TcpProbe),
     Swarm(SwarmProbe),
+    Compose(ComposeProbe),
     /// An HTTP or TCP check per node; [`run`] expands it into [`Probe::Http`] or
     /// [`Probe::Tcp`] checks when it can.
     Fanout(Box<NodeFanout>),
@@ -137,6 +142,7 @@ impl Probe {
             Probe::Fanout(p) => p.probe.kind(),
             Probe::Tcp(_) => Kind::Tcp,
             Probe::Swarm(_) => Kind::Swarm,
+            Probe::Compose(_) => Kind::Compose,
         }
     }
 
@@ -147,6 +153,7 @@ impl Probe {
             Probe::Http(p) => p.target(),
             Probe::Tcp(p) => p.address.clone(),
             Probe::Swarm(p) => p.target(),
+            Probe::Compose(p) => p.target(),
             Probe::Fanout(p) => p.target(),
             Probe::Broken { target, .. } => target.clone(),
         }
@@ -179,6 +186,13 @@ impl Probe {
             }
             Probe::Broken { cause, .. } => Probed::fail(cause.clone()),
             Probe::Swarm(p) => tokio::time::timeout(budget, p.attempt())
+                .await
+                .unwrap_or_else(|_| {
+                    Probed::timed_out(Probed::unreachable(format!(
+                        "the Docker Engine did not answer within {within}"
+                    )))
+                }),
+            Probe::Compose(p) => tokio::time::timeout(budget, p.attempt())
                 .await
                 .unwrap_or_else(|_| {
                     Probed::timed_out(Probed::unreachable(format!(

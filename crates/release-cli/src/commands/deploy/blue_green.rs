@@ -330,10 +330,20 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         service: "*",
         state: format!("checking colour {idle} through {}", sw.bg.preview_url),
     });
-    let report = check::run_http_and_tcp(
+    // What the idle colour must run: the release's digests.
+    let release_pointer = EnvPointer {
+        env: c.env_name.clone(),
+        version: c.version.clone(),
+        digests: c.digests.clone(),
+        updated: time::OffsetDateTime::now_utc(),
+        actor: actor.clone(),
+    };
+    let report = check::run_unrecorded(
         c.config,
         c.options.env,
         Some((&sw.bg.proxy_url, &sw.bg.preview_url)),
+        Some(&project),
+        Some(&release_pointer),
     )
     .await?;
     let failures = check_failures(&report, "on the idle colour");
@@ -368,7 +378,14 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     )?;
 
     // 4. The checks once more, through the proxy as the users reach it.
-    let report = check::run_http_and_tcp(c.config, c.options.env, None).await?;
+    let report = check::run_unrecorded(
+        c.config,
+        c.options.env,
+        None,
+        Some(&project),
+        Some(&release_pointer),
+    )
+    .await?;
     let failures = check_failures(&report, "through the proxy after the switch");
     if !failures.is_empty() {
         if let Some(back) = live {
