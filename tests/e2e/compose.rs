@@ -689,3 +689,53 @@ fn promotion_from_a_compose_dev_to_a_compose_prod_is_gated_as_for_swarm() {
     .expect_code(1)
     .stdout_has("FAIL  every tag still resolves to the recorded digest: api: tag moved");
 }
+
+#[test]
+fn several_compose_files_are_merged_by_compose_then_pinned_and_recorded_as_one() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "compose-e2e-files");
+    let toml = std::fs::read_to_string(f.project.dir().join("release.toml")).unwrap();
+    f.project.write(
+        "release.toml",
+        &toml.replace(
+            "stack_file = \"compose.yml\"",
+            "stack_file = [\"compose.yml\", \"compose.prod.yml\"]",
+        ),
+    );
+    // The override adds a label and an environment variable to api, as a PROD file would.
+    f.project.write(
+        "compose.prod.yml",
+        "services:\n  api:\n    labels:\n      shop.tier: prod\n    environment:\n      DEMO_SLOW_MS: \"1\"\n",
+    );
+    let a = record(&bed, &f, "1.0.0", &[]);
+    deploy(&bed, &f, "1.0.0").success();
+    assert_runs(&f.name, &a);
+    let stored =
+        std::fs::read_to_string(f.project.state_dir().join("stacks/e2e/1.0.0.yml")).unwrap();
+    assert!(stored.contains("shop.tier: prod"), "{stored}");
+    assert!(stored.contains(a["api"].as_str()), "{stored}");
+    let id = docker([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", f.name),
+        "--filter",
+        "label=com.docker.compose.service=api",
+    ]);
+    let labels = docker([
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"shop.tier\"}} {{range .Config.Env}}{{.}} {{end}}",
+        id.trim(),
+    ]);
+    assert!(labels.starts_with("prod "), "{labels}");
+    assert!(labels.contains("DEMO_SLOW_MS=1"), "{labels}");
+
+    // A file Compose refuses is a config error naming it, and nothing is deployed.
+    f.project
+        .write("compose.prod.yml", "services:\n  api:\n    ports: 12\n");
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
+        .expect_code(2)
+        .stderr_has("`docker compose config`")
+        .stderr_has("compose.prod.yml");
+}

@@ -119,6 +119,47 @@ async fn compose(
     })
 }
 
+/// The compose files merged by Compose itself (`docker compose -f A -f B config
+/// --no-interpolate --no-normalize`): the one document `up` would apply, variables left
+/// as written (the render pins the release's images). Needs the Docker CLI, not an engine.
+pub fn compose_config(files: &[std::path::PathBuf]) -> Result<String, ComposeError> {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let project = names.join(" + ");
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(["compose", "--project-name", "release-config"]);
+    for file in files {
+        cmd.arg("-f").arg(file);
+    }
+    cmd.args(["config", "--no-interpolate", "--no-normalize"]);
+    if let Some(dir) = files.first().and_then(|f| f.parent()) {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| ComposeError::Spawn {
+            project: project.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(ComposeError::Command {
+            project,
+            action: "config",
+            code: out
+                .status
+                .code()
+                .map_or_else(|| "by a signal".to_owned(), |c| c.to_string()),
+            output: last_lines(&String::from_utf8_lossy(&out.stderr), 3),
+        });
+    }
+    String::from_utf8(out.stdout).map_err(|e| ComposeError::Command {
+        project,
+        action: "config",
+        code: "0".to_owned(),
+        output: format!("not UTF-8: {e}"),
+    })
+}
+
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")

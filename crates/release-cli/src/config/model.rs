@@ -112,8 +112,9 @@ pub struct Environment {
     pub orchestrator: Orchestrator,
     /// The Swarm stack name; for a Compose environment, the default project name.
     pub stack: String,
-    /// The stack file (for Compose, the compose file), relative to the config file.
-    pub stack_file: PathBuf,
+    /// The stack file (for Compose, the compose file, or a list of them merged the way
+    /// `docker compose -f A -f B` merges them), relative to the config file.
+    pub stack_file: StackFiles,
     /// The Compose project name (`docker compose -p`); defaults to `stack`. Compose only.
     pub project: Option<String>,
     /// The environment whose tested digests this one may receive (through `promote`).
@@ -133,6 +134,23 @@ pub struct Environment {
     pub strategy: Strategy,
     /// The proxy and the colours' ports of a `strategy = "blue-green"` environment.
     pub blue_green: Option<BlueGreen>,
+}
+
+/// `stack_file = "a.yml"` or, for Compose, `stack_file = ["compose.yml", "compose.prod.yml"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StackFiles {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl StackFiles {
+    pub fn paths(&self) -> Vec<&std::path::Path> {
+        match self {
+            StackFiles::One(p) => vec![p.as_path()],
+            StackFiles::Many(ps) => ps.iter().map(PathBuf::as_path).collect(),
+        }
+    }
 }
 
 /// How a deploy replaces the live release.

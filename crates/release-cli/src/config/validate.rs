@@ -676,8 +676,43 @@ impl Validator<'_> {
         let mut stacks = BTreeMap::new();
         for (env, e) in &config.environments {
             let at = keypath!["environments", env.as_str(), "stack_file"];
-            let file = config.resolve(&e.stack_file);
-            let stack = match StackFile::load(&file) {
+            let files: Vec<std::path::PathBuf> = e
+                .stack_file
+                .paths()
+                .into_iter()
+                .map(|p| config.resolve(p))
+                .collect();
+            let Some(file) = files.first().cloned() else {
+                self.push(
+                    &at,
+                    format!("environment `{env}` names no stack file"),
+                    "name one, e.g. stack_file = \"compose.yml\"",
+                );
+                continue;
+            };
+            let loaded = if files.len() == 1 {
+                StackFile::load(&file)
+            } else if e.orchestrator != super::model::Orchestrator::Compose {
+                self.push(
+                    &at,
+                    format!(
+                        "environment `{env}` lists {} stack files; a Swarm environment takes one",
+                        files.len()
+                    ),
+                    "merge them into one stack file, or set orchestrator = \"compose\"",
+                );
+                continue;
+            } else {
+                // Compose merges them, as `docker compose -f A -f B` would apply them.
+                match engine::compose_config(&files) {
+                    Ok(text) => StackFile::parse(&file, &text),
+                    Err(err) => {
+                        self.push(&at, format!("environment `{env}`: {err}"), "each file must exist and `docker compose config` must accept them together");
+                        continue;
+                    }
+                }
+            };
+            let stack = match loaded {
                 Ok(s) => s,
                 Err(err) => {
                     self.push(
