@@ -535,3 +535,69 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     assert_eq!(removed.1["colour"], "green");
     assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
 }
+
+/// The second example (examples/shop) through its whole pipeline, as `scripts/demo shop`
+/// runs it: Compose DEV on the `dev` server, the gate, PROD blue-green behind the Nginx
+/// of the PROD host, twice so that the second promotion switches colours.
+#[test]
+fn the_shop_example_runs_its_pipeline_through_the_proxy() {
+    let bed = Testbed::up();
+    let example = example_dir().join("../shop");
+    let config = example.join("release.toml");
+    let config = config.to_str().unwrap();
+    let project = Project::new();
+    let run = |args: &[&str]| bed.release_with(project.dir(), &[("RELEASE_CONFIG", config)], args);
+    let out = Command::new(example.join("proxy/nginx")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stamp = bed.unique("v").replace(|c: char| !c.is_ascii_digit(), "");
+    let mut colours = Vec::new();
+    for n in 1..=2 {
+        let version = format!("7.{n}.{stamp}");
+        run(&["build", "--version", &version]).success();
+        run(&["push", "--version", &version]).success();
+        run(&["deploy", "--env", "dev", "--version", &version]).success();
+        run(&["check", "--env", "dev"]).success();
+        let promoted = run(&[
+            "promote",
+            "--version",
+            &version,
+            "--to",
+            "prod",
+            "--approved-by",
+            "e2e",
+        ]);
+        promoted.success().stdout_has("gate passed");
+        let stderr = promoted.stderr();
+        colours.push(if stderr.contains("as colour blue") {
+            "blue"
+        } else {
+            "green"
+        });
+        run(&["check", "--env", "prod"]).success();
+        // Each app answers through the proxy on its path, from the new release.
+        for (path, service) in [("", "landing"), ("app/", "web"), ("api/", "backend")] {
+            let mut stream = TcpStream::connect("198.18.0.11:28180").unwrap();
+            stream
+                .write_all(format!("GET /{path}version HTTP/1.0\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut text = String::new();
+            stream.read_to_string(&mut text).unwrap();
+            assert!(
+                text.contains(&format!(
+                    "\"service\":\"{service}\",\"version\":\"{version}\""
+                )),
+                "/{path}: {text}"
+            );
+        }
+    }
+    assert_ne!(
+        colours[0], colours[1],
+        "the second promotion switches colours"
+    );
+    run(&["audit", "verify"]).success();
+    run(&["audit", "--live"]).success();
+}

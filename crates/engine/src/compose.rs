@@ -127,7 +127,13 @@ pub fn compose_config(files: &[std::path::PathBuf]) -> Result<String, ComposeErr
     let project = names.join(" + ");
     let mut cmd = std::process::Command::new("docker");
     cmd.args(["compose", "--project-name", "release-config"]);
-    for file in files {
+    // Absolute, since the command runs in the first file's directory (where Compose
+    // resolves the files' relative paths).
+    let files: Vec<std::path::PathBuf> = files
+        .iter()
+        .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+        .collect();
+    for file in &files {
         cmd.arg("-f").arg(file);
     }
     cmd.args(["config", "--no-interpolate", "--no-normalize"]);

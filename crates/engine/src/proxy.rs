@@ -66,6 +66,9 @@ pub struct Proxy {
     pub upstream_file: PathBuf,
     pub test_command: Vec<String>,
     pub reload_command: Vec<String>,
+    /// The directory the commands run in; a program named by a relative path with a `/`
+    /// is found from there too.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,8 +176,14 @@ impl Proxy {
                 source: std::io::Error::other("the command is empty"),
             }));
         };
+        let program = if program.contains('/') && Path::new(program).is_relative() {
+            self.dir.join(program)
+        } else {
+            PathBuf::from(program)
+        };
         let out = tokio::process::Command::new(program)
             .args(args)
+            .current_dir(&self.dir)
             .stdin(std::process::Stdio::null())
             .output()
             .await
@@ -276,6 +285,7 @@ mod tests {
             upstream_file: dir.join("upstreams.conf"),
             test_command: test.iter().map(|s| (*s).to_owned()).collect(),
             reload_command: vec!["true".into()],
+            dir: dir.to_owned(),
         }
     }
 

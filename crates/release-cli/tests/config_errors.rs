@@ -73,6 +73,18 @@ fn the_bundled_example_loads() {
 }
 
 #[test]
+fn the_second_example_loads_with_its_merged_compose_files() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop/release.toml");
+    let config = Config::load(&path, Some("127.0.0.1:5443")).unwrap();
+    let prod = &config.environments["prod"];
+    assert_eq!(prod.strategy, release_cli::config::Strategy::BlueGreen);
+    assert_eq!(prod.blue_green.as_ref().unwrap().routes.len(), 3);
+    // compose.yml and compose.dev.yml merged: DEV's ports, PROD's none.
+    assert_eq!(config.stacks["dev"].service("web").unwrap().ports.len(), 1);
+    assert!(config.stacks["prod"].service("web").unwrap().ports.is_empty());
+}
+
+#[test]
 fn toml_syntax_error_points_at_its_line() {
     let text = VALID.replace("name = \"hestino\"", "name = \"hestino");
     insta::assert_snapshot!(problems(&text));

@@ -75,6 +75,7 @@ impl<'a> Switch<'a> {
                 upstream_file: config.resolve(&bg.upstream_file),
                 test_command: command(&bg.test_command, &["nginx", "-t"]),
                 reload_command: command(&bg.reload_command, &["nginx", "-s", "reload"]),
+                dir: std::path::absolute(&config.dir).unwrap_or_else(|_| config.dir.clone()),
             },
             window,
             names: bg
@@ -325,7 +326,9 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     }
 
     // 2. Its checks, through the proxy's preview listener.
-    sw.switch(c.env_name, live, Some(idle)).await?;
+    if let Err(e) = sw.switch(c.env_name, live, Some(idle)).await {
+        return Err(take_down(&engine, &project, &stack_path, idle, e).await);
+    }
     (c.progress)(Progress {
         service: "*",
         state: format!("checking colour {idle} through {}", sw.bg.preview_url),
@@ -353,7 +356,10 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     }
 
     // 3. The switch.
-    let reload = sw.switch(c.env_name, Some(idle), live).await?;
+    let reload = match sw.switch(c.env_name, Some(idle), live).await {
+        Ok(reload) => reload,
+        Err(e) => return Err(take_down(&engine, &project, &stack_path, idle, e).await),
+    };
     (c.progress)(Progress {
         service: "*",
         state: format!(
@@ -458,6 +464,25 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         );
     }
     Ok(Code::Success)
+}
+
+/// The proxy could not be switched to the idle colour, so it serves nothing: the colour
+/// is taken down and the failure says so (the live colour is untouched).
+async fn take_down(
+    engine: &engine::Engine,
+    project: &str,
+    stack_path: &Path,
+    idle: Colour,
+    failure: Failure,
+) -> Failure {
+    let outcome = match engine::compose_down(engine.endpoint(), project, stack_path).await {
+        Ok(()) => format!("colour {idle} removed, the live colour unchanged"),
+        Err(e) => format!("and colour {idle} could not be removed: {e}"),
+    };
+    Failure {
+        message: format!("{}; {outcome}", failure.message),
+        ..failure
+    }
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
