@@ -113,6 +113,9 @@ impl Drop for Down {
     fn drop(&mut self) {
         for colour in ["blue", "green"] {
             let _ = Command::new("docker")
+                .args(["stack", "rm", &format!("{}-{colour}", self.0)])
+                .output();
+            let _ = Command::new("docker")
                 .args([
                     "compose",
                     "-p",
@@ -137,6 +140,12 @@ struct Fixture {
 }
 
 fn fixture(bed: &Testbed, prefix: &str, window: &str) -> Fixture {
+    fixture_on(bed, prefix, window, false)
+}
+
+/// The fixture as a Compose environment, or (`swarm`) a Swarm stack on the agent's
+/// single-node Swarm, whose colours publish in host mode on the node.
+fn fixture_on(bed: &Testbed, prefix: &str, window: &str, swarm: bool) -> Fixture {
     let name = bed.unique(prefix);
     let repo = format!("e2e/{name}");
     let project = Project::new();
@@ -162,7 +171,7 @@ context = "{context}"
 internal = true
 
 [environments.e2e]
-orchestrator = "compose"
+{orchestrator}
 strategy = "blue-green"
 stack = "{name}"
 stack_file = "compose.yml"
@@ -175,6 +184,7 @@ preview_url = "http://127.0.0.1:{preview}"
 test_command = {test}
 reload_command = {reload}
 rollback_window = "{window}"
+upstream_hosts = ["127.0.0.1"]
 routes = [{{ upstream = "{upstream}", service = "api", port = 8080, blue = {blue}, green = {green} }}]
 
 [[environments.e2e.checks]]
@@ -189,9 +199,11 @@ retry_interval = "500ms"
 deadline = "4s"
 
 [[environments.e2e.checks]]
-kind = "compose"
+kind = "{kind}"
 deadline = "4s"
 "#,
+            orchestrator = if swarm { "" } else { "orchestrator = \"compose\"" },
+            kind = if swarm { "swarm" } else { "compose" },
             context = example_dir().join("image").display(),
             upstreams = nginx.prefix.join("upstreams.conf").display(),
             proxy = nginx.proxy,
@@ -205,12 +217,22 @@ deadline = "4s"
     // No port in the file: each colour publishes api on its own (the tool writes it). The
     // container's own health check only asks whether the process runs, so the
     // environment's check is the judge of /health.
-    let mut compose = String::from("services:\n");
+    let mut compose = String::from(if swarm {
+        "version: \"3.8\"\nservices:\n"
+    } else {
+        "services:\n"
+    });
     for service in SERVICES {
         compose.push_str(&format!(
             "  {service}:\n    image: ${{RELEASE_REGISTRY}}/{repo}/{service}:${{VERSION}}\n    \
              init: true\n    stop_grace_period: 1s\n"
         ));
+        if swarm {
+            compose.push_str(
+                "    deploy:\n      replicas: 1\n      endpoint_mode: dnsrr\n      \
+                 update_config: {order: stop-first, failure_action: rollback, monitor: 1s}\n",
+            );
+        }
         if service == "api" {
             // The process answering `--version` is all the engine checks (`docker compose
             // up --wait` refuses a container without a health check at all).
@@ -600,4 +622,61 @@ fn the_shop_example_runs_its_pipeline_through_the_proxy() {
     );
     run(&["audit", "verify"]).success();
     run(&["audit", "--live"]).success();
+}
+
+/// The same contract on a Swarm stack (the agent's single-node Swarm): stacks NAME-blue /
+/// NAME-green, a failing release never gets traffic, a passing one takes over without a
+/// failed request, rollback switches back.
+#[test]
+fn a_swarm_environment_deploys_blue_green_too() {
+    let bed = Testbed::up();
+    let f = fixture_on(&bed, "bg-e2e-swarm", "1h", true);
+    record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[("DEMO_UNHEALTHY", "1")]);
+    record(&bed, &f, "1.2.0", &[]);
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
+        .success()
+        .stderr_has(&format!("as colour blue (stack {}-blue)", f.name));
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+
+    let requests = Loop::start(f.nginx.proxy);
+    let run = bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.1.0"]);
+    let seen = requests.stop();
+    run.expect_code(4)
+        .stderr_has("service api: check `api answers /health` failed on the idle colour")
+        .stderr_has("colour green removed, colour blue (1.0.0) kept serving");
+    assert!(
+        seen.iter()
+            .all(|(_, v)| v.as_deref().is_some_and(|v| v.contains("1.0.0"))),
+        "{seen:?}"
+    );
+    let green = docker(["stack", "ls", "--format", "{{.Name}}"]);
+    assert!(!green.contains(&format!("{}-green", f.name)), "{green}");
+
+    let requests = Loop::start(f.nginx.proxy);
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.2.0"])
+        .success();
+    let seen = requests.stop();
+    let failed = seen.iter().filter(|(_, v)| v.is_none()).count();
+    eprintln!(
+        "swarm switch: {} requests through nginx, {failed} failed",
+        seen.len()
+    );
+    assert_eq!(failed, 0);
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.2.0"));
+    bed.release(&f.project, ["status", "--env", "e2e"])
+        .success();
+    bed.release(&f.project, ["audit", "--live"]).success();
+    bed.release(&f.project, ["check", "--env", "e2e"]).success();
+
+    bed.release(&f.project, ["rollback", "--env", "e2e"])
+        .success()
+        .stdout_has("back to colour blue (1.0.0)");
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    let kinds: Vec<EntryKind> = ledger(&f).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == EntryKind::Switched).count(),
+        3,
+        "{kinds:?}"
+    );
 }

@@ -61,6 +61,12 @@ pub enum DeployError {
         code: String,
         output: String,
     },
+    #[error("`docker stack rm` of stack {stack} failed (exit {code}): {output}")]
+    Remove {
+        stack: String,
+        code: String,
+        output: String,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -132,6 +138,51 @@ async fn stack_deploy_once(
         code: f.code,
         output: f.output,
     })
+}
+
+/// Runs `docker stack rm STACK` and waits, until `deadline`, for the stack's services and
+/// containers to be gone (the CLI returns before they are), so that the name can be
+/// deployed again.
+pub async fn stack_rm(engine: &Engine, stack: &str, deadline: Instant) -> Result<(), DeployError> {
+    let mut cmd = tokio::process::Command::new("docker");
+    cmd.args(["stack", "rm", stack]);
+    let failed = run_docker(engine.endpoint(), cmd)
+        .await
+        .map_err(|source| DeployError::Spawn {
+            stack: stack.to_owned(),
+            source,
+        })?;
+    failed.map_err(|f| DeployError::Remove {
+        stack: stack.to_owned(),
+        code: f.code,
+        output: f.output,
+    })?;
+    // Services go first, their networks a little later: a deploy of the same name before
+    // the networks are gone fails with "network … not found".
+    let label = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{STACK_NAMESPACE_LABEL}={stack}")],
+    )]);
+    loop {
+        let services_gone = engine
+            .stack_tasks(stack)
+            .await
+            .map(|services| services.is_empty())
+            .unwrap_or(false);
+        let networks_gone = engine
+            .docker()
+            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                filters: Some(label.clone()),
+            }))
+            .await
+            .map(|n| n.is_empty())
+            .unwrap_or(false);
+        let gone = services_gone && networks_gone;
+        if gone || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// How a `docker` child that did not succeed ended.

@@ -35,7 +35,8 @@ pub use compose::{
     ComposeContainer, ComposeError, Problem, compose_config, compose_down, compose_up,
 };
 pub use deploy::{
-    Change, DeployError, Outcome, Progress, Snapshot, keep_from_children, stack_deploy, verdict,
+    Change, DeployError, Outcome, Progress, Snapshot, keep_from_children, stack_deploy, stack_rm,
+    verdict,
 };
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};

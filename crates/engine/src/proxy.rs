@@ -33,8 +33,10 @@ pub const PREVIEW_SUFFIX: &str = "_preview";
 /// so the configuration stays valid and the proxy answers 502.
 const NOWHERE: u16 = 9;
 
-/// The upstream file: a comment saying what it holds, then one block per upstream.
-pub fn render(comment: &str, upstreams: &[Upstream]) -> String {
+/// The upstream file: a comment saying what it holds, then one block per upstream, each
+/// with a `server` per host in `hosts` (the proxy's host itself for Compose; the Swarm's
+/// nodes, whichever runs the task, for a Swarm stack publishing in host mode).
+pub fn render(comment: &str, upstreams: &[Upstream], hosts: &[String]) -> String {
     let mut out = String::new();
     for line in comment.lines() {
         out.push_str("# ");
@@ -48,9 +50,13 @@ pub fn render(comment: &str, upstreams: &[Upstream]) -> String {
             (format!("{}{PREVIEW_SUFFIX}", u.name), u.preview),
         ] {
             match port {
-                Some(port) => out.push_str(&format!(
-                    "upstream {name} {{\n    server 127.0.0.1:{port};\n}}\n"
-                )),
+                Some(port) => {
+                    out.push_str(&format!("upstream {name} {{\n"));
+                    for host in hosts {
+                        out.push_str(&format!("    server {host}:{port};\n"));
+                    }
+                    out.push_str("}\n");
+                }
                 None => out.push_str(&format!(
                     "upstream {name} {{\n    server 127.0.0.1:{NOWHERE} down;\n}}\n"
                 )),
@@ -261,6 +267,7 @@ mod tests {
                     preview: None,
                 },
             ],
+            &["127.0.0.1".to_owned()],
         );
         insta::assert_snapshot!(text, @r"
         # prod: live green (1.2.0), preview blue (1.1.0)
@@ -278,6 +285,19 @@ mod tests {
             server 127.0.0.1:9 down;
         }
         ");
+        let swarm = render(
+            "",
+            &[Upstream {
+                name: "a".into(),
+                live: Some(1),
+                preview: None,
+            }],
+            &["198.18.0.11".to_owned(), "198.18.0.12".to_owned()],
+        );
+        assert!(
+            swarm.contains("upstream a {\n    server 198.18.0.11:1;\n    server 198.18.0.12:1;\n}"),
+            "{swarm}"
+        );
     }
 
     fn proxy(dir: &Path, test: &[&str]) -> Proxy {

@@ -212,16 +212,19 @@ impl StackFile {
     /// only a merge by the convention of whoever reads it. The result stands alone, with no
     /// anchors, and means the same to every YAML reader.
     pub fn render(&self, images: &BTreeMap<String, String>) -> Result<String, StackError> {
-        self.render_published(images, &BTreeMap::new())
+        self.render_published(images, &BTreeMap::new(), false)
     }
 
     /// [`StackFile::render`], and each service named in `published` publishes exactly the
-    /// given `(host port, container port)` pairs on 127.0.0.1 (a blue-green colour's ports:
-    /// only the proxy on the same host reaches them).
+    /// given `(host port, container port)` pairs: a blue-green colour's ports. For Compose
+    /// (`swarm` false) on 127.0.0.1, so that only the proxy on the same host reaches them;
+    /// for a Swarm stack in host mode on the node that runs the task (Swarm cannot bind
+    /// one address).
     pub fn render_published(
         &self,
         images: &BTreeMap<String, String>,
         published: &BTreeMap<String, Vec<(u16, u16)>>,
+        swarm: bool,
     ) -> Result<String, StackError> {
         let shape = |message: String| StackError::Shape {
             path: self.path.clone(),
@@ -249,7 +252,17 @@ impl StackFile {
                 .ok_or_else(|| shape(format!("no service `{name}` to publish a port of")))?;
             let list: Vec<Value> = ports
                 .iter()
-                .map(|(host, target)| Value::from(format!("127.0.0.1:{host}:{target}")))
+                .map(|(host, target)| {
+                    if !swarm {
+                        return Value::from(format!("127.0.0.1:{host}:{target}"));
+                    }
+                    let mut port = serde_norway::Mapping::new();
+                    port.insert(Value::from("target"), Value::from(*target));
+                    port.insert(Value::from("published"), Value::from(*host));
+                    port.insert(Value::from("protocol"), Value::from("tcp"));
+                    port.insert(Value::from("mode"), Value::from("host"));
+                    Value::Mapping(port)
+                })
                 .collect();
             body.insert(Value::from("ports"), Value::Sequence(list));
         }

@@ -81,7 +81,13 @@ fn the_second_example_loads_with_its_merged_compose_files() {
     assert_eq!(prod.blue_green.as_ref().unwrap().routes.len(), 3);
     // compose.yml and compose.dev.yml merged: DEV's ports, PROD's none.
     assert_eq!(config.stacks["dev"].service("web").unwrap().ports.len(), 1);
-    assert!(config.stacks["prod"].service("web").unwrap().ports.is_empty());
+    assert!(
+        config.stacks["prod"]
+            .service("web")
+            .unwrap()
+            .ports
+            .is_empty()
+    );
 }
 
 #[test]

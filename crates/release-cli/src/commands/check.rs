@@ -210,7 +210,6 @@ pub(crate) async fn run_unrecorded(
     let env = config.environment(env_name)?;
     let specs: Vec<CheckSpec> = specs(config, env_name, env, pointer, origin, project)?
         .into_iter()
-        .filter(|s| !matches!(s.probe, Probe::Swarm(_)))
         .collect();
     let clients =
         check::HttpClients::for_checks(&specs).map_err(|e| Failure::usage(e.to_string()))?;
@@ -255,7 +254,14 @@ fn specs(
     origin: Option<(&str, &str)>,
     project: Option<&str>,
 ) -> Result<Vec<CheckSpec>, Failure> {
-    let target = SwarmTarget::new(config.endpoint(env_name)?, env.stack.clone());
+    // A blue-green Swarm environment: the colour being checked, else the one serving.
+    let stack = match project {
+        Some(p) => p.to_owned(),
+        None => {
+            super::live_project(config, env_name)?.unwrap_or_else(|| format!("{}-blue", env.stack))
+        }
+    };
+    let target = SwarmTarget::new(config.endpoint(env_name)?, stack);
     let mut specs = Vec::new();
     for check in &env.checks {
         let timing = timing(check)?;
@@ -311,7 +317,7 @@ fn specs(
                     Some(p) => p.to_owned(),
                     // A blue-green environment whose proxy serves nothing yet: its first
                     // colour, which then has no containers (unreachable, exit 3).
-                    None => super::compose_live_project(config, env_name)?
+                    None => super::live_project(config, env_name)?
                         .unwrap_or_else(|| format!("{}-blue", env.compose_project())),
                 };
                 let target = ComposeTarget::new(config.endpoint(env_name)?, project);

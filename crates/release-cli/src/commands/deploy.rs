@@ -29,7 +29,7 @@ use crate::exit::{Code, Failure};
 mod blue_green;
 mod compose;
 
-pub(crate) use blue_green::{Switch, retire};
+pub(crate) use blue_green::{Slots, Switch, retire};
 
 /// How long a deploy waits for another deploy to the same environment by default.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);

@@ -79,10 +79,10 @@ pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::E
         .map_err(|e| Failure::from(e).with_env(env))
 }
 
-/// The Compose project that serves environment `env`: its project, or for a blue-green
-/// environment the colour the proxy's upstream file sends live traffic to (`None` when it
-/// sends it nowhere yet).
-pub fn compose_live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
+/// The Compose project or Swarm stack that serves environment `env`: its own, or for a
+/// blue-green environment the colour the proxy's upstream file sends live traffic to
+/// (`None` when it sends it nowhere yet).
+pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
     let environment = config.environment(env)?;
     let name = environment.compose_project();
     if environment.strategy != crate::config::Strategy::BlueGreen {
@@ -109,7 +109,7 @@ pub async fn live_images(
         .map(|(name, service)| (name.clone(), service.stack_service_name(name).to_owned()));
     if environment.orchestrator == crate::config::Orchestrator::Compose {
         let engine = connect_compose_env(config, env).await?;
-        let containers = match compose_live_project(config, env)? {
+        let containers = match live_project(config, env)? {
             Some(project) => engine
                 .compose_containers(&project)
                 .await
@@ -130,7 +130,10 @@ pub async fn live_images(
         return Ok((images, None));
     }
     let engine = connect_env(config, env).await?;
-    let live = engine.stack_services(&environment.stack).await?;
+    let Some(stack) = live_project(config, env)? else {
+        return Ok((BTreeMap::new(), None));
+    };
+    let live = engine.stack_services(&stack).await?;
     let mut updated = None;
     let images = stack_names
         .filter_map(|(name, stack_name)| {

@@ -77,12 +77,16 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
         return Ok(Code::Success);
     }
     let engine = super::connect_compose_env(&config, &args.env).await?;
+    let slots = super::deploy::Slots {
+        engine: &engine,
+        swarm: env.orchestrator == crate::config::Orchestrator::Swarm,
+    };
     let reason = if args.now { "retired" } else { "window-ended" };
     let quiet = |_: engine::Progress<'_>| {};
     super::deploy::retire(
         &state,
         &env_name,
-        &engine,
+        slots,
         env.compose_project(),
         &colours,
         reason,

@@ -42,8 +42,11 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
         return super::status_compose::run(global, args).await;
     }
     let engine = super::connect_env(&config, &args.env).await?;
-    let live = engine.stack_services(&env.stack).await?;
-    let placement = engine.placement(&env.stack).await?;
+    // A blue-green environment: the colour the proxy sends traffic to.
+    let stack =
+        super::live_project(&config, &args.env)?.unwrap_or_else(|| format!("{}-blue", env.stack));
+    let live = engine.stack_services(&stack).await?;
+    let placement = engine.placement(&stack).await?;
 
     let mut rows = Vec::new();
     let mut seen = Vec::new();
@@ -72,7 +75,7 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
     let report = Report {
         flagged: rows.iter().any(|r| !r.flags.is_empty()),
         env: args.env.clone(),
-        stack: env.stack.clone(),
+        stack: stack.clone(),
         docker_host: engine.host().to_owned(),
         services: rows,
         nodes: placement.nodes,

@@ -37,7 +37,7 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
     // A blue-green environment: the colour the proxy sends traffic to.
-    let project = super::compose_live_project(&config, &args.env)?
+    let project = super::live_project(&config, &args.env)?
         .unwrap_or_else(|| format!("{}-blue", env.compose_project()));
     let engine = super::connect_compose_env(&config, &args.env).await?;
     let containers = engine

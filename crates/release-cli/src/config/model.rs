@@ -181,6 +181,14 @@ pub struct BlueGreen {
     /// How long the previous colour keeps running after a switch, for `release rollback`;
     /// default `"1h"`.
     pub rollback_window: Option<String>,
+    /// How long a deploy waits after a reload before it checks through the proxy: Nginx's
+    /// reload returns once signalled, and its old workers take connections a little
+    /// longer. Default `"1s"`.
+    pub switch_settle: Option<String>,
+    /// The addresses the proxy reaches a colour's ports on: default `["127.0.0.1"]` (the
+    /// proxy runs on the Compose host). For a Swarm stack, the nodes' addresses (its
+    /// colours publish in host mode on whichever node runs a task).
+    pub upstream_hosts: Option<Vec<String>>,
     /// The services the proxy sends traffic to.
     pub routes: Vec<Route>,
 }

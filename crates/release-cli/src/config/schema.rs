@@ -48,6 +48,8 @@ const BLUE_GREEN: &[&str] = &[
     "test_command",
     "reload_command",
     "rollback_window",
+    "switch_settle",
+    "upstream_hosts",
     "routes",
 ];
 const ROUTE: &[&str] = &["upstream", "service", "port", "blue", "green"];

@@ -792,13 +792,6 @@ impl Validator<'_> {
             }
             (Strategy::BlueGreen, Some(bg)) => bg,
         };
-        if e.orchestrator != Orchestrator::Compose {
-            self.push(
-                &at("strategy"),
-                format!("environment `{env}`: blue-green is supported on Compose environments only, not yet on Swarm"),
-                "set orchestrator = \"compose\", or deploy the Swarm stack in place",
-            );
-        }
         let base = keypath!["environments", env, "blue_green"];
         let here = |key: &str| {
             let mut p = base.to_vec();
@@ -806,6 +799,7 @@ impl Validator<'_> {
             p
         };
         self.duration(&here("rollback_window"), bg.rollback_window.as_deref());
+        self.duration(&here("switch_settle"), bg.switch_settle.as_deref());
         for (key, url) in [
             ("proxy_url", &bg.proxy_url),
             ("preview_url", &bg.preview_url),
@@ -843,6 +837,26 @@ impl Validator<'_> {
                     "write the program and its arguments, e.g. [\"nginx\", \"-t\"]",
                 );
             }
+        }
+        match &bg.upstream_hosts {
+            Some(hosts) if hosts.is_empty() => self.push(
+                &here("upstream_hosts"),
+                "`upstream_hosts` lists no address",
+                "leave it out for the proxy's own host (127.0.0.1), or list the Swarm nodes' addresses",
+            ),
+            Some(hosts) => {
+                for host in hosts.iter().filter(|h| {
+                    h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                }) {
+                    self.push(&here("upstream_hosts"), format!("`{host}` is not a host name or address"), "write e.g. \"198.18.0.11\"");
+                }
+            }
+            None if e.orchestrator == Orchestrator::Swarm => self.push(
+                &here("upstream_hosts"),
+                format!("blue-green Swarm environment `{env}` names no upstream_hosts"),
+                "list the addresses of the Swarm nodes that may run the routed services: a colour publishes its ports in host mode on whichever node runs a task",
+            ),
+            None => {}
         }
         if bg.routes.is_empty() {
             self.push(

@@ -24,6 +24,10 @@ use crate::exit::{Code, Failure};
 
 /// The rollback window when `blue_green.rollback_window` does not say.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+/// The wait after a reload when `blue_green.switch_settle` does not say: `nginx -s reload`
+/// returns once the master is signalled, and on a loaded 2-core machine its old workers
+/// were seen taking connections up to ~0.3 s later (scripts/bench/compose.sh).
+const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
 
 /// Everything the shared part of the deploy settled before the engine is touched.
 pub(super) struct Ctx<'a> {
@@ -51,8 +55,11 @@ pub(crate) struct Switch<'a> {
     pub bg: &'a BlueGreen,
     pub proxy: Proxy,
     pub window: Duration,
+    pub settle: Duration,
     /// Route → stack-file name of its service.
     names: Vec<String>,
+    /// Where the proxy reaches a colour's ports.
+    hosts: Vec<String>,
 }
 
 impl<'a> Switch<'a> {
@@ -69,8 +76,14 @@ impl<'a> Switch<'a> {
             Some(t) => crate::config::parse_duration(t)
                 .map_err(|e| Failure::usage(format!("blue_green.rollback_window: {e}")))?,
         };
+        let settle = match &bg.switch_settle {
+            None => DEFAULT_SETTLE,
+            Some(t) => crate::config::parse_duration(t)
+                .map_err(|e| Failure::usage(format!("blue_green.switch_settle: {e}")))?,
+        };
         Ok(Self {
             bg,
+            settle,
             proxy: Proxy {
                 upstream_file: config.resolve(&bg.upstream_file),
                 test_command: command(&bg.test_command, &["nginx", "-t"]),
@@ -78,6 +91,10 @@ impl<'a> Switch<'a> {
                 dir: std::path::absolute(&config.dir).unwrap_or_else(|_| config.dir.clone()),
             },
             window,
+            hosts: bg
+                .upstream_hosts
+                .clone()
+                .unwrap_or_else(|| vec!["127.0.0.1".to_owned()]),
             names: bg
                 .routes
                 .iter()
@@ -124,7 +141,7 @@ impl<'a> Switch<'a> {
                 preview: preview.map(|c| self.port(i, c)),
             })
             .collect();
-        engine::proxy::render(&comment, &upstreams)
+        engine::proxy::render(&comment, &upstreams, &self.hosts)
     }
 
     /// The colour the proxy's upstream file sends live traffic to, read from the file
@@ -142,7 +159,7 @@ impl<'a> Switch<'a> {
         }
         [Colour::Blue, Colour::Green]
             .into_iter()
-            .find(|c| block.contains(&format!("127.0.0.1:{};", self.port(0, *c))))
+            .find(|c| block.contains(&format!(":{};", self.port(0, *c))))
     }
 
     async fn switch(
@@ -162,6 +179,166 @@ impl<'a> Switch<'a> {
     }
 }
 
+/// Where the colours run: Compose projects or Swarm stacks named `NAME-blue` /
+/// `NAME-green` on the environment's engine.
+#[derive(Clone, Copy)]
+pub(crate) struct Slots<'a> {
+    pub engine: &'a engine::Engine,
+    pub swarm: bool,
+}
+
+impl Slots<'_> {
+    fn what(&self) -> &'static str {
+        if self.swarm {
+            "stack"
+        } else {
+            "compose project"
+        }
+    }
+
+    /// How to look at colour `project` by hand.
+    fn inspect(&self, project: &str) -> String {
+        if self.swarm {
+            format!("inspect with `docker stack ps {project}`")
+        } else {
+            format!("inspect with `docker compose -p {project} ps`")
+        }
+    }
+
+    /// Starts `file` as `project` and judges it: each failed service and its cause.
+    async fn up(
+        &self,
+        project: &str,
+        file: &Path,
+        expected: &BTreeMap<String, String>,
+        timeout: Duration,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<BTreeMap<String, String>, Failure> {
+        let engine = self.engine;
+        let deadline = Instant::now() + timeout;
+        if self.swarm {
+            let before = engine.snapshot(project).await?;
+            let applied = engine::stack_deploy(engine.endpoint(), project, file).await;
+            let changes = engine.changes(project, &before).await?;
+            let mut outcomes: Vec<Outcome> = match &applied {
+                Ok(()) => engine.watch(&changes, deadline, progress).await,
+                Err(e) => changes
+                    .iter()
+                    .map(|_| Outcome::Failed {
+                        cause: e.to_string(),
+                    })
+                    .collect(),
+            };
+            if let Err(e) = &applied
+                && changes.is_empty()
+            {
+                return Ok(expected
+                    .keys()
+                    .map(|s| (s.clone(), e.to_string()))
+                    .collect());
+            }
+            let off_image = if outcomes.iter().all(Outcome::is_converged) {
+                engine.off_image_tasks(project, expected).await?
+            } else {
+                Vec::new()
+            };
+            return Ok(engine::verdict(&changes, &mut outcomes, off_image)
+                .into_iter()
+                .collect());
+        }
+        let applied = engine::compose_up(engine.endpoint(), project, file, timeout).await;
+        if let Err(e @ engine::ComposeError::Spawn { .. }) = &applied {
+            return Err(Failure::infrastructure(e.to_string()));
+        }
+        let judge_until = if applied.is_ok() {
+            deadline
+        } else {
+            Instant::now()
+        };
+        let judged = engine
+            .compose_converged(project, expected, judge_until)
+            .await?;
+        let mut failures = match &judged {
+            Ok(_) => BTreeMap::new(),
+            Err(problems) => super::compose::failures_of(problems),
+        };
+        if let Err(e) = &applied
+            && failures.is_empty()
+        {
+            for service in expected.keys() {
+                failures.insert(service.clone(), e.to_string());
+            }
+        }
+        Ok(failures)
+    }
+
+    /// Removes colour `project` (started from `file`, when it is on record).
+    async fn down(&self, project: &str, file: &Path) -> Result<(), String> {
+        if self.swarm {
+            return engine::stack_rm(
+                self.engine,
+                project,
+                Instant::now() + Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| e.to_string());
+        }
+        engine::compose_down(self.engine.endpoint(), project, file)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether `project` still runs exactly `expected`: the causes when it does not.
+    async fn runs(
+        &self,
+        project: &str,
+        expected: &BTreeMap<String, String>,
+    ) -> Result<(), Vec<String>> {
+        if self.swarm {
+            let listed = self
+                .engine
+                .stack_tasks(project)
+                .await
+                .map_err(|e| vec![e.to_string()])?;
+            let mut causes: Vec<String> = expected
+                .keys()
+                .filter(|s| {
+                    !listed
+                        .iter()
+                        .any(|l| &l.stack_service == *s && l.tasks.iter().any(|t| t.is_running()))
+                })
+                .map(|s| format!("service {s}: no running task"))
+                .collect();
+            let off = self
+                .engine
+                .off_image_tasks(project, expected)
+                .await
+                .map_err(|e| vec![e.to_string()])?;
+            causes.extend(
+                off.into_iter()
+                    .map(|(s, image)| format!("service {s}: a running task runs {image}")),
+            );
+            return if causes.is_empty() {
+                Ok(())
+            } else {
+                Err(causes)
+            };
+        }
+        match self
+            .engine
+            .compose_converged(project, expected, Instant::now())
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(problems)) => Err(super::compose::failures_of(&problems)
+                .iter()
+                .map(|(s, cause)| format!("service {s}: {cause}"))
+                .collect()),
+            Err(e) => Err(vec![e.to_string()]),
+        }
+    }
+}
+
 /// Service → pinned image of a compose file, for every service that names an image.
 fn images_of(file: &StackFile) -> BTreeMap<String, String> {
     file.services()
@@ -177,6 +354,14 @@ fn ms(d: Duration) -> u64 {
 pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     let sw = Switch::new(c.config, c.env)?;
     let engine = crate::commands::connect_compose_env(c.config, c.options.env).await?;
+    let swarm = c.env.orchestrator == crate::config::Orchestrator::Swarm;
+    if swarm {
+        engine.require_swarm_manager().await?;
+    }
+    let slots = Slots {
+        engine: &engine,
+        swarm,
+    };
     let name = c.env.compose_project();
     let actor = stage::actor();
     let ledger = c.state.ledger();
@@ -195,7 +380,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         colours = retire(
             c.state,
             c.env_name,
-            &engine,
+            slots,
             name,
             &colours,
             "window-ended",
@@ -209,14 +394,14 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         && let Some(standby) = colours.rollback_to(now).cloned()
         && &standby.version == c.version
     {
-        return switch_back(&c, &sw, &engine, colours, standby.colour).await;
+        return switch_back(&c, &sw, slots, colours, standby.colour).await;
     }
 
     let idle = colours.idle();
     let project = idle.project(name);
     if colours.standby.as_ref().is_some_and(|s| s.colour == idle) {
         colours = retire(
-            c.state, c.env_name, &engine, name, &colours, "replaced", c.progress,
+            c.state, c.env_name, slots, name, &colours, "replaced", c.progress,
         )
         .await?;
     }
@@ -225,7 +410,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
 
     let yaml = c
         .stack
-        .render_published(c.images, &sw.published(idle))
+        .render_published(c.images, &sw.published(idle), swarm)
         .map_err(|e| Failure::usage(e.to_string()))?;
     let stack_path = c.state.stack_path(c.env_name, c.version);
     let rendered =
@@ -265,7 +450,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     };
     let failed = |failures: BTreeMap<String, String>| Failed {
         c: &c,
-        engine: &engine,
+        slots,
         project: &project,
         stack_path: &stack_path,
         idle,
@@ -275,39 +460,19 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         failures,
     };
 
-    // 1. The idle colour starts and is judged like any Compose deploy.
+    // 1. The idle colour starts and is judged like any deploy of its orchestrator.
     (c.progress)(Progress {
         service: "*",
         state: format!(
-            "starting {} as colour {idle} (compose project {project}); {} keeps serving",
+            "starting {} as colour {idle} ({} {project}); {} keeps serving",
             c.version,
+            slots.what(),
             live.map_or("nothing".to_owned(), |l| l.to_string())
         ),
     });
-    let deadline = Instant::now() + c.timeout;
-    let applied = engine::compose_up(engine.endpoint(), &project, &stack_path, c.timeout).await;
-    if let Err(e @ engine::ComposeError::Spawn { .. }) = &applied {
-        return Err(Failure::infrastructure(e.to_string()));
-    }
-    let judge_until = if applied.is_ok() {
-        deadline
-    } else {
-        Instant::now()
-    };
-    let judged = engine
-        .compose_converged(&project, &expected, judge_until)
+    let failures = slots
+        .up(&project, &stack_path, &expected, c.timeout, c.progress)
         .await?;
-    let mut failures = match &judged {
-        Ok(_) => BTreeMap::new(),
-        Err(problems) => super::compose::failures_of(problems),
-    };
-    if let Err(e) = &applied
-        && failures.is_empty()
-    {
-        for service in expected.keys() {
-            failures.insert(service.clone(), e.to_string());
-        }
-    }
     let after = c.started.elapsed();
     let outcomes = |failures: &BTreeMap<String, String>| -> Vec<Outcome> {
         changes
@@ -327,8 +492,11 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
 
     // 2. Its checks, through the proxy's preview listener.
     if let Err(e) = sw.switch(c.env_name, live, Some(idle)).await {
-        return Err(take_down(&engine, &project, &stack_path, idle, e).await);
+        return Err(take_down(slots, &project, &stack_path, idle, e).await);
     }
+    // Until the old workers stop taking connections, the preview listener may still answer
+    // from the colour it served before (an older release could pass the checks).
+    tokio::time::sleep(sw.settle).await;
     (c.progress)(Progress {
         service: "*",
         state: format!("checking colour {idle} through {}", sw.bg.preview_url),
@@ -358,7 +526,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     // 3. The switch.
     let reload = match sw.switch(c.env_name, Some(idle), live).await {
         Ok(reload) => reload,
-        Err(e) => return Err(take_down(&engine, &project, &stack_path, idle, e).await),
+        Err(e) => return Err(take_down(slots, &project, &stack_path, idle, e).await),
     };
     (c.progress)(Progress {
         service: "*",
@@ -383,7 +551,9 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         .into(),
     )?;
 
-    // 4. The checks once more, through the proxy as the users reach it.
+    // 4. The checks once more, through the proxy as the users reach it, once the old
+    // workers no longer answer from the previous colour.
+    tokio::time::sleep(sw.settle).await;
     let report = check::run_unrecorded(
         c.config,
         c.options.env,
@@ -469,13 +639,13 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
 /// The proxy could not be switched to the idle colour, so it serves nothing: the colour
 /// is taken down and the failure says so (the live colour is untouched).
 async fn take_down(
-    engine: &engine::Engine,
+    slots: Slots<'_>,
     project: &str,
     stack_path: &Path,
     idle: Colour,
     failure: Failure,
 ) -> Failure {
-    let outcome = match engine::compose_down(engine.endpoint(), project, stack_path).await {
+    let outcome = match slots.down(project, stack_path).await {
         Ok(()) => format!("colour {idle} removed, the live colour unchanged"),
         Err(e) => format!("and colour {idle} could not be removed: {e}"),
     };
@@ -512,7 +682,7 @@ fn check_failures(report: &verify::check::CheckReport, when: &str) -> BTreeMap<S
 /// A release that failed on its colour: the colour goes, the live one keeps serving.
 struct Failed<'a, 'c> {
     c: &'a Ctx<'c>,
-    engine: &'a engine::Engine,
+    slots: Slots<'a>,
     project: &'a str,
     stack_path: &'a Path,
     idle: Colour,
@@ -557,21 +727,18 @@ impl Failed<'_, '_> {
         (c.progress)(Progress {
             service: "*",
             state: format!(
-                "removing colour {} (compose project {})",
-                self.idle, self.project
+                "removing colour {} ({} {})",
+                self.idle,
+                self.slots.what(),
+                self.project
             ),
         });
-        if let Err(e) =
-            engine::compose_down(self.engine.endpoint(), self.project, self.stack_path).await
-        {
+        if let Err(e) = self.slots.down(self.project, self.stack_path).await {
             return Failure::infrastructure(format!(
                 "{message}; and colour {} could not be removed: {e}",
                 self.idle
             ))
-            .with_hint(format!(
-                "inspect with `docker compose -p {} ps`",
-                self.project
-            ));
+            .with_hint(self.slots.inspect(self.project));
         }
         for event in [
             ColourRemoved {
@@ -613,7 +780,7 @@ impl Failed<'_, '_> {
 async fn switch_back(
     c: &Ctx<'_>,
     sw: &Switch<'_>,
-    engine: &engine::Engine,
+    slots: Slots<'_>,
     colours: Colours,
     to: Colour,
 ) -> Result<Code, Failure> {
@@ -630,15 +797,7 @@ async fn switch_back(
     let recorded = StackFile::parse(&file, &text).map_err(|e| Failure::usage(e.to_string()))?;
     let expected = images_of(&recorded);
     // It must still run what it ran: a colour changed behind the tool's back gets no traffic.
-    if let Ok(Err(problems)) = engine
-        .compose_converged(&project, &expected, Instant::now())
-        .await
-    {
-        let causes = super::compose::failures_of(&problems);
-        let causes: Vec<String> = causes
-            .iter()
-            .map(|(s, cause)| format!("service {s}: {cause}"))
-            .collect();
+    if let Err(causes) = slots.runs(&project, &expected).await {
         return Err(Failure::infrastructure(format!(
             "colour {to} of {} does not run {} as recorded: {}; the proxy was not switched",
             c.env_name,
@@ -733,7 +892,7 @@ async fn switch_back(
 pub(crate) async fn retire(
     state: &StateDir,
     env: &EnvName,
-    engine: &engine::Engine,
+    slots: Slots<'_>,
     name: &str,
     colours: &Colours,
     reason: &str,
@@ -746,9 +905,10 @@ pub(crate) async fn retire(
     progress(Progress {
         service: "*",
         state: format!(
-            "removing colour {} ({}, compose project {project}): {}",
+            "removing colour {} ({}, {} {project}): {}",
             standby.colour,
             standby.version,
+            slots.what(),
             reason.replace('-', " ")
         ),
     });
@@ -760,14 +920,12 @@ pub(crate) async fn retire(
     } else {
         PathBuf::from("/dev/null")
     };
-    engine::compose_down(engine.endpoint(), &project, &file)
-        .await
-        .map_err(|e| {
-            Failure::infrastructure(format!(
-                "colour {} of {env} could not be removed: {e}",
-                standby.colour
-            ))
-        })?;
+    slots.down(&project, &file).await.map_err(|e| {
+        Failure::infrastructure(format!(
+            "colour {} of {env} could not be removed: {e}",
+            standby.colour
+        ))
+    })?;
     state
         .ledger()
         .append_event(
