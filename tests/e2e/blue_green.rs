@@ -425,15 +425,28 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     );
 
     let requests = Loop::start(f.nginx.proxy);
+    let junit = f.project.dir().join("deploy.xml");
     let run = bed.release(
         &f.project,
-        ["--json", "deploy", "--env", "e2e", "--version", "1.1.0"],
+        [
+            "--json",
+            "deploy",
+            "--env",
+            "e2e",
+            "--version",
+            "1.1.0",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
     );
     let returned = Instant::now();
     let seen = requests.stop();
     let report = run.json();
     run.success();
     assert_eq!(report["outcome"], "deployed", "{report:#}");
+    // The deploy's JUnit, read by junitparser: one case per service of the colour.
+    let suite = release_e2e::junit_suite(&junit, "deploy 1.1.0 to e2e", 2, 0);
+    assert_eq!(suite["cases"][0]["classname"], "deploy.e2e", "{suite:#}");
     let failed = seen.iter().filter(|(_, v)| v.is_none()).count();
     let first_green = seen
         .iter()
@@ -679,4 +692,31 @@ fn a_swarm_environment_deploys_blue_green_too() {
         3,
         "{kinds:?}"
     );
+}
+
+/// A proxy that refuses the new configuration (`nginx -t` fails) gets its previous
+/// upstream file back, the idle colour is removed, the live one keeps serving: exit 3.
+#[test]
+fn a_proxy_that_refuses_the_switch_keeps_serving_the_live_colour() {
+    let bed = Testbed::up();
+    let f = fixture(&bed, "bg-e2e-refused", "1h");
+    record(&bed, &f, "1.0.0", &[]);
+    record(&bed, &f, "1.1.0", &[]);
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
+        .success();
+    let upstreams = f.nginx.prefix.join("upstreams.conf");
+    let before = std::fs::read_to_string(&upstreams).unwrap();
+    // The running Nginx keeps its configuration; the file it would read next is broken.
+    let conf = f.nginx.prefix.join("nginx.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, good.replace("events {", "evnts {")).unwrap();
+    bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.1.0"])
+        .expect_code(3)
+        .stderr_has("the proxy refused the new upstreams")
+        .stderr_has("the previous upstream file is back in place")
+        .stderr_has("colour green removed, the live colour unchanged");
+    assert_eq!(std::fs::read_to_string(&upstreams).unwrap(), before);
+    assert_eq!(containers(&format!("{}-green", f.name)), 0);
+    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    std::fs::write(&conf, good).unwrap();
 }
