@@ -130,13 +130,15 @@ impl Drop for Down {
     }
 }
 
+/// Fields drop in order: Nginx is stopped (it reads its pid file in the project
+/// directory) and the colours are taken down before the directory goes.
 struct Fixture {
+    nginx: Nginx,
+    _down: Down,
     project: Project,
     name: String,
     repo: String,
-    nginx: Nginx,
     ports: (u16, u16),
-    _down: Down,
 }
 
 fn fixture(bed: &Testbed, prefix: &str, window: &str) -> Fixture {
@@ -588,6 +590,14 @@ fn the_shop_example_runs_its_pipeline_through_the_proxy() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Stopped when the test ends, so that another checkout's run can start its own.
+    struct Quit(PathBuf);
+    impl Drop for Quit {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.0).args(["-s", "quit"]).output();
+        }
+    }
+    let _quit = Quit(example.join("proxy/nginx"));
     let stamp = bed.unique("v").replace(|c: char| !c.is_ascii_digit(), "");
     let mut colours = Vec::new();
     for n in 1..=2 {
