@@ -429,9 +429,7 @@ fn http_probe(config: &Config, c: &config::HttpCheck, url: &str) -> Result<HttpP
     probe.ca = c.ca.as_ref().map(|ca| config.dir.join(ca));
     // Validation refuses one of the pair without the other.
     if let (Some(pointer), Some(equals)) = (&c.json_pointer, &c.json_equals) {
-        let want = serde_json::to_value(equals)
-            .map_err(|e| bad(format!("json_equals cannot be compared as JSON: {e}")))?;
-        probe.json = Some((pointer.clone(), want));
+        probe.json = Some((pointer.clone(), equals.clone()));
     }
     probe.max_latency = c
         .max_latency

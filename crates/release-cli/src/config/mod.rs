@@ -156,23 +156,19 @@ impl Config {
         };
         let source = Source::parse(path, text).map_err(|d| invalid(vec![d]))?;
         let mut diagnostics = schema::unknown_keys(&source);
-        let raw: toml::Table = match source.table() {
-            Ok(t) => t,
-            Err(e) => {
-                diagnostics.push(Diagnostic::new(path, None, format!("invalid TOML: {e}")));
-                return Err(invalid(diagnostics));
-            }
-        };
+        // The one parse, by toml_edit: the schema walk above and the typed sections below
+        // read the same document.
+        let raw = source.root();
         let mut typed = Typed {
             source: &source,
             diagnostics: &mut diagnostics,
         };
-        let project = typed.section::<Project>(&raw, &keypath!["project"]);
-        let registry = typed.section::<Registry>(&raw, &keypath!["registry"]);
-        let services = typed.named::<Service>(&raw, "services");
-        let environments = typed.named::<Environment>(&raw, "environments");
+        let project = typed.section::<Project>(raw, &keypath!["project"]);
+        let registry = typed.section::<Registry>(raw, &keypath!["registry"]);
+        let services = typed.named::<Service>(raw, "services");
+        let environments = typed.named::<Environment>(raw, "environments");
         let ledger = if raw.contains_key("ledger") {
-            typed.section::<Evidence>(&raw, &keypath!["ledger"])
+            typed.section::<Evidence>(raw, &keypath!["ledger"])
         } else {
             None
         };
@@ -260,7 +256,7 @@ struct Typed<'a> {
 impl Typed<'_> {
     /// Deserializes one section on its own, so that a type error in one section does not
     /// hide the problems of the others.
-    fn section<T: DeserializeOwned>(&mut self, raw: &toml::Table, path: &[Seg]) -> Option<T> {
+    fn section<T: DeserializeOwned>(&mut self, raw: &toml_edit::Table, path: &[Seg]) -> Option<T> {
         // Only the section itself is copied (a copy of the whole table for every section
         // made loading cost sections × file size: a third of loading 100 checks).
         let value = lookup(raw, path).cloned();
@@ -278,7 +274,17 @@ impl Typed<'_> {
             );
             return None;
         };
-        match value.try_into::<T>() {
+        // A section is a table (`[project]`, or `services.api = { … }` inline): as a
+        // document of its own it deserializes like the whole file would.
+        let table = match value.into_table() {
+            Ok(t) => t,
+            Err(_) => {
+                self.diagnostics
+                    .push(self.source.at(path, format!("[{name}] must be a table")));
+                return None;
+            }
+        };
+        match toml_edit::de::from_document::<T>(toml_edit::DocumentMut::from(table)) {
             Ok(v) => Some(v),
             Err(e) => {
                 let message = e.message().trim().to_owned();
@@ -294,10 +300,14 @@ impl Typed<'_> {
     }
 
     /// Deserializes each entry of a table of named tables (`[services.NAME]`).
-    fn named<T: DeserializeOwned>(&mut self, raw: &toml::Table, key: &str) -> BTreeMap<String, T> {
-        let names: Vec<String> = match raw.get(key) {
-            Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
-            Some(_) => {
+    fn named<T: DeserializeOwned>(
+        &mut self,
+        raw: &toml_edit::Table,
+        key: &str,
+    ) -> BTreeMap<String, T> {
+        let names: Vec<String> = match raw.get(key).map(toml_edit::Item::as_table_like) {
+            Some(Some(t)) => t.iter().map(|(k, _)| k.to_owned()).collect(),
+            Some(None) => {
                 self.diagnostics.push(
                     self.source
                         .at(&keypath![key], format!("`{key}` must be a table")),
@@ -316,15 +326,15 @@ impl Typed<'_> {
     }
 }
 
-/// The value at `path` (keys only) inside `raw`.
-fn lookup<'t>(raw: &'t toml::Table, path: &[Seg]) -> Option<&'t toml::Value> {
+/// The item at `path` (keys only) inside `raw`.
+fn lookup<'t>(raw: &'t toml_edit::Table, path: &[Seg]) -> Option<&'t toml_edit::Item> {
     let (Seg::Key(first), rest) = path.split_first()? else {
         return None;
     };
     rest.iter()
-        .try_fold(raw.get(first)?, |value, seg| match (seg, value) {
-            (Seg::Key(k), toml::Value::Table(t)) => t.get(k),
-            _ => None,
+        .try_fold(raw.get(first)?, |item, seg| match seg {
+            Seg::Key(k) => item.as_table_like()?.get(k),
+            Seg::Index(_) => None,
         })
 }
 

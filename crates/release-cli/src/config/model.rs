@@ -295,7 +295,8 @@ pub struct HttpCheck {
     pub expect_status: u16,
     pub body_contains: Option<String>,
     pub json_pointer: Option<String>,
-    pub json_equals: Option<toml::Value>,
+    /// Any TOML value, compared as JSON.
+    pub json_equals: Option<serde_json::Value>,
     pub max_latency: Option<String>,
     pub ca: Option<PathBuf>,
     #[serde(flatten)]

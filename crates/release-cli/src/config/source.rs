@@ -62,12 +62,6 @@ impl Source {
         &self.path
     }
 
-    /// The document as plain TOML values for typed deserialisation, converted from the parse
-    /// already done rather than parsing the text a second time.
-    pub fn table(&self) -> Result<toml::Table, String> {
-        toml_edit::de::from_document(self.doc.clone()).map_err(|e| e.message().to_owned())
-    }
-
     pub fn root(&self) -> &toml_edit::Table {
         self.doc.as_table()
     }
