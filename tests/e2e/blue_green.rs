@@ -319,6 +319,25 @@ fn version_at(port: u16) -> Option<String> {
         .then(|| body.trim().to_owned())
 }
 
+/// The proxy at `port` serves `version`: within 3 s (a command returns once Nginx was
+/// told to reload; its old workers may answer for a moment), then five times in a row.
+#[track_caller]
+fn assert_serves(port: u16, version: &str) {
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut last = version_at(port);
+    while !last.as_deref().is_some_and(|v| v.contains(version)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+        last = version_at(port);
+    }
+    for _ in 0..5 {
+        assert!(
+            last.as_deref().is_some_and(|v| v.contains(version)),
+            "the proxy serves {last:?}, not {version}"
+        );
+        last = version_at(port);
+    }
+}
+
 /// Requests through the proxy every 20 ms until stopped: (when, what answered).
 struct Loop {
     stop: Arc<AtomicBool>,
@@ -369,7 +388,7 @@ fn a_release_that_fails_its_checks_on_the_idle_colour_never_receives_traffic() {
     bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
         .success()
         .stderr_has("starting 1.0.0 as colour blue");
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
 
     let requests = Loop::start(f.nginx.proxy);
     let run = bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.1.0"]);
@@ -420,7 +439,7 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     record(&bed, &f, "1.1.0", &[]);
     bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
         .success();
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
     assert!(
         version_at(f.ports.0).unwrap().contains("1.0.0"),
         "blue on its port"
@@ -545,7 +564,7 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
         seen.iter().filter(|(_, v)| v.is_none()).count()
     );
     assert!(seen.iter().all(|(_, v)| v.is_some()), "{seen:?}");
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
     let entries = ledger(&f);
     let last_switch = entries
         .iter()
@@ -570,7 +589,7 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     assert_eq!(removed.0, EntryKind::ColourRemoved);
     assert_eq!(removed.1["reason"], "window-ended");
     assert_eq!(removed.1["colour"], "green");
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
 }
 
 /// The second example (examples/shop) through its whole pipeline, as `scripts/demo shop`
@@ -660,7 +679,7 @@ fn a_swarm_environment_deploys_blue_green_too() {
     bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.0.0"])
         .success()
         .stderr_has(&format!("as colour blue (stack {}-blue)", f.name));
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
 
     let requests = Loop::start(f.nginx.proxy);
     let run = bed.release(&f.project, ["deploy", "--env", "e2e", "--version", "1.1.0"]);
@@ -686,7 +705,7 @@ fn a_swarm_environment_deploys_blue_green_too() {
         seen.len()
     );
     assert_eq!(failed, 0);
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.2.0"));
+    assert_serves(f.nginx.proxy, "1.2.0");
     bed.release(&f.project, ["status", "--env", "e2e"])
         .success();
     bed.release(&f.project, ["audit", "--live"]).success();
@@ -695,7 +714,7 @@ fn a_swarm_environment_deploys_blue_green_too() {
     bed.release(&f.project, ["rollback", "--env", "e2e"])
         .success()
         .stdout_has("back to colour blue (1.0.0)");
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
     let kinds: Vec<EntryKind> = ledger(&f).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == EntryKind::Switched).count(),
@@ -727,6 +746,6 @@ fn a_proxy_that_refuses_the_switch_keeps_serving_the_live_colour() {
         .stderr_has("colour green removed, the live colour unchanged");
     assert_eq!(std::fs::read_to_string(&upstreams).unwrap(), before);
     assert_eq!(containers(&format!("{}-green", f.name)), 0);
-    assert!(version_at(f.nginx.proxy).unwrap().contains("1.0.0"));
+    assert_serves(f.nginx.proxy, "1.0.0");
     std::fs::write(&conf, good).unwrap();
 }
