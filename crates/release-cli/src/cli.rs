@@ -58,12 +58,12 @@ pub enum Command {
     Push(PushArgs),
     /// Deploy a recorded release to an environment, digest-pinned; roll back on failure.
     #[command(
-        after_help = "Renders the environment's stack file with every service's image pinned as REPO:TAG@sha256:… from releases/VERSION.json, checks policy, applies it with `docker stack deploy`, watches every changed service converge (running, healthy, for its update_config.monitor window), and rolls back every changed service if one fails.\n\nExit codes: 0 deployed, 2 bad config/version or a policy violation (nothing applied), 3 engine/registry failure or another deploy to the env holds the lock, 4 deploy failed and was rolled back.\n\nExamples:\n  release deploy --env dev --version 1.4.0\n  release deploy --env dev --version 1.4.0 --timeout 2m --junit deploy.xml"
+        after_help = "Renders the environment's stack file with every service's image pinned as REPO:TAG@sha256:… from releases/VERSION.json, checks policy, applies it with `docker stack deploy`, watches every changed service converge (running, healthy, for its update_config.monitor window), and rolls back every changed service if one fails. A Compose environment (orchestrator = \"compose\") is applied with `docker compose up -d --wait` and judged from its containers (docs/compose.md). A blue-green environment (strategy = \"blue-green\") starts the release as the idle colour, checks it through the proxy's preview listener and only then switches the proxy (docs/blue-green.md).\n\nExit codes: 0 deployed, 2 bad config/version or a policy violation (nothing applied), 3 engine/registry failure or another deploy to the env holds the lock, 4 deploy failed and was rolled back.\n\nExamples:\n  release deploy --env dev --version 1.4.0\n  release deploy --env dev --version 1.4.0 --timeout 2m --junit deploy.xml"
     )]
     Deploy(DeployArgs),
     /// Redeploy an earlier recorded release (default: the one live before the current one).
     #[command(
-        after_help = "Goes through the same render, policy, apply and watch path as `release deploy`; exit codes are the same.\n\nExamples:\n  release rollback --env prod\n  release rollback --env prod --to-version 1.2.0"
+        after_help = "Goes through the same render, policy, apply and watch path as `release deploy`; exit codes are the same. On a blue-green environment whose previous colour still runs (its rollback window has not ended) it is a switch of the proxy back to that colour, after judging it against its recorded file.\n\nExamples:\n  release rollback --env prod\n  release rollback --env prod --to-version 1.2.0"
     )]
     Rollback(RollbackArgs),
     /// Remove a blue-green environment's previous colour once its rollback window ended.
