@@ -1,4 +1,4 @@
-//! `release.toml`: `release_cli::config::Config::parse`, with the example's stack files
+//! `release.toml`: `config::Config::parse`, with the example's stack files
 //! beside it (copied once into a temp dir) so references to them resolve.
 #![no_main]
 
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use release_cli::config::Config;
+use config::Config;
 
 fn config_path() -> &'static PathBuf {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();

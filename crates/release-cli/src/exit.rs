@@ -100,9 +100,15 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<crate::config::ConfigError> for Failure {
-    fn from(e: crate::config::ConfigError) -> Self {
-        let hint = e.hint();
+impl From<config::ConfigError> for Failure {
+    fn from(e: config::ConfigError) -> Self {
+        let hint = match &e {
+            config::ConfigError::Read { .. } => Some(
+                "pass --config FILE, set RELEASE_CONFIG, or run from the directory holding release.toml"
+                    .to_owned(),
+            ),
+            _ => e.hint(),
+        };
         let failure = Failure::usage(e.to_string());
         match hint {
             Some(h) => failure.with_hint(h),

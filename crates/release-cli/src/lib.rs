@@ -4,7 +4,6 @@
 
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod exit;
 pub mod registry;
 pub mod terminal;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use registry_client::{Client, ClientConfig, Credentials, Hint, RetryPolicy, Secret};
 
-use crate::config::Config;
 use crate::exit::{Code, Failure};
+use config::Config;
 
 pub const USERNAME_ENV: &str = "RELEASE_REGISTRY_USERNAME";
 pub const PASSWORD_ENV: &str = "RELEASE_REGISTRY_PASSWORD";

@@ -12,8 +12,8 @@ use verify::{StateDir, Version};
 
 use super::stage;
 use crate::cli::{AuditAction, AuditArgs, AuditVerifyArgs, Global};
-use crate::config::Config;
 use crate::exit::{Code, Failure};
+use config::Config;
 
 pub async fn run(global: &Global, args: &AuditArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;

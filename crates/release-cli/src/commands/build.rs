@@ -34,7 +34,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
     let revision = stage::git_commit(args.git_commit.as_deref());
     let wants_buildkit = services
         .iter()
-        .any(|(_, s)| s.builder == crate::config::Builder::Buildkit);
+        .any(|(_, s)| s.builder == config::Builder::Buildkit);
     let buildx = if wants_buildkit {
         engine::buildkit::buildx_available(engine.endpoint()).await
     } else {
@@ -110,13 +110,13 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
         };
         let quiet = global.quiet;
         let classic = match (&service.builder, &buildx) {
-            (crate::config::Builder::Classic, _) => {
+            (config::Builder::Classic, _) => {
                 eprintln!(
                     "{name}: notice: builder = \"classic\" in the config: building with the Engine API's classic builder (deprecated; no RUN --mount, heredocs or COPY --link)"
                 );
                 true
             }
-            (crate::config::Builder::Buildkit, Err(why)) => {
+            (config::Builder::Buildkit, Err(why)) => {
                 if !spec.secrets.is_empty()
                     || !spec.cache_from.is_empty()
                     || spec.cache_to.is_some()
@@ -134,7 +134,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
                 );
                 true
             }
-            (crate::config::Builder::Buildkit, Ok(_)) => false,
+            (config::Builder::Buildkit, Ok(_)) => false,
         };
         if !quiet {
             eprintln!("{name}: building {image}");
@@ -183,8 +183,8 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
 /// variable, a missing file): a config error listing them all, before anything is built. The values
 /// are never read here; buildx reads them.
 fn missing_inputs(
-    config: &crate::config::Config,
-    services: &[(&String, &crate::config::Service)],
+    config: &config::Config,
+    services: &[(&String, &config::Service)],
 ) -> Result<(), Failure> {
     let mut missing = Vec::new();
     for (name, service) in services {
@@ -195,7 +195,7 @@ fn missing_inputs(
                 dockerfile.display()
             ));
         }
-        if service.builder == crate::config::Builder::Classic {
+        if service.builder == config::Builder::Classic {
             continue;
         }
         for secret in &service.secrets {

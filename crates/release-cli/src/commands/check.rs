@@ -16,8 +16,8 @@ use verify::{EnvName, EnvPointer};
 
 use super::{evidence, stage};
 use crate::cli::{CheckArgs, Global};
-use crate::config::{self, Check, Config, Environment};
 use crate::exit::{Code, Failure};
+use config::{self, Check, Config, Environment};
 
 /// The `--json` document: the run, and what was recorded.
 #[derive(Debug, Serialize)]

@@ -23,8 +23,8 @@ use verify::{EnvName, EnvPointer, LockError, StateDir, Version};
 
 use super::stage;
 use crate::cli::{DeployArgs, Global};
-use crate::config::{self, Config};
 use crate::exit::{Code, Failure};
+use config::{self, Config};
 
 mod blue_green;
 mod compose;

@@ -14,8 +14,8 @@ use verify::evidence::{
     Envelope, PublicKey, SigningKey, Statement, TrustStore, TrustedKey, VerificationSummary,
 };
 
-use crate::config::{Config, Evidence};
 use crate::exit::Failure;
+use config::{Config, Evidence};
 use verify::ledger::HeadSigner;
 
 /// The `artifactType` of an attestation manifest: an in-toto statement in a DSSE envelope.

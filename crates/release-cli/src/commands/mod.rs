@@ -17,8 +17,8 @@ mod verify_image;
 use std::collections::BTreeMap;
 
 use crate::cli::{Cli, Command};
-use crate::config::Config;
 use crate::exit::{Code, Failure};
+use config::Config;
 
 pub async fn run(cli: Cli) -> Result<Code, Failure> {
     match &cli.command {
@@ -61,7 +61,7 @@ pub fn load_config(global: &crate::cli::Global) -> Result<Config, Failure> {
 pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
     if config
         .environment(env)
-        .is_ok_and(|e| e.orchestrator == crate::config::Orchestrator::Compose)
+        .is_ok_and(|e| e.orchestrator == config::Orchestrator::Compose)
     {
         return Err(Failure::usage(format!(
             "environment `{env}` is a Compose environment (orchestrator = \"compose\"): this step reads Swarm services, not a Compose project"
@@ -85,7 +85,7 @@ pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::E
 pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
     let environment = config.environment(env)?;
     let name = environment.compose_project();
-    if environment.strategy != crate::config::Strategy::BlueGreen {
+    if environment.strategy != config::Strategy::BlueGreen {
         return Ok(Some(name.to_owned()));
     }
     let switch = deploy::Switch::new(config, environment)?;
@@ -107,7 +107,7 @@ pub async fn live_images(
         .services
         .iter()
         .map(|(name, service)| (name.clone(), service.stack_service_name(name).to_owned()));
-    if environment.orchestrator == crate::config::Orchestrator::Compose {
+    if environment.orchestrator == config::Orchestrator::Compose {
         let engine = connect_compose_env(config, env).await?;
         let containers = match live_project(config, env)? {
             Some(project) => engine

@@ -26,7 +26,7 @@ pub async fn run(global: &Global, args: &RollbackArgs) -> Result<Code, Failure> 
 pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    if env.strategy != crate::config::Strategy::BlueGreen {
+    if env.strategy != config::Strategy::BlueGreen {
         return Err(Failure::usage(format!(
             "environment `{}` does not deploy blue-green: it has no previous colour to retire",
             args.env
@@ -35,8 +35,9 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
     let env_name = verify::EnvName::parse(&args.env)?;
     let state = stage::state_dir(global, &config)?;
     let wait = match &args.lock_timeout {
-        Some(t) => crate::config::parse_duration(t)
-            .map_err(|e| Failure::usage(format!("--lock-timeout: {e}")))?,
+        Some(t) => {
+            config::parse_duration(t).map_err(|e| Failure::usage(format!("--lock-timeout: {e}")))?
+        }
         None => std::time::Duration::from_secs(300),
     };
     let _lock = super::deploy::lock(
@@ -79,7 +80,7 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
     let engine = super::connect_compose_env(&config, &args.env).await?;
     let slots = super::deploy::Slots {
         engine: &engine,
-        swarm: env.orchestrator == crate::config::Orchestrator::Swarm,
+        swarm: env.orchestrator == config::Orchestrator::Swarm,
     };
     let reason = if args.now { "retired" } else { "window-ended" };
     let quiet = |_: engine::Progress<'_>| {};

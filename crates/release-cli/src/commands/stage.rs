@@ -6,8 +6,8 @@ use std::path::Path;
 use verify::{JenkinsBuild, StateDir, Version, VersionPattern};
 
 use crate::cli::Global;
-use crate::config::{Config, Service};
 use crate::exit::Failure;
+use config::{Config, Service};
 
 /// Parses `--version` against the tag grammar and the project's `version_pattern`.
 pub fn version(config: &Config, text: &str) -> Result<Version, Failure> {

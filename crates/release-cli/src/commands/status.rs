@@ -38,7 +38,7 @@ struct Row {
 pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    if env.orchestrator == crate::config::Orchestrator::Compose {
+    if env.orchestrator == config::Orchestrator::Compose {
         return super::status_compose::run(global, args).await;
     }
     let engine = super::connect_env(&config, &args.env).await?;

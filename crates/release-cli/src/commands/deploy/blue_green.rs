@@ -19,8 +19,8 @@ use verify::{EnvName, EnvPointer, StateDir, Version};
 use super::{Options, Summary, Target, stage, write_outputs};
 use crate::cli::Global;
 use crate::commands::check;
-use crate::config::{BlueGreen, Config, Environment};
 use crate::exit::{Code, Failure};
+use config::{BlueGreen, Config, Environment};
 
 /// The rollback window when `blue_green.rollback_window` does not say.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
@@ -73,12 +73,12 @@ impl<'a> Switch<'a> {
         };
         let window = match &bg.rollback_window {
             None => DEFAULT_WINDOW,
-            Some(t) => crate::config::parse_duration(t)
+            Some(t) => config::parse_duration(t)
                 .map_err(|e| Failure::usage(format!("blue_green.rollback_window: {e}")))?,
         };
         let settle = match &bg.switch_settle {
             None => DEFAULT_SETTLE,
-            Some(t) => crate::config::parse_duration(t)
+            Some(t) => config::parse_duration(t)
                 .map_err(|e| Failure::usage(format!("blue_green.switch_settle: {e}")))?,
         };
         Ok(Self {
@@ -354,7 +354,7 @@ fn ms(d: Duration) -> u64 {
 pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     let sw = Switch::new(c.config, c.env)?;
     let engine = crate::commands::connect_compose_env(c.config, c.options.env).await?;
-    let swarm = c.env.orchestrator == crate::config::Orchestrator::Swarm;
+    let swarm = c.env.orchestrator == config::Orchestrator::Swarm;
     if swarm {
         engine.require_swarm_manager().await?;
     }

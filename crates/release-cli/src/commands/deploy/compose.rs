@@ -15,8 +15,8 @@ use verify::{EnvName, EnvPointer, StateDir, Version};
 
 use super::{Options, Summary, Target, stage, write_outputs};
 use crate::cli::Global;
-use crate::config::{Config, Environment};
 use crate::exit::{Code, Failure};
+use config::{Config, Environment};
 
 /// Everything the shared part of the deploy settled before the engine is touched.
 pub(super) struct Ctx<'a> {

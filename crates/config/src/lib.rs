@@ -1,4 +1,6 @@
-//! `release.toml`: loading, and validation that reports every problem at once.
+//! `release.toml`: the typed model, loading, and validation that reports every problem at
+//! once. The `release` command reads its settings through this crate only; the crate
+//! knows nothing of flags or exit codes.
 //!
 //! Loading runs three passes over one file, each adding diagnostics rather than stopping:
 //! TOML syntax (which does stop: nothing else can be read), unknown keys ([`schema`]),
@@ -92,16 +94,30 @@ pub enum ConfigError {
         file: PathBuf,
         diagnostics: Vec<Diagnostic>,
     },
+    #[error("unknown environment `{name}` in {}", file.display())]
+    UnknownEnvironment {
+        name: String,
+        file: PathBuf,
+        known: Vec<String>,
+    },
+    #[error("environment `{env}`: {source}")]
+    Endpoint {
+        env: String,
+        source: engine::EndpointError,
+    },
 }
 
 impl ConfigError {
+    /// What would help, in the config's own terms. A file that cannot be read has none
+    /// here: where the file comes from is the caller's business (flags, variables), and
+    /// the caller words it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ConfigError::Read { .. } => Some(
-                "pass --config FILE, set RELEASE_CONFIG, or run from the directory holding release.toml"
-                    .to_owned(),
-            ),
-            ConfigError::Invalid { .. } => None,
+            ConfigError::Read { .. } | ConfigError::Invalid { .. } => None,
+            ConfigError::UnknownEnvironment { known, .. } => {
+                Some(format!("environments defined: {}", known.join(", ")))
+            }
+            ConfigError::Endpoint { source, .. } => Some(source.hint()),
         }
     }
 }
@@ -203,21 +219,20 @@ impl Config {
         }
     }
 
-    pub fn environment(&self, name: &str) -> Result<&Environment, crate::exit::Failure> {
-        self.environments.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
-            crate::exit::Failure::usage(format!(
-                "unknown environment `{name}` in {}",
-                self.path.display()
-            ))
-            .with_hint(format!("environments defined: {}", known.join(", ")))
-        })
+    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownEnvironment {
+                name: name.to_owned(),
+                file: self.path.clone(),
+                known: self.environments.keys().cloned().collect(),
+            })
     }
 
     /// The engine environment `name` talks to: its `docker_context`, else its
     /// `docker_host` (with `docker_cert_path`), else the process environment as the Docker
     /// CLI reads it. A problem is a usage error naming the environment.
-    pub fn endpoint(&self, name: &str) -> Result<engine::Endpoint, crate::exit::Failure> {
+    pub fn endpoint(&self, name: &str) -> Result<engine::Endpoint, ConfigError> {
         let env = self.environment(name)?;
         let made = match (&env.docker_context, &env.docker_host) {
             (Some(context), _) => {
@@ -232,8 +247,9 @@ impl Config {
             ),
             (None, None) => engine::Endpoint::from_env(),
         };
-        made.map_err(|e| {
-            crate::exit::Failure::usage(format!("environment `{name}`: {e}")).with_hint(e.hint())
+        made.map_err(|source| ConfigError::Endpoint {
+            env: name.to_owned(),
+            source,
         })
     }
 

@@ -34,7 +34,7 @@ impl From<usize> for Seg {
 
 /// Builds a path: `keypath!["services", name, "context"]`.
 macro_rules! keypath {
-    ($($seg:expr),* $(,)?) => { [$($crate::config::source::Seg::from($seg)),*] };
+    ($($seg:expr),* $(,)?) => { [$($crate::source::Seg::from($seg)),*] };
 }
 pub(crate) use keypath;
 
