@@ -46,6 +46,40 @@ pub enum ComposeError {
     },
 }
 
+/// What one [`Engine::compose_apply`] found.
+#[derive(Debug)]
+pub struct Applied {
+    /// Service → why it failed: its problems, joined.
+    pub failed: BTreeMap<String, String>,
+    /// `docker compose up` refused. The containers may still look fine (then `failed` is
+    /// empty and the caller decides whom the refusal fails).
+    pub refused: Option<ComposeError>,
+}
+
+/// Why a Compose project could not be applied or judged at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// `docker compose` could not be run.
+    #[error(transparent)]
+    Spawn(ComposeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Each service's problems joined into one cause.
+pub fn failures_of(problems: &[Problem]) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for p in problems {
+        out.entry(p.service.clone())
+            .and_modify(|c| {
+                c.push_str("; ");
+                c.push_str(&p.cause);
+            })
+            .or_insert_with(|| p.cause.clone());
+    }
+    out
+}
+
 /// Runs `docker compose -p PROJECT -f FILE up -d --wait --wait-timeout SECONDS
 /// --remove-orphans` against `endpoint`. Images are pulled when missing, with the registry
 /// login the Docker CLI holds; no credential appears on the command line.
@@ -361,6 +395,50 @@ impl Engine {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Applies `file` as `project` with [`compose_up`] and judges what runs with
+    /// [`Engine::compose_converged`], until `timeout` or, when `--wait` already said no, at
+    /// once. Every deploy of a Compose project (in place, or a blue-green colour) is this.
+    pub async fn compose_apply(
+        &self,
+        project: &str,
+        file: &Path,
+        expected: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Applied, ApplyError> {
+        let deadline = Instant::now() + timeout;
+        let applied = compose_up(self.endpoint(), project, file, timeout).await;
+        if let Err(e @ ComposeError::Spawn { .. }) = applied {
+            return Err(ApplyError::Spawn(e));
+        }
+        // `--wait` said no: read what it left, without waiting for more.
+        let judge_until = if applied.is_ok() {
+            deadline
+        } else {
+            Instant::now()
+        };
+        let judged = self
+            .compose_converged(project, expected, judge_until)
+            .await?;
+        let mut failed = match &judged {
+            Ok(_) => BTreeMap::new(),
+            Err(problems) => failures_of(problems),
+        };
+        // A service still on its old image (or on none) failed where `docker compose` says.
+        if let (Err(e), Err(problems)) = (&applied, &judged) {
+            for p in problems.iter().filter(|p| p.not_the_release) {
+                if let Some(cause) = failed.get_mut(&p.service)
+                    && !cause.contains("docker compose")
+                {
+                    cause.push_str(&format!("; {e}"));
+                }
+            }
+        }
+        Ok(Applied {
+            failed,
+            refused: applied.err(),
+        })
     }
 
     fn compose_error(&self, what: &'static str, source: bollard::errors::Error) -> EngineError {

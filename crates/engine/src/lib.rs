@@ -32,7 +32,8 @@ mod tls;
 pub use buildkit::{BuildSecret, Progress as BuildProgress, SecretSource};
 pub use cause::Cause;
 pub use compose::{
-    ComposeContainer, ComposeError, Problem, compose_config, compose_down, compose_up,
+    Applied, ApplyError, ComposeContainer, ComposeError, Problem, compose_config, compose_down,
+    compose_up,
 };
 pub use deploy::{
     Change, DeployError, Outcome, Progress, Snapshot, keep_from_children, stack_deploy, stack_rm,

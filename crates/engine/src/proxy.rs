@@ -66,6 +66,21 @@ pub fn render(comment: &str, upstreams: &[Upstream], hosts: &[String]) -> String
     out
 }
 
+/// The port upstream `name` sends traffic to in an upstream file [`render`] wrote: the
+/// inverse of `render` for one upstream. `None` when the file has no such upstream or it
+/// points nowhere (`down`).
+pub fn live_port(text: &str, name: &str) -> Option<u16> {
+    let block = text
+        .split("upstream ")
+        .find(|b| b.split_whitespace().next() == Some(name))?;
+    let body = block.split_once('{')?.1.split_once('}')?.0;
+    if body.contains(" down;") {
+        return None;
+    }
+    let server = body.split(';').next()?.trim().strip_prefix("server ")?;
+    server.rsplit_once(':')?.1.trim().parse().ok()
+}
+
 /// The proxy of one environment.
 #[derive(Debug, Clone)]
 pub struct Proxy {
@@ -250,6 +265,35 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_port_reads_back_what_render_wrote() {
+        let text = render(
+            "prod",
+            &[
+                Upstream {
+                    name: "shop".into(),
+                    live: Some(28201),
+                    preview: Some(28101),
+                },
+                Upstream {
+                    name: "shop_api".into(),
+                    live: None,
+                    preview: Some(28102),
+                },
+            ],
+            &["10.0.0.1".to_owned(), "10.0.0.2".to_owned()],
+        );
+        assert_eq!(live_port(&text, "shop"), Some(28201));
+        assert_eq!(
+            live_port(&text, &format!("shop{PREVIEW_SUFFIX}")),
+            Some(28101)
+        );
+        // Pointing nowhere, and absent, are both "no port".
+        assert_eq!(live_port(&text, "shop_api"), None);
+        assert_eq!(live_port(&text, "nope"), None);
+        assert_eq!(live_port("", "shop"), None);
+    }
 
     #[test]
     fn the_upstream_file_names_both_upstreams_of_each_route() {

@@ -195,6 +195,15 @@ impl StackFile {
         &self.services
     }
 
+    /// Service → image, for every service that names one: what a rendered file expects
+    /// each service to run.
+    pub fn images(&self) -> BTreeMap<String, String> {
+        self.services
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
+            .collect()
+    }
+
     pub fn service(&self, name: &str) -> Option<&StackService> {
         self.services.get(name)
     }

@@ -40,6 +40,14 @@ impl Colour {
     }
 
     /// The Compose project (or stack) of this colour: `NAME-blue`, `NAME-green`.
+    /// `blue` or `green`, whichever is this colour's.
+    pub fn pick<T>(self, blue: T, green: T) -> T {
+        match self {
+            Colour::Blue => blue,
+            Colour::Green => green,
+        }
+    }
+
     pub fn project(self, name: &str) -> String {
         format!("{name}-{}", self.as_str())
     }

@@ -10,6 +10,7 @@ use crate::ledger::{
 };
 use crate::manifest::JenkinsBuild;
 use crate::name::{EnvName, NameError, Version};
+use crate::state::{RecordError, StateDir};
 
 /// Why the history names no rollback target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +122,23 @@ pub struct Live {
 }
 
 impl Live {
+    /// Makes the version live in the records: the environment's pointer names it (with
+    /// `actor` and now), then the ledger gets the event for `how`. Every path that makes a
+    /// version live (a Swarm or Compose deploy, a blue-green switch, a switch back) calls
+    /// this, so the pointer and the event never disagree on what they write.
+    pub fn record(self, state: &StateDir, actor: &str, how: MadeLive) -> Result<(), RecordError> {
+        let pointer = EnvPointer {
+            env: self.env.clone(),
+            version: self.version.clone(),
+            digests: self.digests.clone(),
+            updated: time::OffsetDateTime::now_utc(),
+            actor: actor.to_owned(),
+        };
+        state.write_env(&pointer)?;
+        state.ledger().append_event(actor, &self.event(how))?;
+        Ok(())
+    }
+
     /// The ledger event for `how`: `deployed`, `rolled-back` (requested) or `promoted`.
     pub fn event(self, how: MadeLive) -> Event {
         let Live {
@@ -180,7 +198,6 @@ mod tests {
 
     use super::*;
     use crate::ledger::{FailureTrigger, RollbackAfterFailure};
-    use crate::state::StateDir;
 
     fn pointer(env: &EnvName, v: &str) -> EnvPointer {
         EnvPointer {
@@ -342,5 +359,28 @@ mod tests {
         };
         assert_eq!(p.approved_by.as_deref(), Some("alice"));
         assert_eq!(p.evidence.checked_seq, Some(4));
+    }
+
+    #[test]
+    fn recording_a_version_made_live_writes_the_pointer_and_its_event_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path().join("state")).unwrap();
+        let env = EnvName::parse("dev").unwrap();
+        let mut made = live("dev", "1.2.0");
+        made.digests.insert("api".into(), Digest::of(b"api image"));
+        made.record(&state, "alice", MadeLive::Deploy).unwrap();
+        let pointer = state.read_env(&env).unwrap().unwrap();
+        assert_eq!(pointer.version.to_string(), "1.2.0");
+        assert_eq!(pointer.actor, "alice");
+        assert_eq!(pointer.digests["api"], Digest::of(b"api image"));
+        let events = state.ledger().read_events().unwrap();
+        let [recorded] = events.as_slice() else {
+            panic!("one event expected, got {}", events.len());
+        };
+        let Event::Deployed(deployed) = &recorded.event else {
+            panic!("expected `deployed`, got {:?}", recorded.event.kind());
+        };
+        assert_eq!(deployed.version, "1.2.0");
+        assert_eq!(deployed.digests, pointer.digests);
     }
 }

@@ -29,7 +29,7 @@ use config::{self, Config};
 mod blue_green;
 mod compose;
 
-pub(crate) use blue_green::{Slots, Switch, retire};
+pub(crate) use blue_green::{Slots, live_colour, retire};
 
 /// How long a deploy waits for another deploy to the same environment by default.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -169,13 +169,14 @@ pub async fn run_deploy(
         Failure::usage(format!("environment {env_name} has no stack file loaded"))
     })?;
     let images = pinned_images(&config, stack, &release);
+    // Release service → the digest this environment will run: what the records name.
+    let digests: BTreeMap<String, verify::Digest> = release
+        .services
+        .iter()
+        .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
+        .map(|(name, image)| (name.clone(), image.digest.clone()))
+        .collect();
     if env.strategy == config::Strategy::BlueGreen {
-        let digests = release
-            .services
-            .iter()
-            .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
-            .map(|(name, image)| (name.clone(), image.digest.clone()))
-            .collect();
         let progress = progress_printer(global, started);
         return blue_green::deploy(blue_green::Ctx {
             global,
@@ -209,12 +210,6 @@ pub async fn run_deploy(
         .map_err(stage::record_failure)?;
 
     if env.orchestrator == config::Orchestrator::Compose {
-        let digests = release
-            .services
-            .iter()
-            .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
-            .map(|(name, image)| (name.clone(), image.digest.clone()))
-            .collect();
         let progress = progress_printer(global, started);
         return compose::deploy(compose::Ctx {
             global,
@@ -269,49 +264,29 @@ pub async fn run_deploy(
     }
 
     // Converged is not enough: every running task must name the pinned image.
-    let expected: BTreeMap<String, String> = rendered
-        .services()
-        .iter()
-        .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
-        .collect();
+    let expected = rendered.images();
     let off_image = if outcomes.iter().all(Outcome::is_converged) {
         engine.off_image_tasks(&env.stack, &expected).await?
     } else {
         Vec::new()
     };
     let failed = engine::verdict(&changes, &mut outcomes, off_image);
-    let digests: BTreeMap<String, verify::Digest> = release
-        .services
-        .iter()
-        .filter(|(name, _)| images.contains_key(stack_name(&config, name)))
-        .map(|(name, image)| (name.clone(), image.digest.clone()))
-        .collect();
     let actor = stage::actor();
     let previous_version = previous.as_ref().map(|p| p.version.to_string());
     let ledger = state.ledger();
 
     let code = if failed.is_empty() {
-        let pointer = EnvPointer {
-            env: env_name.clone(),
-            version: version.clone(),
-            digests: digests.clone(),
-            updated: time::OffsetDateTime::now_utc(),
-            actor: actor.clone(),
-        };
-        state.write_env(&pointer).map_err(stage::record_failure)?;
-        let live = verify::history::Live {
+        verify::history::Live {
             env: env_name.clone(),
             version: version.clone(),
             previous_version: previous_version.clone(),
-            digests: digests.clone(),
+            digests,
             changed: changes.iter().map(|c| c.service.clone()).collect(),
             stack_sha256: verify::Digest::of(yaml.as_bytes()),
             jenkins: stage::jenkins_build(),
-        };
-        let event = live.event(target.made_live());
-        ledger
-            .append_event(&actor, &event)
-            .map_err(|e| stage::record_failure(e.into()))?;
+        }
+        .record(&state, &actor, target.made_live())
+        .map_err(stage::record_failure)?;
         Code::Success
     } else {
         let failures: BTreeMap<String, String> = failed.iter().cloned().collect();

@@ -88,8 +88,11 @@ pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Failur
     if environment.strategy != config::Strategy::BlueGreen {
         return Ok(Some(name.to_owned()));
     }
-    let switch = deploy::Switch::new(config, environment)?;
-    Ok(switch.live_colour().map(|c| c.project(name)))
+    let Some(bg) = &environment.blue_green else {
+        return Ok(None);
+    };
+    let upstream_file = config.resolve(&bg.upstream_file);
+    Ok(deploy::live_colour(bg, &upstream_file).map(|c| c.project(name)))
 }
 
 /// What each release service of environment `env` runs now, read from its own engine
@@ -151,6 +154,14 @@ pub async fn live_images(
 /// Connects to the engine of this process's environment (`DOCKER_HOST`, `DOCKER_CONTEXT`,
 /// the CLI's current context, else the local socket): the agent's own engine, which
 /// builds and pushes.
+/// A Compose project that could not be applied or judged at all: an outage.
+pub fn apply_failure(e: engine::ApplyError) -> Failure {
+    match e {
+        engine::ApplyError::Spawn(e) => Failure::infrastructure(e.to_string()),
+        engine::ApplyError::Engine(e) => e.into(),
+    }
+}
+
 pub async fn connect_local() -> Result<engine::Engine, Failure> {
     let endpoint = engine::Endpoint::from_env()?;
     Ok(engine::Engine::connect(&endpoint).await?)

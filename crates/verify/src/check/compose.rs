@@ -4,26 +4,24 @@
 
 use std::sync::Arc;
 
-use engine::{ComposeContainer, Endpoint, Engine, EngineError};
-use tokio::sync::OnceCell;
+use engine::{ComposeContainer, Endpoint, EngineError};
 
 use super::Probed;
+use super::lazy::LazyEngine;
 use crate::digest::Digest;
 
 /// The Compose project the checks of a run look at, with one engine connection for all.
 #[derive(Debug)]
 pub struct ComposeTarget {
-    endpoint: Endpoint,
     project: String,
-    engine: OnceCell<Engine>,
+    engine: LazyEngine,
 }
 
 impl ComposeTarget {
     pub fn new(endpoint: Endpoint, project: impl Into<String>) -> Arc<Self> {
         Arc::new(Self {
-            endpoint,
             project: project.into(),
-            engine: OnceCell::new(),
+            engine: LazyEngine::new(endpoint),
         })
     }
 }
@@ -46,12 +44,7 @@ impl ComposeProbe {
     }
 
     pub(crate) async fn attempt(&self) -> Probed {
-        let engine = match self
-            .target
-            .engine
-            .get_or_try_init(|| Engine::connect(&self.target.endpoint))
-            .await
-        {
+        let engine = match self.target.engine.get().await {
             Ok(e) => e,
             Err(e) => return Probed::unreachable(e.to_string()),
         };

@@ -16,6 +16,7 @@
 mod compose;
 mod http;
 pub mod junit;
+mod lazy;
 mod nodes;
 mod swarm;
 mod tcp;

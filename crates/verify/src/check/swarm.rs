@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use engine::{Endpoint, Engine, EngineError, Node, ServiceTasks, TaskHealth};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use super::Probed;
+use super::lazy::LazyEngine;
 use crate::digest::Digest;
 
 /// The stack all Swarm checks of a run look at, and one engine connection for all of them,
@@ -21,9 +22,8 @@ use crate::digest::Digest;
 /// first answers may be older than the attempt by up to one listing's duration).
 #[derive(Debug)]
 pub struct SwarmTarget {
-    endpoint: Endpoint,
     stack: String,
-    engine: OnceCell<Engine>,
+    engine: LazyEngine,
     listing: Mutex<Option<Listing>>,
 }
 
@@ -46,9 +46,8 @@ impl SwarmTarget {
     /// `endpoint`: the engine the environment names.
     pub fn new(endpoint: Endpoint, stack: impl Into<String>) -> Arc<Self> {
         Arc::new(Self {
-            endpoint,
             stack: stack.into(),
-            engine: OnceCell::new(),
+            engine: LazyEngine::new(endpoint),
             listing: Mutex::new(None),
         })
     }
@@ -104,9 +103,7 @@ impl SwarmTarget {
     }
 
     async fn engine(&self) -> Result<&Engine, EngineError> {
-        self.engine
-            .get_or_try_init(|| Engine::connect(&self.endpoint))
-            .await
+        self.engine.get().await
     }
 }
 

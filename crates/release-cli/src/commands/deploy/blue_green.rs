@@ -105,10 +105,7 @@ impl<'a> Switch<'a> {
 
     fn port(&self, i: usize, colour: Colour) -> u16 {
         let r = &self.bg.routes[i];
-        match colour {
-            Colour::Blue => r.blue,
-            Colour::Green => r.green,
-        }
+        colour.pick(r.blue, r.green)
     }
 
     /// Stack-file service → the `(host, container)` port it publishes in `colour`.
@@ -144,24 +141,6 @@ impl<'a> Switch<'a> {
         engine::proxy::render(&comment, &upstreams, &self.hosts)
     }
 
-    /// The colour the proxy's upstream file sends live traffic to, read from the file
-    /// (what the proxy was last told, whatever the records say).
-    pub fn live_colour(&self) -> Option<Colour> {
-        let text = self.proxy.current();
-        let route = self.bg.routes.first()?;
-        let block = text.split("upstream ").find(|b| {
-            b.split_whitespace()
-                .next()
-                .is_some_and(|n| n == route.upstream)
-        })?;
-        if block.contains(" down;") {
-            return None;
-        }
-        [Colour::Blue, Colour::Green]
-            .into_iter()
-            .find(|c| block.contains(&format!(":{};", self.port(0, *c))))
-    }
-
     async fn switch(
         &self,
         env: &EnvName,
@@ -177,6 +156,18 @@ impl<'a> Switch<'a> {
                 Failure::infrastructure(format!("environment {env}: {e}")).with_hint(hint)
             })
     }
+}
+
+/// The colour the upstream file at `upstream_file` sends live traffic to, read from the
+/// file (what the proxy was last told, whatever the records say): the colour whose port
+/// the first route's upstream names.
+pub(crate) fn live_colour(bg: &BlueGreen, upstream_file: &Path) -> Option<Colour> {
+    let route = bg.routes.first()?;
+    let text = std::fs::read_to_string(upstream_file).unwrap_or_default();
+    let port = engine::proxy::live_port(&text, &route.upstream)?;
+    [Colour::Blue, Colour::Green]
+        .into_iter()
+        .find(|c| port == c.pick(route.blue, route.green))
 }
 
 /// Where the colours run: Compose projects or Swarm stacks named `NAME-blue` /
@@ -246,30 +237,21 @@ impl Slots<'_> {
                 .into_iter()
                 .collect());
         }
-        let applied = engine::compose_up(engine.endpoint(), project, file, timeout).await;
-        if let Err(e @ engine::ComposeError::Spawn { .. }) = &applied {
-            return Err(Failure::infrastructure(e.to_string()));
-        }
-        let judge_until = if applied.is_ok() {
-            deadline
-        } else {
-            Instant::now()
-        };
-        let judged = engine
-            .compose_converged(project, expected, judge_until)
-            .await?;
-        let mut failures = match &judged {
-            Ok(_) => BTreeMap::new(),
-            Err(problems) => super::compose::failures_of(problems),
-        };
-        if let Err(e) = &applied
-            && failures.is_empty()
+        let engine::Applied {
+            mut failed,
+            refused,
+        } = engine
+            .compose_apply(project, file, expected, timeout)
+            .await
+            .map_err(crate::commands::apply_failure)?;
+        if let Some(e) = &refused
+            && failed.is_empty()
         {
             for service in expected.keys() {
-                failures.insert(service.clone(), e.to_string());
+                failed.insert(service.clone(), e.to_string());
             }
         }
-        Ok(failures)
+        Ok(failed)
     }
 
     /// Removes colour `project` (started from `file`, when it is on record).
@@ -330,21 +312,13 @@ impl Slots<'_> {
             .await
         {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(problems)) => Err(super::compose::failures_of(&problems)
+            Ok(Err(problems)) => Err(engine::compose::failures_of(&problems)
                 .iter()
                 .map(|(s, cause)| format!("service {s}: {cause}"))
                 .collect()),
             Err(e) => Err(vec![e.to_string()]),
         }
     }
-}
-
-/// Service → pinned image of a compose file, for every service that names an image.
-fn images_of(file: &StackFile) -> BTreeMap<String, String> {
-    file.services()
-        .iter()
-        .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
-        .collect()
 }
 
 fn ms(d: Duration) -> u64 {
@@ -420,7 +394,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         .state
         .write_stack(c.env_name, c.version, yaml.as_bytes())
         .map_err(stage::record_failure)?;
-    let expected = images_of(&rendered);
+    let expected = rendered.images();
     let changes: Vec<Change> = expected
         .iter()
         .map(|(service, image)| Change {
@@ -587,15 +561,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     }
 
     // 5. The records: what the environment runs now, and the colours.
-    let pointer = EnvPointer {
-        env: c.env_name.clone(),
-        version: c.version.clone(),
-        digests: c.digests.clone(),
-        updated: time::OffsetDateTime::now_utc(),
-        actor: actor.clone(),
-    };
-    c.state.write_env(&pointer).map_err(stage::record_failure)?;
-    let made_live = verify::history::Live {
+    verify::history::Live {
         env: c.env_name.clone(),
         version: c.version.clone(),
         previous_version: previous_version.clone(),
@@ -603,8 +569,9 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         changed: changes.iter().map(|ch| ch.service.clone()).collect(),
         stack_sha256: verify::Digest::of(yaml.as_bytes()),
         jenkins: stage::jenkins_build(),
-    };
-    append(made_live.event(c.target.made_live()))?;
+    }
+    .record(c.state, &actor, c.target.made_live())
+    .map_err(stage::record_failure)?;
     let colours = colours.switched(
         idle,
         c.version.clone(),
@@ -795,7 +762,7 @@ async fn switch_back(
         ))
     })?;
     let recorded = StackFile::parse(&file, &text).map_err(|e| Failure::usage(e.to_string()))?;
-    let expected = images_of(&recorded);
+    let expected = recorded.images();
     // It must still run what it ran: a colour changed behind the tool's back gets no traffic.
     if let Err(causes) = slots.runs(&project, &expected).await {
         return Err(Failure::infrastructure(format!(
@@ -833,15 +800,7 @@ async fn switch_back(
         }
         .into(),
     )?;
-    let pointer = EnvPointer {
-        env: c.env_name.clone(),
-        version: c.version.clone(),
-        digests: c.digests.clone(),
-        updated: time::OffsetDateTime::now_utc(),
-        actor: actor.clone(),
-    };
-    c.state.write_env(&pointer).map_err(stage::record_failure)?;
-    let live = verify::history::Live {
+    verify::history::Live {
         env: c.env_name.clone(),
         version: c.version.clone(),
         previous_version: from_version.clone(),
@@ -849,8 +808,9 @@ async fn switch_back(
         changed: Vec::new(),
         stack_sha256: verify::Digest::of(text.as_bytes()),
         jenkins: stage::jenkins_build(),
-    };
-    append(live.event(c.target.made_live()))?;
+    }
+    .record(c.state, &actor, c.target.made_live())
+    .map_err(stage::record_failure)?;
     let colours = colours.switched(
         to,
         c.version.clone(),

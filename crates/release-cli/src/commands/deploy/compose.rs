@@ -39,32 +39,10 @@ pub(super) struct Ctx<'a> {
     pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
-/// Service → pinned image of a compose file, for every service that names an image.
-fn images_of(file: &StackFile) -> BTreeMap<String, String> {
-    file.services()
-        .iter()
-        .filter_map(|(name, s)| Some((name.clone(), s.image.clone()?)))
-        .collect()
-}
-
-/// Each service's problems joined into one cause.
-pub(super) fn failures_of(problems: &[engine::Problem]) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for p in problems {
-        out.entry(p.service.clone())
-            .and_modify(|c| {
-                c.push_str("; ");
-                c.push_str(&p.cause);
-            })
-            .or_insert_with(|| p.cause.clone());
-    }
-    out
-}
-
 pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     let engine = super::super::connect_compose_env(c.config, c.options.env).await?;
     let project = c.env.compose_project();
-    let expected = images_of(c.rendered);
+    let expected = c.rendered.images();
     let before = engine.compose_containers(project).await?;
     let changes: Vec<Change> = expected
         .iter()
@@ -88,35 +66,14 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             c.stack_path.display()
         ),
     });
-    let deadline = Instant::now() + c.timeout;
-    let applied = engine::compose_up(engine.endpoint(), project, c.stack_path, c.timeout).await;
-    if let Err(e @ engine::ComposeError::Spawn { .. }) = &applied {
-        return Err(Failure::infrastructure(e.to_string()));
-    }
-    // `--wait` said no: read what it left, without waiting for more.
-    let judge_until = if applied.is_ok() {
-        deadline
-    } else {
-        Instant::now()
-    };
-    let judged = engine
-        .compose_converged(project, &expected, judge_until)
-        .await?;
-    let mut failed = match &judged {
-        Ok(_) => BTreeMap::new(),
-        Err(problems) => failures_of(problems),
-    };
-    // A service still on its old image (or on none) failed where `docker compose` says.
-    if let (Err(e), Err(problems)) = (&applied, &judged) {
-        for p in problems.iter().filter(|p| p.not_the_release) {
-            if let Some(cause) = failed.get_mut(&p.service)
-                && !cause.contains("docker compose")
-            {
-                cause.push_str(&format!("; {e}"));
-            }
-        }
-    }
-    if let Err(e) = &applied
+    let engine::Applied {
+        mut failed,
+        refused,
+    } = engine
+        .compose_apply(project, c.stack_path, &expected, c.timeout)
+        .await
+        .map_err(super::super::apply_failure)?;
+    if let Some(e) = &refused
         && failed.is_empty()
     {
         // The containers look fine but Compose refused: every change failed with its word.
@@ -153,15 +110,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     };
 
     if failed.is_empty() {
-        let pointer = EnvPointer {
-            env: c.env_name.clone(),
-            version: c.version.clone(),
-            digests: c.digests.clone(),
-            updated: time::OffsetDateTime::now_utc(),
-            actor: actor.clone(),
-        };
-        c.state.write_env(&pointer).map_err(stage::record_failure)?;
-        let live = verify::history::Live {
+        verify::history::Live {
             env: c.env_name.clone(),
             version: c.version.clone(),
             previous_version: previous_version.clone(),
@@ -169,10 +118,9 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             changed: changes.iter().map(|ch| ch.service.clone()).collect(),
             stack_sha256: verify::Digest::of(c.yaml.as_bytes()),
             jenkins: stage::jenkins_build(),
-        };
-        ledger
-            .append_event(&actor, &live.event(c.target.made_live()))
-            .map_err(|e| stage::record_failure(e.into()))?;
+        }
+        .record(c.state, &actor, c.target.made_live())
+        .map_err(stage::record_failure)?;
         write_outputs(
             c.global,
             c.options,
@@ -285,12 +233,12 @@ async fn roll_back(c: &Ctx<'_>, engine: &engine::Engine, project: &str) -> Optio
         return Some(e.to_string());
     }
     match engine
-        .compose_converged(project, &images_of(&earlier), deadline)
+        .compose_converged(project, &earlier.images(), deadline)
         .await
     {
         Ok(Ok(_)) => None,
         Ok(Err(problems)) => Some(
-            failures_of(&problems)
+            engine::compose::failures_of(&problems)
                 .iter()
                 .map(|(s, cause)| format!("service {s}: {cause}"))
                 .collect::<Vec<_>>()
