@@ -117,52 +117,42 @@ impl From<config::ConfigError> for Failure {
     }
 }
 
-impl From<engine::EngineError> for Failure {
-    fn from(e: engine::EngineError) -> Self {
-        let failure = match &e {
-            // A swarm that is not one, or an endpoint that cannot be connected as written,
-            // is the configuration's fault; an engine that cannot be reached is an outage.
-            engine::EngineError::NotSwarmManager { .. } | engine::EngineError::Endpoint(_) => {
-                Failure::usage(e.to_string())
+/// A stage's error: its kind chooses the exit code.
+impl From<pipeline::Error> for Failure {
+    fn from(e: pipeline::Error) -> Self {
+        let code = match e.kind {
+            pipeline::Kind::Negative => Code::Negative,
+            pipeline::Kind::Usage => Code::Usage,
+            pipeline::Kind::Infrastructure => Code::Infrastructure,
+            pipeline::Kind::RolledBack => Code::RolledBack,
+        };
+        Failure {
+            code,
+            message: e.message,
+            details: e.details,
+            hint: e.hint,
+        }
+    }
+}
+
+/// The libraries' errors the commands meet directly take the kind `pipeline` gives them
+/// (one mapping, there).
+macro_rules! through_pipeline {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                pipeline::Error::from(e).into()
             }
-            _ => Failure::infrastructure(e.to_string()),
-        };
-        match e.hint() {
-            Some(h) => failure.with_hint(h),
-            None => failure,
         }
-    }
+    )*};
 }
 
-impl From<engine::EndpointError> for Failure {
-    fn from(e: engine::EndpointError) -> Self {
-        Failure::usage(e.to_string()).with_hint(e.hint())
-    }
-}
-
-/// A records error: its kind chooses the exit code, its hint comes along.
-impl From<verify::RecordError> for Failure {
-    fn from(e: verify::RecordError) -> Self {
-        let code = match e.kind() {
-            verify::ErrorKind::Usage => Code::Usage,
-            verify::ErrorKind::Verdict => Code::Negative,
-            verify::ErrorKind::Infrastructure => Code::Infrastructure,
-        };
-        let hint = e.hint();
-        let failure = Failure::new(code, e.to_string());
-        match hint {
-            Some(h) => failure.with_hint(h),
-            None => failure,
-        }
-    }
-}
-
-/// A refused version or environment name: bad input, with its hint.
-impl From<verify::NameError> for Failure {
-    fn from(e: verify::NameError) -> Self {
-        Failure::usage(e.to_string()).with_hint(e.hint())
-    }
-}
+through_pipeline!(
+    engine::EngineError,
+    engine::EndpointError,
+    verify::RecordError,
+    verify::NameError,
+);
 
 /// A registry error met by a pipeline stage; `release image` words its hints itself
 /// ([`crate::registry::failure`]).

@@ -71,28 +71,16 @@ pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, F
     connect_compose_env(config, env).await
 }
 
-/// Connects to the engine of environment `env`, whatever its orchestrator.
+/// Connects to the engine of environment `env`, whatever its orchestrator
+/// ([`pipeline::stage::connect`]).
 pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
-    let endpoint = config.endpoint(env)?;
-    engine::Engine::connect(&endpoint)
-        .await
-        .map_err(|e| Failure::from(e).with_env(env))
+    Ok(pipeline::stage::connect(config, env).await?)
 }
 
-/// The Compose project or Swarm stack that serves environment `env`: its own, or for a
-/// blue-green environment the colour the proxy's upstream file sends live traffic to
-/// (`None` when it sends it nowhere yet).
+/// The Compose project or Swarm stack that serves environment `env`
+/// ([`pipeline::deploy::live_project`]).
 pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
-    let environment = config.environment(env)?;
-    let name = environment.compose_project();
-    if environment.strategy != config::Strategy::BlueGreen {
-        return Ok(Some(name.to_owned()));
-    }
-    let Some(bg) = &environment.blue_green else {
-        return Ok(None);
-    };
-    let upstream_file = config.resolve(&bg.upstream_file);
-    Ok(deploy::live_colour(bg, &upstream_file).map(|c| c.project(name)))
+    Ok(pipeline::deploy::live_project(config, env)?)
 }
 
 /// What each release service of environment `env` runs now, read from its own engine
@@ -154,14 +142,6 @@ pub async fn live_images(
 /// Connects to the engine of this process's environment (`DOCKER_HOST`, `DOCKER_CONTEXT`,
 /// the CLI's current context, else the local socket): the agent's own engine, which
 /// builds and pushes.
-/// A Compose project that could not be applied or judged at all: an outage.
-pub fn apply_failure(e: engine::ApplyError) -> Failure {
-    match e {
-        engine::ApplyError::Spawn(e) => Failure::infrastructure(e.to_string()),
-        engine::ApplyError::Engine(e) => e.into(),
-    }
-}
-
 pub async fn connect_local() -> Result<engine::Engine, Failure> {
     let endpoint = engine::Endpoint::from_env()?;
     Ok(engine::Engine::connect(&endpoint).await?)

@@ -38,18 +38,16 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
         Some(t) => {
             config::parse_duration(t).map_err(|e| Failure::usage(format!("--lock-timeout: {e}")))?
         }
-        None => std::time::Duration::from_secs(300),
+        None => pipeline::deploy::DEFAULT_LOCK_WAIT,
     };
-    let _lock = super::deploy::lock(
+    let _lock = pipeline::stage::lock(
         &state,
         &env_name,
         wait,
         &format!("release retire --env {env_name}"),
     )
     .await?;
-    let colours = state
-        .read_colours(&env_name)
-        .map_err(stage::record_failure)?;
+    let colours = state.read_colours(&env_name)?;
     let now = time::OffsetDateTime::now_utc();
     let Some(standby) = colours.standby.clone() else {
         if !global.json {
@@ -78,20 +76,19 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
         return Ok(Code::Success);
     }
     let engine = super::connect_compose_env(&config, &args.env).await?;
-    let slots = super::deploy::Slots {
+    let slots = pipeline::deploy::Slots {
         engine: &engine,
         swarm: env.orchestrator == config::Orchestrator::Swarm,
     };
     let reason = if args.now { "retired" } else { "window-ended" };
     let quiet = |_: engine::Progress<'_>| {};
-    super::deploy::retire(
-        &state,
+    pipeline::deploy::retire(
+        &stage::of(&config, &state, &quiet),
         &env_name,
         slots,
         env.compose_project(),
         &colours,
         reason,
-        &quiet,
     )
     .await?;
     if global.json {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use verify::{JenkinsBuild, StateDir, Version, VersionPattern};
+use verify::{JenkinsBuild, StateDir, Version};
 
 use crate::cli::Global;
 use crate::exit::Failure;
@@ -11,12 +11,23 @@ use config::{Config, Service};
 
 /// Parses `--version` against the tag grammar and the project's `version_pattern`.
 pub fn version(config: &Config, text: &str) -> Result<Version, Failure> {
-    let version = Version::parse(text)?;
-    if let Some(pattern) = &config.project.version_pattern {
-        let pattern = VersionPattern::new(pattern)?;
-        version.check_pattern(&pattern)?;
+    Ok(pipeline::stage::version(config, text)?)
+}
+
+/// A stage of the pipeline as this process runs it: the actor and the Jenkins build read
+/// from the process environment here, once.
+pub fn of<'a>(
+    config: &'a Config,
+    state: &'a StateDir,
+    progress: &'a (dyn Fn(engine::Progress<'_>) + Sync),
+) -> pipeline::Stage<'a> {
+    pipeline::Stage {
+        config,
+        state,
+        actor: actor(),
+        jenkins: jenkins_build(),
+        progress,
     }
-    Ok(version)
 }
 
 /// The services named by `--service` (all when none is named), in config order.

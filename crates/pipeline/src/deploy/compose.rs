@@ -11,22 +11,19 @@ use std::time::{Duration, Instant};
 
 use engine::{Change, Outcome, Progress, StackFile};
 use verify::ledger::{DeployFailed, FailureTrigger, RollbackAfterFailure};
-use verify::{EnvName, EnvPointer, StateDir, Version};
+use verify::{EnvName, EnvPointer, Version};
 
-use super::{Options, Summary, Target, stage, write_outputs};
-use crate::cli::Global;
-use crate::exit::{Code, Failure};
-use config::{Config, Environment};
+use super::{Deployed, Summary, Target};
+use crate::stage::{self, Stage};
+use crate::{Error, Kind};
+use config::Environment;
 
 /// Everything the shared part of the deploy settled before the engine is touched.
 pub(super) struct Ctx<'a> {
-    pub global: &'a Global,
-    pub options: &'a Options<'a>,
-    pub config: &'a Config,
+    pub s: &'a Stage<'a>,
     pub env: &'a Environment,
     pub env_name: &'a EnvName,
     pub target: &'a Target,
-    pub state: &'a StateDir,
     pub previous: Option<EnvPointer>,
     pub version: &'a Version,
     pub digests: BTreeMap<String, verify::Digest>,
@@ -36,11 +33,10 @@ pub(super) struct Ctx<'a> {
     pub timeout: Duration,
     pub started: Instant,
     pub rolling_back: bool,
-    pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
-pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
-    let engine = super::super::connect_compose_env(c.config, c.options.env).await?;
+pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
+    let engine = stage::connect(c.s.config, c.env_name.as_str()).await?;
     let project = c.env.compose_project();
     let expected = c.rendered.images();
     let before = engine.compose_containers(project).await?;
@@ -58,7 +54,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             before: None,
         })
         .collect();
-    (c.progress)(Progress {
+    (c.s.progress)(Progress {
         service: "*",
         state: format!(
             "applying {} to compose project {project} ({})",
@@ -71,8 +67,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         refused,
     } = engine
         .compose_apply(project, c.stack_path, &expected, c.timeout)
-        .await
-        .map_err(super::super::apply_failure)?;
+        .await?;
     if let Some(e) = &refused
         && failed.is_empty()
     {
@@ -81,7 +76,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             failed.insert(change.service.clone(), e.to_string());
         }
         if failed.is_empty() {
-            return Err(Failure::infrastructure(e.to_string()));
+            return Err(Error::infrastructure(e.to_string()));
         }
     }
     let after = c.started.elapsed();
@@ -94,19 +89,22 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             None => Outcome::Converged { after },
         })
         .collect();
-    let actor = stage::actor();
+    let actor = c.s.actor.clone();
     let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
-    let ledger = c.state.ledger();
-    let summary = |outcome| Summary {
-        env: c.env,
-        version: c.version,
-        previous_version: &previous_version,
-        outcome,
-        stack_path: c.stack_path,
-        started: c.started,
-        expected: &expected,
-        changes: &changes,
-        outcomes: &outcomes,
+    let ledger = c.s.state.ledger();
+    let summary = |outcome| {
+        Summary {
+            env: c.env,
+            version: c.version,
+            previous_version: &previous_version,
+            outcome,
+            stack_path: c.stack_path,
+            started: c.started,
+            expected: &expected,
+            changes: &changes,
+            outcomes: &outcomes,
+        }
+        .report(c.env_name.as_str())
     };
 
     if failed.is_empty() {
@@ -117,32 +115,24 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             digests: c.digests.clone(),
             changed: changes.iter().map(|ch| ch.service.clone()).collect(),
             stack_sha256: verify::Digest::of(c.yaml.as_bytes()),
-            jenkins: stage::jenkins_build(),
+            jenkins: c.s.jenkins.clone(),
         }
-        .record(c.state, &actor, c.target.made_live())
-        .map_err(stage::record_failure)?;
-        write_outputs(
-            c.global,
-            c.options,
-            summary(if c.rolling_back {
-                "rolled-back"
-            } else {
-                "deployed"
-            }),
-        )?;
-        return Ok(Code::Success);
+        .record(c.s.state, &actor, c.target.made_live())?;
+        return Ok(Deployed::done(summary(if c.rolling_back {
+            "rolled-back"
+        } else {
+            "deployed"
+        })));
     }
 
     let event = DeployFailed {
         env: c.env_name.to_string(),
         failures: failed.clone(),
-        jenkins: stage::jenkins_build(),
+        jenkins: c.s.jenkins.clone(),
         previous_version: previous_version.clone(),
         version: c.version.to_string(),
     };
-    ledger
-        .append_event(&actor, &event.into())
-        .map_err(|e| stage::record_failure(e.into()))?;
+    ledger.append_event(&actor, &event.into())?;
     let causes: Vec<String> = failed
         .iter()
         .map(|(service, cause)| format!("service {service}: {cause}"))
@@ -154,10 +144,10 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         causes.join("; ")
     );
     if changes.is_empty() {
-        write_outputs(c.global, c.options, summary("deploy-failed"))?;
         // Nothing was changed: the live project is not what the records would claim.
-        return Err(Failure::new(Code::Negative, message)
-            .with_hint(format!("inspect with `docker compose -p {project} ps`")));
+        let failure = Error::new(Kind::Negative, message)
+            .with_hint(format!("inspect with `docker compose -p {project} ps`"));
+        return Ok(Deployed::failed(summary("deploy-failed"), failure));
     }
     let stuck = roll_back(&c, &engine, project).await;
     let rolled: Vec<String> = changes.iter().map(|ch| ch.service.clone()).collect();
@@ -169,19 +159,18 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             to_version: previous_version.clone(),
             trigger: FailureTrigger::DeployFailed,
         };
-        ledger
-            .append_event(&actor, &event.into())
-            .map_err(|e| stage::record_failure(e.into()))?;
+        ledger.append_event(&actor, &event.into())?;
     }
-    write_outputs(c.global, c.options, summary("deploy-failed"))?;
+    let report = summary("deploy-failed");
     if let Some(stuck) = stuck {
-        return Err(Failure::infrastructure(format!(
+        let failure = Error::infrastructure(format!(
             "{message}; and the rollback did not converge: {stuck}"
         ))
-        .with_hint(format!("inspect with `docker compose -p {project} ps`")));
+        .with_hint(format!("inspect with `docker compose -p {project} ps`"));
+        return Ok(Deployed::failed(report, failure));
     }
-    Err(Failure::new(
-        Code::RolledBack,
+    let failure = Error::new(
+        Kind::RolledBack,
         format!(
             "{message}; rolled back {} to {}",
             rolled.join(", "),
@@ -189,14 +178,15 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
                 .as_deref()
                 .unwrap_or("the state before the deploy")
         ),
-    ))
+    );
+    Ok(Deployed::failed(report, failure))
 }
 
 /// Applies the previous version's rendered file again and judges it, or, on a first
 /// deploy, takes the project down. `Some(cause)` when that did not work.
 async fn roll_back(c: &Ctx<'_>, engine: &engine::Engine, project: &str) -> Option<String> {
     let Some(previous) = &c.previous else {
-        (c.progress)(Progress {
+        (c.s.progress)(Progress {
             service: "*",
             state: format!("first deploy failed: removing compose project {project}"),
         });
@@ -205,7 +195,7 @@ async fn roll_back(c: &Ctx<'_>, engine: &engine::Engine, project: &str) -> Optio
             .err()
             .map(|e| e.to_string());
     };
-    let file: PathBuf = c.state.stack_path(c.env_name, &previous.version);
+    let file: PathBuf = c.s.state.stack_path(c.env_name, &previous.version);
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) => {
@@ -220,7 +210,7 @@ async fn roll_back(c: &Ctx<'_>, engine: &engine::Engine, project: &str) -> Optio
         Ok(f) => f,
         Err(e) => return Some(e.to_string()),
     };
-    (c.progress)(Progress {
+    (c.s.progress)(Progress {
         service: "*",
         state: format!(
             "rolling back compose project {project} to {} ({})",

@@ -14,12 +14,12 @@ use engine::proxy::{Proxy, Upstream};
 use engine::{Change, Outcome, Progress, StackFile};
 use verify::colours::{Colour, Colours};
 use verify::ledger::{ColourRemoved, DeployFailed, FailureTrigger, RollbackAfterFailure, Switched};
-use verify::{EnvName, EnvPointer, StateDir, Version};
+use verify::{EnvName, EnvPointer, Version};
 
-use super::{Options, Summary, Target, stage, write_outputs};
-use crate::cli::Global;
-use crate::commands::check;
-use crate::exit::{Code, Failure};
+use super::{Deployed, Standby, Summary, SwitchedBack, Target};
+use crate::checks;
+use crate::stage::{self, Stage};
+use crate::{Error, Kind};
 use config::{BlueGreen, Config, Environment};
 
 /// The rollback window when `blue_green.rollback_window` does not say.
@@ -31,13 +31,10 @@ const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
 
 /// Everything the shared part of the deploy settled before the engine is touched.
 pub(super) struct Ctx<'a> {
-    pub global: &'a Global,
-    pub options: &'a Options<'a>,
-    pub config: &'a Config,
+    pub s: &'a Stage<'a>,
     pub env: &'a Environment,
     pub env_name: &'a EnvName,
     pub target: &'a Target,
-    pub state: &'a StateDir,
     pub previous: Option<EnvPointer>,
     pub version: &'a Version,
     pub digests: BTreeMap<String, verify::Digest>,
@@ -47,7 +44,6 @@ pub(super) struct Ctx<'a> {
     pub timeout: Duration,
     pub started: Instant,
     pub rolling_back: bool,
-    pub progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 /// The proxy and the routes of one environment.
@@ -63,9 +59,9 @@ pub(crate) struct Switch<'a> {
 }
 
 impl<'a> Switch<'a> {
-    pub fn new(config: &'a Config, env: &'a Environment) -> Result<Self, Failure> {
+    pub fn new(config: &'a Config, env: &'a Environment) -> Result<Self, Error> {
         let bg = env.blue_green.as_ref().ok_or_else(|| {
-            Failure::usage("the environment deploys blue-green but has no [blue_green] table")
+            Error::usage("the environment deploys blue-green but has no [blue_green] table")
         })?;
         let command = |c: &Option<Vec<String>>, default: &[&str]| {
             c.clone()
@@ -74,12 +70,12 @@ impl<'a> Switch<'a> {
         let window = match &bg.rollback_window {
             None => DEFAULT_WINDOW,
             Some(t) => config::parse_duration(t)
-                .map_err(|e| Failure::usage(format!("blue_green.rollback_window: {e}")))?,
+                .map_err(|e| Error::usage(format!("blue_green.rollback_window: {e}")))?,
         };
         let settle = match &bg.switch_settle {
             None => DEFAULT_SETTLE,
             Some(t) => config::parse_duration(t)
-                .map_err(|e| Failure::usage(format!("blue_green.switch_settle: {e}")))?,
+                .map_err(|e| Error::usage(format!("blue_green.switch_settle: {e}")))?,
         };
         Ok(Self {
             bg,
@@ -146,14 +142,14 @@ impl<'a> Switch<'a> {
         env: &EnvName,
         live: Option<Colour>,
         preview: Option<Colour>,
-    ) -> Result<Duration, Failure> {
+    ) -> Result<Duration, Error> {
         self.proxy
             .switch(&self.upstreams(env, live, preview))
             .await
             .map(|s| s.reload)
             .map_err(|e| {
                 let hint = e.hint();
-                Failure::infrastructure(format!("environment {env}: {e}")).with_hint(hint)
+                Error::infrastructure(format!("environment {env}: {e}")).with_hint(hint)
             })
     }
 }
@@ -161,7 +157,7 @@ impl<'a> Switch<'a> {
 /// The colour the upstream file at `upstream_file` sends live traffic to, read from the
 /// file (what the proxy was last told, whatever the records say): the colour whose port
 /// the first route's upstream names.
-pub(crate) fn live_colour(bg: &BlueGreen, upstream_file: &Path) -> Option<Colour> {
+pub fn live_colour(bg: &BlueGreen, upstream_file: &Path) -> Option<Colour> {
     let route = bg.routes.first()?;
     let text = std::fs::read_to_string(upstream_file).unwrap_or_default();
     let port = engine::proxy::live_port(&text, &route.upstream)?;
@@ -173,7 +169,7 @@ pub(crate) fn live_colour(bg: &BlueGreen, upstream_file: &Path) -> Option<Colour
 /// Where the colours run: Compose projects or Swarm stacks named `NAME-blue` /
 /// `NAME-green` on the environment's engine.
 #[derive(Clone, Copy)]
-pub(crate) struct Slots<'a> {
+pub struct Slots<'a> {
     pub engine: &'a engine::Engine,
     pub swarm: bool,
 }
@@ -204,7 +200,7 @@ impl Slots<'_> {
         expected: &BTreeMap<String, String>,
         timeout: Duration,
         progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<BTreeMap<String, String>, Failure> {
+    ) -> Result<BTreeMap<String, String>, Error> {
         let engine = self.engine;
         let deadline = Instant::now() + timeout;
         if self.swarm {
@@ -242,8 +238,7 @@ impl Slots<'_> {
             refused,
         } = engine
             .compose_apply(project, file, expected, timeout)
-            .await
-            .map_err(crate::commands::apply_failure)?;
+            .await?;
         if let Some(e) = &refused
             && failed.is_empty()
         {
@@ -325,9 +320,9 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
-    let sw = Switch::new(c.config, c.env)?;
-    let engine = crate::commands::connect_compose_env(c.config, c.options.env).await?;
+pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
+    let sw = Switch::new(c.s.config, c.env)?;
+    let engine = stage::connect(c.s.config, c.env_name.as_str()).await?;
     let swarm = c.env.orchestrator == config::Orchestrator::Swarm;
     if swarm {
         engine.require_swarm_manager().await?;
@@ -337,30 +332,12 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         swarm,
     };
     let name = c.env.compose_project();
-    let actor = stage::actor();
-    let ledger = c.state.ledger();
-    let append = |event: verify::ledger::Event| {
-        ledger
-            .append_event(&actor, &event)
-            .map(drop)
-            .map_err(|e| stage::record_failure(e.into()))
-    };
+    let actor = &c.s.actor;
+    let append = |event: verify::ledger::Event| c.s.append(&event);
     let now = time::OffsetDateTime::now_utc();
-    let mut colours = c
-        .state
-        .read_colours(c.env_name)
-        .map_err(stage::record_failure)?;
+    let mut colours = c.s.state.read_colours(c.env_name)?;
     if colours.expired(now).is_some() {
-        colours = retire(
-            c.state,
-            c.env_name,
-            slots,
-            name,
-            &colours,
-            "window-ended",
-            c.progress,
-        )
-        .await?;
+        colours = retire(c.s, c.env_name, slots, name, &colours, "window-ended").await?;
     }
 
     // A rollback to the colour that still runs is a switch of the proxy, nothing more.
@@ -374,10 +351,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     let idle = colours.idle();
     let project = idle.project(name);
     if colours.standby.as_ref().is_some_and(|s| s.colour == idle) {
-        colours = retire(
-            c.state, c.env_name, slots, name, &colours, "replaced", c.progress,
-        )
-        .await?;
+        colours = retire(c.s, c.env_name, slots, name, &colours, "replaced").await?;
     }
     let live = colours.live.as_ref().map(|l| l.colour);
     let live_version = colours.live.as_ref().map(|l| l.version.to_string());
@@ -385,15 +359,13 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     let yaml = c
         .stack
         .render_published(c.images, &sw.published(idle), swarm)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let stack_path = c.state.stack_path(c.env_name, c.version);
-    let rendered =
-        StackFile::parse(&stack_path, &yaml).map_err(|e| Failure::usage(e.to_string()))?;
-    super::check_policy(c.config, c.options.env, &rendered)?;
-    let stack_path = c
-        .state
-        .write_stack(c.env_name, c.version, yaml.as_bytes())
-        .map_err(stage::record_failure)?;
+        .map_err(|e| Error::usage(e.to_string()))?;
+    let stack_path = c.s.state.stack_path(c.env_name, c.version);
+    let rendered = StackFile::parse(&stack_path, &yaml).map_err(|e| Error::usage(e.to_string()))?;
+    super::check_policy(c.s.config, c.env_name.as_str(), &rendered)?;
+    let stack_path =
+        c.s.state
+            .write_stack(c.env_name, c.version, yaml.as_bytes())?;
     let expected = rendered.images();
     let changes: Vec<Change> = expected
         .iter()
@@ -406,21 +378,18 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         .collect();
     let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
     let summary = |outcome, outcomes: &[Outcome]| {
-        write_outputs(
-            c.global,
-            c.options,
-            Summary {
-                env: c.env,
-                version: c.version,
-                previous_version: &previous_version,
-                outcome,
-                stack_path: &stack_path,
-                started: c.started,
-                expected: &expected,
-                changes: &changes,
-                outcomes,
-            },
-        )
+        Summary {
+            env: c.env,
+            version: c.version,
+            previous_version: &previous_version,
+            outcome,
+            stack_path: &stack_path,
+            started: c.started,
+            expected: &expected,
+            changes: &changes,
+            outcomes,
+        }
+        .report(c.env_name.as_str())
     };
     let failed = |failures: BTreeMap<String, String>| Failed {
         c: &c,
@@ -435,7 +404,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     };
 
     // 1. The idle colour starts and is judged like any deploy of its orchestrator.
-    (c.progress)(Progress {
+    (c.s.progress)(Progress {
         service: "*",
         state: format!(
             "starting {} as colour {idle} ({} {project}); {} keeps serving",
@@ -445,7 +414,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         ),
     });
     let failures = slots
-        .up(&project, &stack_path, &expected, c.timeout, c.progress)
+        .up(&project, &stack_path, &expected, c.timeout, c.s.progress)
         .await?;
     let after = c.started.elapsed();
     let outcomes = |failures: &BTreeMap<String, String>| -> Vec<Outcome> {
@@ -460,8 +429,11 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             .collect()
     };
     if !failures.is_empty() {
-        summary("deploy-failed", &outcomes(&failures))?;
-        return Err(failed(failures).record(&append).await);
+        let report = summary("deploy-failed", &outcomes(&failures));
+        return Ok(Deployed::failed(
+            report,
+            failed(failures).record(&append).await,
+        ));
     }
 
     // 2. Its checks, through the proxy's preview listener.
@@ -471,7 +443,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     // Until the old workers stop taking connections, the preview listener may still answer
     // from the colour it served before (an older release could pass the checks).
     tokio::time::sleep(sw.settle).await;
-    (c.progress)(Progress {
+    (c.s.progress)(Progress {
         service: "*",
         state: format!("checking colour {idle} through {}", sw.bg.preview_url),
     });
@@ -483,9 +455,9 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         updated: time::OffsetDateTime::now_utc(),
         actor: actor.clone(),
     };
-    let report = check::run_unrecorded(
-        c.config,
-        c.options.env,
+    let report = checks::run_unrecorded(
+        c.s.config,
+        c.env_name.as_str(),
         Some((&sw.bg.proxy_url, &sw.bg.preview_url)),
         Some(&project),
         Some(&release_pointer),
@@ -493,8 +465,11 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     .await?;
     let failures = check_failures(&report, "on the idle colour");
     if !failures.is_empty() {
-        summary("deploy-failed", &outcomes(&failures))?;
-        return Err(failed(failures).record(&append).await);
+        let report = summary("deploy-failed", &outcomes(&failures));
+        return Ok(Deployed::failed(
+            report,
+            failed(failures).record(&append).await,
+        ));
     }
 
     // 3. The switch.
@@ -502,7 +477,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         Ok(reload) => reload,
         Err(e) => return Err(take_down(slots, &project, &stack_path, idle, e).await),
     };
-    (c.progress)(Progress {
+    (c.s.progress)(Progress {
         service: "*",
         state: format!(
             "switched {} to colour {idle} ({}) in {} ms",
@@ -516,7 +491,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
             env: c.env_name.to_string(),
             from_colour: live.map(|l| l.to_string()),
             from_version: live_version.clone(),
-            jenkins: stage::jenkins_build(),
+            jenkins: c.s.jenkins.clone(),
             reload_ms: ms(reload),
             to_colour: idle.to_string(),
             trigger: "deploy".to_owned(),
@@ -528,9 +503,9 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
     // 4. The checks once more, through the proxy as the users reach it, once the old
     // workers no longer answer from the previous colour.
     tokio::time::sleep(sw.settle).await;
-    let report = check::run_unrecorded(
-        c.config,
-        c.options.env,
+    let report = checks::run_unrecorded(
+        c.s.config,
+        c.env_name.as_str(),
         None,
         Some(&project),
         Some(&release_pointer),
@@ -545,7 +520,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
                     env: c.env_name.to_string(),
                     from_colour: Some(idle.to_string()),
                     from_version: Some(c.version.to_string()),
-                    jenkins: stage::jenkins_build(),
+                    jenkins: c.s.jenkins.clone(),
                     reload_ms: ms(reload),
                     to_colour: back.to_string(),
                     trigger: "checks-failed".to_owned(),
@@ -556,8 +531,11 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         } else {
             sw.switch(c.env_name, None, Some(idle)).await?;
         }
-        summary("deploy-failed", &outcomes(&failures))?;
-        return Err(failed(failures).record(&append).await);
+        let report = summary("deploy-failed", &outcomes(&failures));
+        return Ok(Deployed::failed(
+            report,
+            failed(failures).record(&append).await,
+        ));
     }
 
     // 5. The records: what the environment runs now, and the colours.
@@ -568,39 +546,32 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Code, Failure> {
         digests: c.digests.clone(),
         changed: changes.iter().map(|ch| ch.service.clone()).collect(),
         stack_sha256: verify::Digest::of(yaml.as_bytes()),
-        jenkins: stage::jenkins_build(),
+        jenkins: c.s.jenkins.clone(),
     }
-    .record(c.state, &actor, c.target.made_live())
-    .map_err(stage::record_failure)?;
+    .record(c.s.state, actor, c.target.made_live())?;
     let colours = colours.switched(
         idle,
         c.version.clone(),
         time::OffsetDateTime::now_utc(),
         sw.window,
     );
-    c.state
-        .write_colours(&colours)
-        .map_err(stage::record_failure)?;
-    summary(
+    c.s.state.write_colours(&colours)?;
+    let report = summary(
         if c.rolling_back {
             "rolled-back"
         } else {
             "deployed"
         },
         &outcomes(&BTreeMap::new()),
-    )?;
-    if let Some(standby) = &colours.standby
-        && !c.global.json
-    {
-        println!(
-            "colour {} ({}) keeps running for `release rollback --env {}` until {}",
-            standby.colour,
-            standby.version,
-            c.env_name,
-            rfc3339(standby.until)
-        );
-    }
-    Ok(Code::Success)
+    );
+    Ok(Deployed {
+        standby: colours.standby.as_ref().map(|standby| Standby {
+            colour: standby.colour,
+            version: standby.version.clone(),
+            until: standby.until,
+        }),
+        ..Deployed::done(report)
+    })
 }
 
 /// The proxy could not be switched to the idle colour, so it serves nothing: the colour
@@ -610,21 +581,16 @@ async fn take_down(
     project: &str,
     stack_path: &Path,
     idle: Colour,
-    failure: Failure,
-) -> Failure {
+    failure: Error,
+) -> Error {
     let outcome = match slots.down(project, stack_path).await {
         Ok(()) => format!("colour {idle} removed, the live colour unchanged"),
         Err(e) => format!("and colour {idle} could not be removed: {e}"),
     };
-    Failure {
+    Error {
         message: format!("{}; {outcome}", failure.message),
         ..failure
     }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Each failed check's service → its cause.
@@ -662,17 +628,14 @@ struct Failed<'a, 'c> {
 impl Failed<'_, '_> {
     /// Removes the idle colour, records `deploy-failed`, `colour-removed` and
     /// `rolled-back`, and returns the exit-4 failure naming each service and its cause.
-    async fn record(
-        self,
-        append: &impl Fn(verify::ledger::Event) -> Result<(), Failure>,
-    ) -> Failure {
+    async fn record(self, append: &impl Fn(verify::ledger::Event) -> Result<(), Error>) -> Error {
         let c = self.c;
         let env = c.env_name.to_string();
         if let Err(e) = append(
             DeployFailed {
                 env: env.clone(),
                 failures: self.failures.clone(),
-                jenkins: stage::jenkins_build(),
+                jenkins: c.s.jenkins.clone(),
                 previous_version: self.previous_version.clone(),
                 version: c.version.to_string(),
             }
@@ -691,7 +654,7 @@ impl Failed<'_, '_> {
             c.env_name,
             causes.join("; ")
         );
-        (c.progress)(Progress {
+        (c.s.progress)(Progress {
             service: "*",
             state: format!(
                 "removing colour {} ({} {})",
@@ -701,7 +664,7 @@ impl Failed<'_, '_> {
             ),
         });
         if let Err(e) = self.slots.down(self.project, self.stack_path).await {
-            return Failure::infrastructure(format!(
+            return Error::infrastructure(format!(
                 "{message}; and colour {} could not be removed: {e}",
                 self.idle
             ))
@@ -711,7 +674,7 @@ impl Failed<'_, '_> {
             ColourRemoved {
                 colour: self.idle.to_string(),
                 env: env.clone(),
-                jenkins: stage::jenkins_build(),
+                jenkins: c.s.jenkins.clone(),
                 reason: "failed".to_owned(),
                 version: c.version.to_string(),
             }
@@ -735,8 +698,8 @@ impl Failed<'_, '_> {
             }
             _ => "nothing was serving, and nothing is".to_owned(),
         };
-        Failure::new(
-            Code::RolledBack,
+        Error::new(
+            Kind::RolledBack,
             format!("{message}; colour {} removed, {serving}", self.idle),
         )
     }
@@ -750,22 +713,22 @@ async fn switch_back(
     slots: Slots<'_>,
     colours: Colours,
     to: Colour,
-) -> Result<Code, Failure> {
+) -> Result<Deployed, Error> {
     let name = c.env.compose_project();
     let project = to.project(name);
-    let file: PathBuf = c.state.stack_path(c.env_name, c.version);
+    let file: PathBuf = c.s.state.stack_path(c.env_name, c.version);
     let text = std::fs::read_to_string(&file).map_err(|e| {
-        Failure::infrastructure(format!(
+        Error::infrastructure(format!(
             "the rendered file of {} is not on record ({}: {e})",
             c.version,
             file.display()
         ))
     })?;
-    let recorded = StackFile::parse(&file, &text).map_err(|e| Failure::usage(e.to_string()))?;
+    let recorded = StackFile::parse(&file, &text).map_err(|e| Error::usage(e.to_string()))?;
     let expected = recorded.images();
     // It must still run what it ran: a colour changed behind the tool's back gets no traffic.
     if let Err(causes) = slots.runs(&project, &expected).await {
-        return Err(Failure::infrastructure(format!(
+        return Err(Error::infrastructure(format!(
             "colour {to} of {} does not run {} as recorded: {}; the proxy was not switched",
             c.env_name,
             c.version,
@@ -779,20 +742,14 @@ async fn switch_back(
     let from = colours.live.as_ref().map(|l| l.colour);
     let from_version = colours.live.as_ref().map(|l| l.version.to_string());
     let reload = sw.switch(c.env_name, Some(to), from).await?;
-    let actor = stage::actor();
-    let ledger = c.state.ledger();
-    let append = |event: verify::ledger::Event| {
-        ledger
-            .append_event(&actor, &event)
-            .map(drop)
-            .map_err(|e| stage::record_failure(e.into()))
-    };
+    let actor = &c.s.actor;
+    let append = |event: verify::ledger::Event| c.s.append(&event);
     append(
         Switched {
             env: c.env_name.to_string(),
             from_colour: from.map(|f| f.to_string()),
             from_version: from_version.clone(),
-            jenkins: stage::jenkins_build(),
+            jenkins: c.s.jenkins.clone(),
             reload_ms: ms(reload),
             to_colour: to.to_string(),
             trigger: "rollback".to_owned(),
@@ -807,71 +764,62 @@ async fn switch_back(
         digests: c.digests.clone(),
         changed: Vec::new(),
         stack_sha256: verify::Digest::of(text.as_bytes()),
-        jenkins: stage::jenkins_build(),
+        jenkins: c.s.jenkins.clone(),
     }
-    .record(c.state, &actor, c.target.made_live())
-    .map_err(stage::record_failure)?;
+    .record(c.s.state, actor, c.target.made_live())?;
     let colours = colours.switched(
         to,
         c.version.clone(),
         time::OffsetDateTime::now_utc(),
         sw.window,
     );
-    c.state
-        .write_colours(&colours)
-        .map_err(stage::record_failure)?;
+    c.s.state.write_colours(&colours)?;
     let changes: Vec<Change> = Vec::new();
-    write_outputs(
-        c.global,
-        c.options,
-        Summary {
-            env: c.env,
-            version: c.version,
-            previous_version: &from_version,
-            outcome: "rolled-back",
-            stack_path: &file,
-            started: c.started,
-            expected: &expected,
-            changes: &changes,
-            outcomes: &[],
-        },
-    )?;
-    if !c.global.json {
-        println!(
-            "switched {} back to colour {to} ({}) in {} ms",
-            sw.bg.proxy_url,
-            c.version,
-            ms(reload)
-        );
+    let report = Summary {
+        env: c.env,
+        version: c.version,
+        previous_version: &from_version,
+        outcome: "rolled-back",
+        stack_path: &file,
+        started: c.started,
+        expected: &expected,
+        changes: &changes,
+        outcomes: &[],
     }
-    Ok(Code::Success)
+    .report(c.env_name.as_str());
+    Ok(Deployed {
+        switched_back: Some(SwitchedBack {
+            proxy_url: sw.bg.proxy_url.clone(),
+            colour: to,
+            version: c.version.clone(),
+            reload,
+        }),
+        ..Deployed::done(report)
+    })
 }
 
 /// Removes the standby colour (its window ended, or a new release takes its slot) and
 /// records `colour-removed`; the record without it.
-pub(crate) async fn retire(
-    state: &StateDir,
+pub async fn retire(
+    s: &Stage<'_>,
     env: &EnvName,
     slots: Slots<'_>,
     name: &str,
     colours: &Colours,
     reason: &str,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
-) -> Result<Colours, Failure> {
+) -> Result<Colours, Error> {
+    let state = s.state;
     let Some(standby) = &colours.standby else {
         return Ok(colours.clone());
     };
     let project = standby.colour.project(name);
-    progress(Progress {
-        service: "*",
-        state: format!(
-            "removing colour {} ({}, {} {project}): {}",
-            standby.colour,
-            standby.version,
-            slots.what(),
-            reason.replace('-', " ")
-        ),
-    });
+    s.say(format!(
+        "removing colour {} ({}, {} {project}): {}",
+        standby.colour,
+        standby.version,
+        slots.what(),
+        reason.replace('-', " ")
+    ));
     let file = state.stack_path(env, &standby.version);
     // `down` reads the file for the project's networks; without it the project's
     // containers still go by their label.
@@ -881,26 +829,22 @@ pub(crate) async fn retire(
         PathBuf::from("/dev/null")
     };
     slots.down(&project, &file).await.map_err(|e| {
-        Failure::infrastructure(format!(
+        Error::infrastructure(format!(
             "colour {} of {env} could not be removed: {e}",
             standby.colour
         ))
     })?;
-    state
-        .ledger()
-        .append_event(
-            &stage::actor(),
-            &ColourRemoved {
-                colour: standby.colour.to_string(),
-                env: env.to_string(),
-                jenkins: stage::jenkins_build(),
-                reason: reason.to_owned(),
-                version: standby.version.to_string(),
-            }
-            .into(),
-        )
-        .map_err(|e| stage::record_failure(e.into()))?;
+    s.append(
+        &ColourRemoved {
+            colour: standby.colour.to_string(),
+            env: env.to_string(),
+            jenkins: s.jenkins.clone(),
+            reason: reason.to_owned(),
+            version: standby.version.to_string(),
+        }
+        .into(),
+    )?;
     let next = colours.without_standby();
-    state.write_colours(&next).map_err(stage::record_failure)?;
+    state.write_colours(&next)?;
     Ok(next)
 }

@@ -1,0 +1,168 @@
+//! One error for every stage: the cause in one line, further lines, a hint, and its kind.
+//! The kind is what the `release` command maps to its exit code; this crate chooses no
+//! exit code.
+
+use std::fmt;
+
+/// What kind of failure stopped a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A negative verdict: checks failed, a gate refused, drift, records damaged.
+    Negative,
+    /// Bad usage, config or input.
+    Usage,
+    /// Registry, engine, network or timeout, after retries.
+    Infrastructure,
+    /// A deploy failed and the environment was returned to what it ran before.
+    RolledBack,
+}
+
+/// Why a stage stopped.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: Kind,
+    pub message: String,
+    /// Further lines under the message, e.g. every policy violation.
+    pub details: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            details: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message)
+    }
+
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        Self::new(Kind::Infrastructure, message)
+    }
+
+    /// Prefixes the message with the environment it concerns.
+    pub fn with_env(mut self, env: &str) -> Self {
+        self.message = format!("environment `{env}`: {}", self.message);
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+
+    fn hinted(self, hint: Option<String>) -> Self {
+        match hint {
+            Some(h) => self.with_hint(h),
+            None => self,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<config::ConfigError> for Error {
+    fn from(e: config::ConfigError) -> Self {
+        let hint = e.hint();
+        Error::usage(e.to_string()).hinted(hint)
+    }
+}
+
+impl From<engine::EngineError> for Error {
+    fn from(e: engine::EngineError) -> Self {
+        let kind = match &e {
+            // A swarm that is not one, or an endpoint that cannot be connected as written,
+            // is the configuration's fault; an engine that cannot be reached is an outage.
+            engine::EngineError::NotSwarmManager { .. } | engine::EngineError::Endpoint(_) => {
+                Kind::Usage
+            }
+            _ => Kind::Infrastructure,
+        };
+        let hint = e.hint();
+        Error::new(kind, e.to_string()).hinted(hint)
+    }
+}
+
+impl From<engine::EndpointError> for Error {
+    fn from(e: engine::EndpointError) -> Self {
+        Error::usage(e.to_string()).with_hint(e.hint())
+    }
+}
+
+/// A Compose project that could not be applied or judged at all: an outage.
+impl From<engine::ApplyError> for Error {
+    fn from(e: engine::ApplyError) -> Self {
+        match e {
+            engine::ApplyError::Spawn(e) => Error::infrastructure(e.to_string()),
+            engine::ApplyError::Engine(e) => e.into(),
+        }
+    }
+}
+
+/// A records error: its kind chooses the error's, its hint comes along.
+impl From<verify::RecordError> for Error {
+    fn from(e: verify::RecordError) -> Self {
+        let kind = match e.kind() {
+            verify::ErrorKind::Usage => Kind::Usage,
+            verify::ErrorKind::Verdict => Kind::Negative,
+            verify::ErrorKind::Infrastructure => Kind::Infrastructure,
+        };
+        let hint = e.hint();
+        Error::new(kind, e.to_string()).hinted(hint)
+    }
+}
+
+impl From<verify::ledger::LedgerError> for Error {
+    fn from(e: verify::ledger::LedgerError) -> Self {
+        verify::RecordError::from(e).into()
+    }
+}
+
+/// A refused version or environment name: bad input, with its hint.
+impl From<verify::NameError> for Error {
+    fn from(e: verify::NameError) -> Self {
+        Error::usage(e.to_string()).with_hint(e.hint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_records_error_keeps_its_kind_and_hint() {
+        let e = Error::from(verify::RecordError::InvalidEnvPointer {
+            env: verify::EnvName::parse("dev").unwrap(),
+            reason: "truncated".into(),
+        });
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(e.message.contains("dev"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_engine_that_is_no_swarm_manager_is_the_configs_fault() {
+        let e = Error::from(engine::EngineError::NotSwarmManager {
+            host: "tcp://dev:2376".into(),
+            state: "inactive".into(),
+        });
+        assert_eq!(e.kind, Kind::Usage);
+    }
+}
