@@ -4,7 +4,6 @@
 //! colour never receives traffic, one that passes takes over without a failed request,
 //! `rollback` switches back while the previous colour runs, and the window removes it.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -13,18 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use release_e2e::{Project, Testbed, docker, example_dir};
-use verify::{Digest, EntryKind, ReleaseManifest, ServiceImage, StateDir, Version};
-
-const SERVICES: [&str; 2] = ["api", "worker"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use release_e2e::records::{
+    SERVICES, env_pointer, forget_local_tags, ledger_entries, ledger_kinds, record_release, state,
+};
+use release_e2e::{Project, Testbed, docker, example_dir, free_port, version_at};
+use verify::EntryKind;
 
 /// A running Nginx with its own prefix: a public listener on `proxy` for upstream
 /// `NAME_api`, a preview listener on `preview` for `NAME_api_preview`. Stopped on drop.
@@ -258,65 +250,8 @@ deadline = "4s"
 /// Pushes one demo image per service and records release `version`; `api_args` are extra
 /// build args for api.
 fn record(bed: &Testbed, f: &Fixture, version: &str, api_args: &[(&str, &str)]) {
-    let mut services = BTreeMap::new();
-    for service in SERVICES {
-        let mut args = vec![("SERVICE", service), ("VERSION", version)];
-        if service == "api" {
-            args.extend_from_slice(api_args);
-        }
-        let reference = bed.push_demo_image(&format!("{}/{service}", f.repo), version, &args);
-        let (name, digest) = reference.split_once('@').unwrap();
-        let (repository, tag) = name.rsplit_once(':').unwrap();
-        services.insert(
-            service.to_owned(),
-            ServiceImage {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-                digest: Digest::parse(digest).unwrap(),
-                platform: None,
-            },
-        );
-        docker(["image", "rm", name]);
-    }
-    let manifest = ReleaseManifest {
-        project: "e2e".to_owned(),
-        version: Version::parse(version).unwrap(),
-        created: time::OffsetDateTime::now_utc(),
-        git_commit: None,
-        jenkins: None,
-        services,
-    };
-    state(f).record_release(&manifest, "e2e-test").unwrap();
-}
-
-fn state(f: &Fixture) -> StateDir {
-    StateDir::open(f.project.state_dir()).unwrap()
-}
-
-fn ledger(f: &Fixture) -> Vec<(EntryKind, serde_json::Value)> {
-    state(f)
-        .ledger()
-        .read_all()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind != EntryKind::Released)
-        .map(|e| (e.kind, e.payload))
-        .collect()
-}
-
-/// `GET /version` through `port`: the body, or `None` for anything but a 200.
-fn version_at(port: u16) -> Option<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"))
-        .then(|| body.trim().to_owned())
+    // The deploy pulls: the tags pushed from this engine are removed from it.
+    forget_local_tags(&record_release(bed, &f.project, &f.repo, version, api_args));
 }
 
 /// The proxy at `port` serves `version`: within 3 s (a command returns once Nginx was
@@ -412,7 +347,7 @@ fn a_release_that_fails_its_checks_on_the_idle_colour_never_receives_traffic() {
     );
     assert_eq!(containers(&format!("{}-green", f.name)), 0);
     assert_eq!(containers(&format!("{}-blue", f.name)), 2);
-    let kinds: Vec<EntryKind> = ledger(&f).into_iter().map(|(k, _)| k).collect();
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(
         kinds,
         [
@@ -423,10 +358,7 @@ fn a_release_that_fails_its_checks_on_the_idle_colour_never_receives_traffic() {
             EntryKind::RolledBack
         ]
     );
-    let pointer = state(&f)
-        .read_env(&"e2e".parse().unwrap())
-        .unwrap()
-        .unwrap();
+    let pointer = env_pointer(&f.project, "e2e").unwrap();
     assert_eq!(pointer.version.as_str(), "1.0.0");
     // `status` and `audit --live` read the colour the proxy serves.
     bed.release(&f.project, ["status", "--env", "e2e"])
@@ -516,7 +448,7 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     );
     // Blue still runs, for the window.
     assert!(version_at(f.ports.0).unwrap().contains("1.0.0"));
-    let entries = ledger(&f);
+    let entries = ledger_entries(&f.project);
     let switched: Vec<&serde_json::Value> = entries
         .iter()
         .filter(|(k, _)| *k == EntryKind::Switched)
@@ -568,7 +500,7 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
     );
     assert!(seen.iter().all(|(_, v)| v.is_some()), "{seen:?}");
     assert_serves(&f.nginx, "1.0.0");
-    let entries = ledger(&f);
+    let entries = ledger_entries(&f.project);
     let last_switch = entries
         .iter()
         .rev()
@@ -588,7 +520,7 @@ fn a_passing_release_takes_over_without_a_failed_request_and_rollback_switches_b
         .success()
         .stdout_has("removed colour green (1.1.0): window ended");
     assert_eq!(containers(&format!("{}-green", f.name)), 0);
-    let removed = ledger(&f).pop().unwrap();
+    let removed = ledger_entries(&f.project).pop().unwrap();
     assert_eq!(removed.0, EntryKind::ColourRemoved);
     assert_eq!(removed.1["reason"], "window-ended");
     assert_eq!(removed.1["colour"], "green");
@@ -728,7 +660,9 @@ fn a_swarm_environment_deploys_blue_green_too() {
         live.contains(&format!("127.0.0.1:{};", f.ports.0)),
         "{upstreams}"
     );
-    let colours = state(&f).read_colours(&"e2e".parse().unwrap()).unwrap();
+    let colours = state(&f.project)
+        .read_colours(&"e2e".parse().unwrap())
+        .unwrap();
     let serving = colours.live.unwrap();
     assert_eq!(
         (serving.colour.as_str(), serving.version.as_str()),
@@ -749,7 +683,7 @@ fn a_swarm_environment_deploys_blue_green_too() {
         "after the switch back the proxy answered {answered:?}; error.log:\n{}",
         std::fs::read_to_string(f.nginx.prefix.join("error.log")).unwrap_or_default()
     );
-    let kinds: Vec<EntryKind> = ledger(&f).into_iter().map(|(k, _)| k).collect();
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(
         kinds.iter().filter(|k| **k == EntryKind::Switched).count(),
         3,

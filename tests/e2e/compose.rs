@@ -4,15 +4,15 @@
 //! previous version serves again, a first failed deploy leaves nothing, `latest` is refused.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use release_e2e::{Project, Testbed, docker, example_dir, junit_suite};
-use verify::{Digest, EntryKind, ReleaseManifest, ServiceImage, StateDir, Version};
-
-const SERVICES: [&str; 2] = ["api", "worker"];
+use release_e2e::records::{
+    SERVICES, assert_second_deploy_recorded, env_pointer, forget_local_tags, ledger_entries,
+    ledger_kinds, record_release, record_unpullable_api,
+};
+use release_e2e::{Project, Testbed, docker, example_dir, free_port, junit_suite, version_at};
+use verify::EntryKind;
 
 /// Takes the Compose project down when the test ends, however it ends.
 struct Down(String);
@@ -41,14 +41,6 @@ struct Fixture {
     repo: String,
     port: u16,
     _down: Down,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn fixture(bed: &Testbed, prefix: &str) -> Fixture {
@@ -118,58 +110,14 @@ fn record(
     version: &str,
     api_args: &[(&str, &str)],
 ) -> BTreeMap<String, String> {
-    let mut services = BTreeMap::new();
-    let mut pinned = BTreeMap::new();
-    for service in SERVICES {
-        let mut args = vec![("SERVICE", service), ("VERSION", version)];
-        if service == "api" {
-            args.extend_from_slice(api_args);
-        }
-        let reference = bed.push_demo_image(&format!("{}/{service}", f.repo), version, &args);
-        let (name, digest) = reference.split_once('@').unwrap();
-        let (repository, tag) = name.rsplit_once(':').unwrap();
-        services.insert(
-            service.to_owned(),
-            ServiceImage {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-                digest: Digest::parse(digest).unwrap(),
-                platform: None,
-            },
-        );
-        // The deploy pulls: the tag pushed from this engine is removed from it.
-        docker(["image", "rm", name]);
-        pinned.insert(service.to_owned(), reference);
-    }
-    let manifest = ReleaseManifest {
-        project: "e2e".to_owned(),
-        version: Version::parse(version).unwrap(),
-        created: time::OffsetDateTime::now_utc(),
-        git_commit: None,
-        jenkins: None,
-        services,
-    };
-    state(f).record_release(&manifest, "e2e-test").unwrap();
+    let pinned = record_release(bed, &f.project, &f.repo, version, api_args);
+    // The deploy pulls: the tags pushed from this engine are removed from it.
+    forget_local_tags(&pinned);
     pinned
-}
-
-fn state(f: &Fixture) -> StateDir {
-    StateDir::open(f.project.state_dir()).unwrap()
 }
 
 fn deploy(bed: &Testbed, f: &Fixture, version: &str) -> release_e2e::Run {
     bed.release(&f.project, ["deploy", "--env", "e2e", "--version", version])
-}
-
-fn ledger_kinds(f: &Fixture) -> Vec<(EntryKind, serde_json::Value)> {
-    state(f)
-        .ledger()
-        .read_all()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind != EntryKind::Released)
-        .map(|e| (e.kind, e.payload))
-        .collect()
 }
 
 /// The project's containers as the plain Docker CLI sees them: service → (state, health,
@@ -232,25 +180,6 @@ fn assert_runs(project: &str, release: &BTreeMap<String, String>) {
     }
 }
 
-/// `GET /version` on the published port: the body, or `None` when nothing answered.
-fn version_at(port: u16) -> Option<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.trim().to_owned())
-        .or_else(|| {
-            head.starts_with("HTTP/1.0 200")
-                .then(|| body.trim().to_owned())
-        })
-}
-
 #[test]
 fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
     let bed = Testbed::up();
@@ -287,11 +216,6 @@ fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
         assert_eq!(service["result"], "converged", "{report:#}");
     }
 
-    let stored =
-        std::fs::read_to_string(f.project.state_dir().join("stacks/e2e/1.1.0.yml")).unwrap();
-    for image in b.values() {
-        assert!(stored.contains(image.as_str()), "{stored}");
-    }
     assert_eq!(
         report["rendered_stack"].as_str().unwrap(),
         f.project
@@ -300,21 +224,7 @@ fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
             .to_str()
             .unwrap()
     );
-    let pointer = state(&f)
-        .read_env(&"e2e".parse().unwrap())
-        .unwrap()
-        .unwrap();
-    assert_eq!(pointer.version.as_str(), "1.1.0");
-    for (service, image) in &b {
-        assert!(image.ends_with(pointer.digests[service].as_str()));
-    }
-    let kinds = ledger_kinds(&f);
-    assert_eq!(
-        kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-        [EntryKind::Deployed, EntryKind::Deployed]
-    );
-    assert_eq!(kinds[1].1["version"], "1.1.0");
-    assert_eq!(kinds[1].1["previous_version"], "1.0.0");
+    assert_second_deploy_recorded(&f.project, "e2e", "1.0.0", "1.1.0", &b);
     // `status` reads the project's containers: both on 1.1.0's digests.
     bed.release(&f.project, ["status", "--env", "e2e"])
         .success()
@@ -331,15 +241,10 @@ fn a_compose_deploy_pins_records_and_runs_the_recorded_digests() {
         .stdout_has("e2e rolled back to 1.0.0");
     assert_runs(&f.name, &a);
     assert!(version_at(f.port).unwrap().contains("1.0.0"));
-    let kinds = ledger_kinds(&f);
+    let kinds = ledger_entries(&f.project);
     assert_eq!(kinds.last().unwrap().0, EntryKind::RolledBack, "{kinds:#?}");
     assert_eq!(
-        state(&f)
-            .read_env(&"e2e".parse().unwrap())
-            .unwrap()
-            .unwrap()
-            .version
-            .as_str(),
+        env_pointer(&f.project, "e2e").unwrap().version.as_str(),
         "1.0.0"
     );
 }
@@ -405,12 +310,9 @@ fn an_unhealthy_compose_release_is_rolled_back_and_the_previous_one_serves() {
         seen.len()
     );
 
-    let pointer = state(&f)
-        .read_env(&"e2e".parse().unwrap())
-        .unwrap()
-        .unwrap();
+    let pointer = env_pointer(&f.project, "e2e").unwrap();
     assert_eq!(pointer.version.as_str(), "1.1.0");
-    let entries = ledger_kinds(&f);
+    let entries = ledger_entries(&f.project);
     assert_eq!(
         entries.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
         [
@@ -444,13 +346,8 @@ fn a_failed_first_compose_deploy_leaves_nothing_behind() {
         &format!("label=com.docker.compose.project={}", f.name),
     ]);
     assert_eq!(networks.trim(), "", "networks left behind");
-    assert!(
-        state(&f)
-            .read_env(&"e2e".parse().unwrap())
-            .unwrap()
-            .is_none()
-    );
-    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert!(env_pointer(&f.project, "e2e").is_none());
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(kinds, [EntryKind::DeployFailed, EntryKind::RolledBack]);
 }
 
@@ -475,7 +372,7 @@ fn latest_in_a_compose_file_is_refused_and_nothing_starts() {
         .stderr_has("`side`")
         .stderr_has("latest");
     assert!(containers(&f.name).is_empty(), "{:#?}", containers(&f.name));
-    assert!(ledger_kinds(&f).is_empty());
+    assert!(ledger_entries(&f.project).is_empty());
 }
 
 #[test]
@@ -487,23 +384,7 @@ fn a_compose_release_that_cannot_be_pulled_or_crashes_is_rolled_back() {
     deploy(&bed, &f, "1.1.0").success();
 
     // api names a digest the registry never had.
-    let mut services = state(&f)
-        .load_release(&Version::parse("1.1.0").unwrap())
-        .unwrap()
-        .manifest
-        .services;
-    let api = services.get_mut("api").unwrap();
-    api.tag = "1.2.0".to_owned();
-    api.digest = Digest::parse(&format!("sha256:{}", "0".repeat(63) + "1")).unwrap();
-    let manifest = ReleaseManifest {
-        project: "e2e".to_owned(),
-        version: Version::parse("1.2.0").unwrap(),
-        created: time::OffsetDateTime::now_utc(),
-        git_commit: None,
-        jenkins: None,
-        services,
-    };
-    state(&f).record_release(&manifest, "e2e-test").unwrap();
+    record_unpullable_api(&f.project, "1.1.0", "1.2.0");
     let run = deploy(&bed, &f, "1.2.0");
     eprintln!("{}", run.stderr());
     run.expect_code(4)
@@ -520,7 +401,7 @@ fn a_compose_release_that_cannot_be_pulled_or_crashes_is_rolled_back() {
         .stderr_has("exit code 3")
         .stderr_has("to 1.1.0");
     assert_runs(&f.name, &b);
-    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(
         kinds,
         [

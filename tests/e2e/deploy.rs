@@ -1,10 +1,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use release_e2e::records::{
+    SERVICES, assert_second_deploy_recorded, env_pointer, ledger_entries, ledger_kinds,
+    record_release, record_unpullable_api,
+};
 use release_e2e::{Project, Testbed, docker, example_dir, junit_suite};
-use verify::{Digest, EntryKind, ReleaseManifest, ServiceImage, StateDir, Version};
-
-const SERVICES: [&str; 2] = ["api", "worker"];
+use verify::EntryKind;
 
 /// A two-service project (env `e2e`) whose stack updates fast: 2 s monitor, health checked.
 struct Fixture {
@@ -80,46 +82,7 @@ fn record(
     version: &str,
     api_args: &[(&str, &str)],
 ) -> BTreeMap<String, String> {
-    let mut services = BTreeMap::new();
-    let mut pinned = BTreeMap::new();
-    for service in SERVICES {
-        let mut args = vec![("SERVICE", service), ("VERSION", version)];
-        if service == "api" {
-            args.extend_from_slice(api_args);
-        }
-        let reference = bed.push_demo_image(&format!("{}/{service}", f.repo), version, &args);
-        let (name, digest) = reference.split_once('@').unwrap();
-        let (repository, tag) = name.rsplit_once(':').unwrap();
-        services.insert(
-            service.to_owned(),
-            ServiceImage {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-                digest: Digest::parse(digest).unwrap(),
-                platform: None,
-            },
-        );
-        pinned.insert(service.to_owned(), reference);
-    }
-    record_manifest(f, version, services);
-    pinned
-}
-
-/// Records release `version` as the given images, as `release push` would.
-fn record_manifest(f: &Fixture, version: &str, services: BTreeMap<String, ServiceImage>) {
-    let manifest = ReleaseManifest {
-        project: "e2e".to_owned(),
-        version: Version::parse(version).unwrap(),
-        created: time::OffsetDateTime::now_utc(),
-        git_commit: None,
-        jenkins: None,
-        services,
-    };
-    state(f).record_release(&manifest, "e2e-test").unwrap();
-}
-
-fn state(f: &Fixture) -> StateDir {
-    StateDir::open(f.project.state_dir()).unwrap()
+    record_release(bed, &f.project, &f.repo, version, api_args)
 }
 
 /// Service (stack-file name) → images of its running tasks.
@@ -171,17 +134,6 @@ fn assert_runs(stack: &str, release: &BTreeMap<String, String>) {
     }
 }
 
-fn ledger_kinds(f: &Fixture) -> Vec<(EntryKind, serde_json::Value)> {
-    state(f)
-        .ledger()
-        .read_all()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind != EntryKind::Released)
-        .map(|e| (e.kind, e.payload))
-        .collect()
-}
-
 fn deploy(bed: &Testbed, f: &Fixture, version: &str) -> release_e2e::Run {
     bed.release(&f.project, ["deploy", "--env", "e2e", "--version", version])
 }
@@ -218,27 +170,8 @@ fn deploy_a_then_b_runs_b_digests_and_records_b() {
     for service in report["services"].as_array().unwrap() {
         assert_eq!(service["result"], "converged", "{report:#}");
     }
-    let pointer = state(&f)
-        .read_env(&"e2e".parse().unwrap())
-        .unwrap()
-        .unwrap();
-    assert_eq!(pointer.version.as_str(), "1.1.0");
-    for (service, image) in &b {
-        assert!(image.ends_with(pointer.digests[service].as_str()));
-    }
-    let kinds = ledger_kinds(&f);
-    assert_eq!(
-        kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-        [EntryKind::Deployed, EntryKind::Deployed]
-    );
-    assert_eq!(kinds[1].1["version"], "1.1.0");
-    assert_eq!(kinds[1].1["previous_version"], "1.0.0");
+    assert_second_deploy_recorded(&f.project, "e2e", "1.0.0", "1.1.0", &b);
 
-    let stored =
-        std::fs::read_to_string(f.project.state_dir().join("stacks/e2e/1.1.0.yml")).unwrap();
-    for image in b.values() {
-        assert!(stored.contains(image.as_str()), "{stored}");
-    }
     let suite = junit_suite(&junit, "deploy 1.1.0 to e2e", 2, 0);
     for case in suite["cases"].as_array().unwrap() {
         assert_eq!(case["classname"], "deploy.e2e", "{case:#}");
@@ -261,12 +194,9 @@ fn an_unhealthy_version_is_rolled_back_to_the_previous_digests() {
     assert!(!c.is_empty());
     assert_runs(&f.stack, &b);
 
-    let pointer = state(&f)
-        .read_env(&"e2e".parse().unwrap())
-        .unwrap()
-        .unwrap();
+    let pointer = env_pointer(&f.project, "e2e").unwrap();
     assert_eq!(pointer.version.as_str(), "1.1.0");
-    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(
         kinds,
         [
@@ -289,13 +219,8 @@ fn a_failed_first_deploy_leaves_no_service_behind() {
         .stderr_has("the state before the deploy");
     let services = docker(["stack", "services", &f.stack, "--format", "{{.Name}}"]);
     assert_eq!(services.trim(), "", "services left behind");
-    assert!(
-        state(&f)
-            .read_env(&"e2e".parse().unwrap())
-            .unwrap()
-            .is_none()
-    );
-    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    assert!(env_pointer(&f.project, "e2e").is_none());
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(kinds, [EntryKind::DeployFailed, EntryKind::RolledBack]);
 }
 
@@ -313,7 +238,7 @@ fn a_crash_looping_version_is_rolled_back_to_the_previous_digests() {
         .stderr_has("exit code 3")
         .stderr_has("rolled back");
     assert_runs(&f.stack, &b);
-    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(
         kinds,
         [
@@ -331,22 +256,14 @@ fn a_version_whose_image_cannot_be_pulled_is_rolled_back() {
     let b = record(&bed, &f, "1.1.0", &[]);
     deploy(&bed, &f, "1.1.0").success();
     // Same worker; api names a digest the registry never had.
-    let mut services = state(&f)
-        .load_release(&Version::parse("1.1.0").unwrap())
-        .unwrap()
-        .manifest
-        .services;
-    let api = services.get_mut("api").unwrap();
-    api.tag = "1.2.0".to_owned();
-    api.digest = Digest::parse(&format!("sha256:{}", "0".repeat(63) + "1")).unwrap();
-    record_manifest(&f, "1.2.0", services);
+    record_unpullable_api(&f.project, "1.1.0", "1.2.0");
 
     let run = deploy(&bed, &f, "1.2.0");
     run.expect_code(4)
         .stderr_has("service api")
         .stderr_has("rolled back api to 1.1.0");
     assert_runs(&f.stack, &b);
-    let entries = ledger_kinds(&f);
+    let entries = ledger_entries(&f.project);
     let (kind, payload) = &entries[1];
     assert_eq!(*kind, EntryKind::DeployFailed);
     assert_eq!(
@@ -428,7 +345,7 @@ fn policy_violations_are_refused_and_nothing_changes() {
     assert_runs(&f.stack, &a);
     let services = docker(["stack", "services", &f.stack, "--format", "{{.Name}}"]);
     assert!(!services.contains("sidecar"), "{services}");
-    let kinds: Vec<EntryKind> = ledger_kinds(&f).into_iter().map(|(k, _)| k).collect();
+    let kinds = ledger_kinds(&f.project);
     assert_eq!(kinds, [EntryKind::Deployed]);
 }
 
@@ -445,12 +362,9 @@ fn rollback_returns_to_the_previous_version() {
         .success()
         .stdout_has("rolled back to 1.0.0");
     assert_runs(&f.stack, &a);
-    let pointer = state(&f)
-        .read_env(&"e2e".parse().unwrap())
-        .unwrap()
-        .unwrap();
+    let pointer = env_pointer(&f.project, "e2e").unwrap();
     assert_eq!(pointer.version.as_str(), "1.0.0");
-    let kinds = ledger_kinds(&f);
+    let kinds = ledger_entries(&f.project);
     let (kind, payload) = kinds.last().unwrap();
     assert_eq!(*kind, EntryKind::RolledBack);
     assert_eq!(payload["from_version"], "1.1.0");
@@ -479,7 +393,7 @@ fn rollback_to_version_returns_to_an_older_release() {
     .success()
     .stdout_has("rolled back to 1.0.0");
     assert_runs(&f.stack, &a);
-    let kinds = ledger_kinds(&f);
+    let kinds = ledger_entries(&f.project);
     let (kind, payload) = kinds.last().unwrap();
     assert_eq!(*kind, EntryKind::RolledBack);
     assert_eq!(payload["from_version"], "1.2.0");
@@ -522,7 +436,7 @@ fn concurrent_deploys_to_one_env_never_interleave() {
     });
 
     assert_runs(&f.stack, &b);
-    let deployed: Vec<serde_json::Value> = ledger_kinds(&f)
+    let deployed: Vec<serde_json::Value> = ledger_entries(&f.project)
         .into_iter()
         .filter(|(k, _)| *k == EntryKind::Deployed)
         .map(|(_, p)| p)

@@ -1,11 +1,17 @@
-use std::collections::BTreeMap;
+//! The promotion gate, one scenario a test: each builds its own pipeline as far as its
+//! scenario needs (deployed to DEV, checked there, promoted) and breaks one condition.
 
-use release_e2e::{Project, Testbed, docker, example_dir, junit_suite};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use release_e2e::records::ledger_kinds;
+use release_e2e::{Project, Run, Testbed, docker, example_dir, junit_suite};
 use serde_json::Value;
+use verify::EntryKind;
 
 /// A two-service project with DEV and PROD as two stacks on the one Swarm; PROD has
-/// `promote_from = "dev"` and requires approval. `web` answers HTTP checks on a port unique
-/// to this run.
+/// `promote_from = "dev"` and requires approval. `web` answers HTTP checks on ports of this
+/// pipeline's own ([`ports`]), so that the scenarios run in parallel.
 struct Pipeline {
     project: Project,
     dev: String,
@@ -17,8 +23,7 @@ fn pipeline(bed: &Testbed) -> Pipeline {
     let dev = bed.unique("pdev");
     let prod = bed.unique("pprod");
     let repo = format!("e2e/{dev}");
-    // Ports 31000-32999, distinct per process, DEV and PROD apart.
-    let port = 31000 + (std::process::id() % 1000) as u16 * 2;
+    let port = ports();
     let mut project = Project::new();
     project.remove_stack_on_drop(&dev);
     project.remove_stack_on_drop(&prod);
@@ -50,6 +55,24 @@ fn pipeline(bed: &Testbed) -> Pipeline {
         dev,
         prod,
         repo,
+    }
+}
+
+/// The first of two adjacent ports for DEV's and PROD's `web`, published in host mode on
+/// the one Swarm node, so no two pipelines may share one: from 31000-32999, the next pair
+/// of this process's sequence, which starts where the process id says so that two test
+/// processes (two checkouts) start apart, past any pair something already listens on.
+fn ports() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 1000) as u16 * 2;
+    let free = |port: u16| std::net::TcpListener::bind(("0.0.0.0", port)).is_ok();
+    loop {
+        let n = NEXT.fetch_add(2, Ordering::Relaxed);
+        assert!(n < 2000, "no free pair of ports left in 31000-32999");
+        let port = 31000 + (start + n) % 2000;
+        if free(port) && free(port + 1) {
+            return port;
+        }
     }
 }
 
@@ -103,63 +126,120 @@ fn set_image(service: &str, image: &str) {
     ]);
 }
 
-fn ledger_kinds(p: &Project) -> Vec<String> {
-    std::fs::read_to_string(p.state_dir().join("ledger.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+impl Pipeline {
+    fn run(&self, bed: &Testbed, args: &[&str]) -> Run {
+        bed.release(&self.project, args)
+    }
+
+    fn promote_as_alice(&self, bed: &Testbed) -> Run {
+        self.run(bed, &PROMOTE_AS_ALICE)
+    }
+
+    /// Another image in the pipeline's repository, for a service changed by hand or a tag
+    /// moved: pinned, as [`Testbed::push_demo_image`] returns it.
+    fn other_image(&self, bed: &Testbed) -> String {
+        bed.push_demo_image(
+            &format!("{}/other", self.repo),
+            "1",
+            &[("SERVICE", "other")],
+        )
+    }
 }
 
-/// The gate end to end: every refusal leaves PROD untouched and is recorded, then the
-/// promotion runs DEV's exact digests in PROD, and a hand-made change to PROD is drift.
+const PROMOTE_AS_ALICE: [&str; 7] = [
+    "promote",
+    "--version",
+    "1.0.0",
+    "--to",
+    "prod",
+    "--approved-by",
+    "alice",
+];
+
+/// The pipeline with release 1.0.0 built, pushed and deployed to DEV, not yet checked there.
+fn deployed_to_dev(bed: &Testbed) -> Pipeline {
+    let p = pipeline(bed);
+    p.run(bed, &["-q", "build", "--version", "1.0.0"]).success();
+    p.run(bed, &["-q", "push", "--version", "1.0.0"]).success();
+    p.run(bed, &["-q", "deploy", "--env", "dev", "--version", "1.0.0"])
+        .success();
+    p
+}
+
+/// The pipeline with release 1.0.0 deployed to DEV and DEV's checks passed: every
+/// condition of the gate but approval holds.
+fn checked_in_dev(bed: &Testbed) -> Pipeline {
+    let p = deployed_to_dev(bed);
+    p.run(bed, &["-q", "check", "--env", "dev"]).success();
+    p
+}
+
+/// The pipeline with release 1.0.0 promoted to PROD through a gate that passed.
+fn promoted(bed: &Testbed) -> Pipeline {
+    let p = checked_in_dev(bed);
+    p.promote_as_alice(bed).success().stdout_has("gate passed");
+    p
+}
+
+/// What every refusal of the gate leaves: PROD untouched, and the refusal recorded, once.
+#[track_caller]
+fn assert_refused_and_recorded(p: &Pipeline) {
+    assert!(
+        live_images(&p.prod).is_empty(),
+        "a refused promotion touched PROD: {:?}",
+        live_images(&p.prod)
+    );
+    let kinds = ledger_kinds(&p.project);
+    let refusals = kinds
+        .iter()
+        .filter(|k| **k == EntryKind::GateRefused)
+        .count();
+    assert_eq!(refusals, 1, "{kinds:?}");
+}
+
+/// No path reaches PROD around the gate: a plain deploy to it is refused with the
+/// promotion to run instead, before anything is deployed or any gate is judged.
 #[test]
-fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digests() {
+fn a_deploy_to_prod_is_refused_and_names_the_promotion_to_run() {
     let bed = Testbed::up();
-    let p = pipeline(&bed);
-    let run = |args: &[&str]| bed.release(&p.project, args);
-    let promote_as_alice = || {
-        run(&[
+    let p = deployed_to_dev(&bed);
+    p.run(&bed, &["deploy", "--env", "prod", "--version", "1.0.0"])
+        .expect_code(2)
+        .stderr_has("release promote --version 1.0.0 --to prod");
+    assert!(live_images(&p.prod).is_empty(), "the deploy touched PROD");
+    let kinds = ledger_kinds(&p.project);
+    assert!(!kinds.contains(&EntryKind::GateRefused), "{kinds:?}");
+}
+
+#[test]
+fn the_gate_refuses_a_release_not_yet_checked_in_dev() {
+    let bed = Testbed::up();
+    let p = deployed_to_dev(&bed);
+    p.promote_as_alice(&bed)
+        .expect_code(1)
+        .stdout_has("FAIL  source environment passed its checks after the deploy");
+    assert_refused_and_recorded(&p);
+}
+
+/// Without approval the gate refuses, and its JUnit report says which condition failed
+/// and why, as Jenkins shows it.
+#[test]
+fn the_gate_refuses_without_approval_and_its_junit_names_the_cause() {
+    let bed = Testbed::up();
+    let p = checked_in_dev(&bed);
+    let junit = p.project.dir().join("gate.xml");
+    p.run(
+        &bed,
+        &[
             "promote",
             "--version",
             "1.0.0",
             "--to",
             "prod",
-            "--approved-by",
-            "alice",
-        ])
-    };
-    run(&["-q", "build", "--version", "1.0.0"]).success();
-    run(&["-q", "push", "--version", "1.0.0"]).success();
-    run(&["-q", "deploy", "--env", "dev", "--version", "1.0.0"]).success();
-
-    // No path reaches PROD around the gate.
-    run(&["deploy", "--env", "prod", "--version", "1.0.0"])
-        .expect_code(2)
-        .stderr_has("release promote --version 1.0.0 --to prod");
-
-    // Not checked yet.
-    promote_as_alice()
-        .expect_code(1)
-        .stdout_has("FAIL  source environment passed its checks after the deploy");
-    run(&["-q", "check", "--env", "dev"]).success();
-
-    // Approval missing, and every failure is JUnit.
-    let junit = p.project.dir().join("gate.xml");
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--junit",
-        junit.to_str().unwrap(),
-    ])
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    )
     .expect_code(1)
     .stdout_has("FAIL  approval given")
     .stderr_has("refused");
@@ -178,34 +258,41 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
         failed[0]["body"].as_str().is_some_and(|b| !b.is_empty()),
         "{suite:#}"
     );
+    assert_refused_and_recorded(&p);
+}
 
-    // Manifest edited after it was recorded.
+#[test]
+fn the_gate_refuses_a_release_manifest_edited_after_it_was_recorded() {
+    let bed = Testbed::up();
+    let p = checked_in_dev(&bed);
     let manifest = p.project.state_dir().join("releases/1.0.0.json");
-    let original = std::fs::read(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        String::from_utf8(original.clone())
-            .unwrap()
-            .replace("\"e2e\"", "\"e2f\""),
-    )
-    .unwrap();
-    promote_as_alice()
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, original.replace("\"e2e\"", "\"e2f\"")).unwrap();
+    p.promote_as_alice(&bed)
         .expect_code(1)
         .stdout_has("FAIL  release manifest is recorded and unaltered");
-    std::fs::write(&manifest, &original).unwrap();
+    assert_refused_and_recorded(&p);
+}
 
-    // A DEV service updated by hand to another digest (read from the Swarm, not the pointer).
-    let other = bed.push_demo_image(&format!("{}/other", p.repo), "1", &[("SERVICE", "other")]);
-    let api = format!("{}_api", p.dev);
-    let dev_api = live_images(&p.dev)["api"].clone();
-    set_image(&api, &other);
-    promote_as_alice()
+/// What DEV runs is read from the Swarm, not from the pointer the deploy recorded.
+#[test]
+fn the_gate_refuses_when_a_dev_service_was_changed_by_hand() {
+    let bed = Testbed::up();
+    let p = checked_in_dev(&bed);
+    set_image(&format!("{}_api", p.dev), &p.other_image(&bed));
+    p.promote_as_alice(&bed)
         .expect_code(1)
         .stdout_has("FAIL  source environment runs exactly this release")
         .stdout_has("api: runs sha256:");
-    set_image(&api, &dev_api);
+    assert_refused_and_recorded(&p);
+}
 
-    // The registry cannot be trusted (a CA that did not sign it): fail closed, exit 3.
+/// A registry whose certificate a CA other than the configured one signed cannot be
+/// trusted to say what the tags resolve to: the gate fails closed, exit 3.
+#[test]
+fn the_gate_fails_closed_with_exit_3_when_the_registry_cannot_be_trusted() {
+    let bed = Testbed::up();
+    let p = checked_in_dev(&bed);
     let dir = p.project.dir();
     let made = std::process::Command::new("openssl")
         .args([
@@ -233,21 +320,18 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
             ("RELEASE_REGISTRY_CA", other_ca.to_str().unwrap()),
             ("RELEASE_REGISTRY_RETRIES", "2"),
         ],
-        [
-            "promote",
-            "--version",
-            "1.0.0",
-            "--to",
-            "prod",
-            "--approved-by",
-            "alice",
-        ],
+        PROMOTE_AS_ALICE,
     )
     .expect_code(3)
     .stdout_has("FAIL  every tag still resolves to the recorded digest")
     .stderr_has("nothing was deployed");
+    assert_refused_and_recorded(&p);
+}
 
-    // A failing re-check after a pass revokes it.
+#[test]
+fn a_failed_check_of_dev_after_a_pass_revokes_the_pass() {
+    let bed = Testbed::up();
+    let p = checked_in_dev(&bed);
     let config = std::fs::read_to_string(p.project.config()).unwrap();
     p.project.write(
         "release.toml",
@@ -257,30 +341,25 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
             1,
         ),
     );
-    run(&["-q", "check", "--env", "dev"]).expect_code(1);
-    promote_as_alice()
+    p.run(&bed, &["-q", "check", "--env", "dev"]).expect_code(1);
+    p.promote_as_alice(&bed)
         .expect_code(1)
         .stdout_has("did not pass: 2 passed, 1 failed");
-    p.project.write("release.toml", &config);
-    assert!(
-        live_images(&p.prod).is_empty(),
-        "a refused promotion touched PROD"
-    );
-    let refusals = ledger_kinds(&p.project)
-        .iter()
-        .filter(|k| *k == "gate-refused")
-        .count();
-    assert_eq!(refusals, 6, "{:?}", ledger_kinds(&p.project));
+    assert_refused_and_recorded(&p);
+}
 
-    // Every condition holds: PROD runs DEV's exact digests.
-    run(&["-q", "check", "--env", "dev"]).success();
-    promote_as_alice().success().stdout_has("gate passed");
+/// With every condition held PROD runs DEV's exact digests, and the audit records who
+/// approved it and the evidence it was judged on.
+#[test]
+fn a_gate_that_passes_makes_prod_run_devs_exact_digests_and_records_the_approval() {
+    let bed = Testbed::up();
+    let p = promoted(&bed);
     let (dev, prod) = (live_images(&p.dev), live_images(&p.prod));
     assert_eq!(dev.len(), 2);
     assert_eq!(dev, prod, "PROD does not run DEV's digests");
     assert!(prod.values().all(|i| i.contains("@sha256:")), "{prod:?}");
-    run(&["-q", "check", "--env", "prod"]).success();
-    let audit = run(&["--json", "audit", "--env", "prod"]).json();
+    p.run(&bed, &["-q", "check", "--env", "prod"]).success();
+    let audit = p.run(&bed, &["--json", "audit", "--env", "prod"]).json();
     let promoted = &audit[0];
     assert_eq!(promoted["kind"], "promoted");
     assert_eq!(promoted["approver"], "alice");
@@ -291,31 +370,34 @@ fn promotion_gate_refuses_until_every_condition_holds_then_prod_runs_devs_digest
             .starts_with("sha256:"),
         "{promoted}"
     );
-    run(&["audit", "--live", "--env", "prod"])
+    p.run(&bed, &["audit", "--live", "--env", "prod"])
         .success()
         .stdout_has("no drift");
+}
 
-    // Drift: a PROD service changed by hand.
-    let prod_web = format!("{}_web", p.prod);
-    set_image(&prod_web, &other);
-    run(&["audit", "--live", "--env", "prod"])
+#[test]
+fn a_prod_service_changed_by_hand_after_the_promotion_is_drift() {
+    let bed = Testbed::up();
+    let p = promoted(&bed);
+    set_image(&format!("{}_web", p.prod), &p.other_image(&bed));
+    p.run(&bed, &["audit", "--live", "--env", "prod"])
         .expect_code(1)
         .stdout_has("DRIFT prod web: runs a different digest");
+}
 
-    // A tag moved after the check: re-pushed with another image.
+/// A tag re-pushed with another image after DEV was checked: the gate refuses the
+/// version, naming the digest the tag resolves to now.
+#[test]
+fn the_gate_refuses_a_tag_moved_after_the_check() {
+    let bed = Testbed::up();
+    let p = checked_in_dev(&bed);
+    let other = p.other_image(&bed);
     let web_tag = format!("{}/{}/web:1.0.0", bed.registry, p.repo);
     docker(["tag", other.split_once('@').unwrap().0, &web_tag]);
     docker(["push", "-q", &web_tag]);
-    run(&[
-        "promote",
-        "--version",
-        "1.0.0",
-        "--to",
-        "prod",
-        "--approved-by",
-        "alice",
-        "--dry-run",
-    ])
-    .expect_code(1)
-    .stdout_has("web: tag moved to sha256:");
+    let mut dry_run = PROMOTE_AS_ALICE.to_vec();
+    dry_run.push("--dry-run");
+    p.run(&bed, &dry_run)
+        .expect_code(1)
+        .stdout_has("web: tag moved to sha256:");
 }

@@ -12,6 +12,7 @@
 
 mod project;
 pub mod proxy;
+pub mod records;
 mod run;
 pub mod topology;
 
@@ -253,6 +254,34 @@ pub fn testbed_log(name: &str) -> String {
     let dir =
         std::env::var("RELEASE_TESTBED_DIR").expect("RELEASE_TESTBED_DIR (scripts/testbed env)");
     std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{dir}/{name}: {e}"))
+}
+
+/// A loopback port nothing listens on at the moment of asking, for a test to publish a
+/// service or start a proxy on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /version` on loopback `port` (the demo image answers it with its service and
+/// version): the body, or `None` when nothing answered or the answer was not a 200.
+pub fn version_at(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout(1)).ok()?;
+    stream.set_read_timeout(Some(timeout(2))).ok()?;
+    stream
+        .write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"))
+        .then(|| body.trim().to_owned())
 }
 
 /// Runs the docker CLI, asserting success; returns stdout.
