@@ -108,6 +108,29 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The error's first line: for an invalid file, how many problems and where; the
+    /// problems themselves are [`ConfigError::details`].
+    pub fn headline(&self) -> String {
+        match self {
+            ConfigError::Invalid { file, diagnostics } => {
+                format!("{} in {}:", plural(diagnostics.len()), file.display())
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// One line per problem of an invalid file (its hint indented under it), as the full
+    /// message lists them.
+    pub fn details(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid { diagnostics, .. } => diagnostics
+                .iter()
+                .map(|d| d.to_string().replace('\n', "\n  "))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// What would help, in the config's own terms. A file that cannot be read has none
     /// here: where the file comes from is the caller's business (flags, variables), and
     /// the caller words it.

@@ -78,7 +78,7 @@ pub fn specs(
     // A blue-green Swarm environment: the colour being checked, else the one serving.
     let stack = match project {
         Some(p) => p.to_owned(),
-        None => crate::deploy::live_project(config, env_name)?
+        None => crate::live::live_project(config, env_name)?
             .unwrap_or_else(|| format!("{}-blue", env.stack)),
     };
     let target = SwarmTarget::new(config.endpoint(env_name)?, stack);
@@ -137,7 +137,7 @@ pub fn specs(
                     Some(p) => p.to_owned(),
                     // A blue-green environment whose proxy serves nothing yet: its first
                     // colour, which then has no containers (unreachable, exit 3).
-                    None => crate::deploy::live_project(config, env_name)?
+                    None => crate::live::live_project(config, env_name)?
                         .unwrap_or_else(|| format!("{}-blue", env.compose_project())),
                 };
                 let target = ComposeTarget::new(config.endpoint(env_name)?, project);

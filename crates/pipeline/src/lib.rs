@@ -9,6 +9,7 @@
 //! - [`deploy`]: a deploy, rollback or promotion of one environment, Swarm or Compose, in
 //!   place or blue-green; [`deploy::retire`] for the standby colour.
 //! - [`checks`]: an environment's declared checks, typed and aimed.
+//! - [`live`]: which project or stack serves an environment now.
 //!
 //! Errors are one [`Error`] with a [`Kind`]; the command maps the kind to its exit code.
 //! Messages and hints speak in the commands' terms (`release status --env E`), which are
@@ -17,6 +18,7 @@
 pub mod checks;
 pub mod deploy;
 mod error;
+pub mod live;
 pub mod stage;
 
 pub use error::{Error, Kind};

@@ -31,6 +31,9 @@ pub struct Failure {
     /// Further lines under the message, e.g. every policy violation.
     pub details: Vec<String>,
     pub hint: Option<String>,
+    /// The command already printed its `--json` document, which says what failed (a
+    /// deploy that rolled back, a refused gate): no second document follows it.
+    pub reported: bool,
 }
 
 impl Failure {
@@ -40,7 +43,14 @@ impl Failure {
             message: message.into(),
             details: Vec::new(),
             hint: None,
+            reported: false,
         }
+    }
+
+    /// Marks a failure the command's printed report already describes.
+    pub fn reported(mut self) -> Self {
+        self.reported = true;
+        self
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
@@ -109,7 +119,8 @@ impl From<config::ConfigError> for Failure {
             ),
             _ => e.hint(),
         };
-        let failure = Failure::usage(e.to_string());
+        // Each problem is a detail line, so `--json` lists them one by one.
+        let failure = Failure::usage(e.headline()).with_details(e.details());
         match hint {
             Some(h) => failure.with_hint(h),
             None => failure,
@@ -131,6 +142,7 @@ impl From<pipeline::Error> for Failure {
             message: e.message,
             details: e.details,
             hint: e.hint,
+            reported: false,
         }
     }
 }

@@ -4,11 +4,14 @@ use std::process::ExitCode;
 
 use release_cli::{cli, commands, exit, terminal};
 
-use clap::Parser;
+use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(&cli.global);
     let json = cli.global.json;
     // `check` is many small requests whose cost is the kernel's and the services': one
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("{failure}");
-            if json && !commands::json_printed() {
+            if json && !failure.reported {
                 println!("{}", failure.to_json());
             }
             failure.code
@@ -45,6 +48,29 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let _ = std::io::Write::flush(&mut std::io::stdout());
     code.into()
+}
+
+/// A command line clap refuses: clap's own text on stderr (help and `--version` on stdout,
+/// exit 0), and under `--json` the error document on stdout too, as for every other
+/// failure, so a machine reading stdout always gets one JSON value.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    if e.use_stderr() && std::env::args_os().skip(1).any(|a| a == "--json") {
+        // clap's error block, up to its usage line, as one line.
+        let text = e.render().to_string();
+        let message: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+            .collect();
+        let message = message.join(" ");
+        let message = message.trim_start_matches("error: ");
+        let failure = exit::Failure::usage(message)
+            .with_hint("see `release --help`, or `release COMMAND --help`");
+        println!("{}", failure.to_json());
+    }
+    ExitCode::from(code)
 }
 
 /// Logs go to stderr, styled only on a terminal (no ANSI escapes in a Jenkins log);

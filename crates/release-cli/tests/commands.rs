@@ -428,11 +428,12 @@ fn json_does_not_change_the_help() {
 
 #[test]
 fn no_subcommand_exits_2_with_the_usage() {
-    // Like every clap usage error (see below), no JSON document even with --json.
+    // Like every clap usage error (see below): under --json, one error document too.
     let project = Project::with_config(CONFIG);
     project.run("no_subcommand", &[], 2);
     let json = project.run("no_subcommand@json", &["--json"], 2);
-    assert!(json.stdout.is_empty(), "clap now prints on stdout");
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["error"]["exit_code"], 2);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -490,13 +491,20 @@ fn audit_verify_on_an_altered_manifest_exits_1_naming_the_version() {
 }
 
 #[test]
-fn audit_verify_on_a_missing_state_directory_creates_it_and_reports_an_empty_intact_ledger() {
-    // Reported: a mistyped --state-dir passes verification (only --expect-head catches it),
-    // and the read-only command leaves an empty state directory behind.
+fn audit_verify_on_a_mistyped_state_directory_exits_2_and_creates_nothing() {
+    // Regression: a missing state directory used to pass verification as an empty, intact
+    // ledger (only --expect-head caught it) and was left behind, created.
     let project = Project::with_config(CONFIG);
     assert!(!project.state().exists());
-    project.both("audit_verify_empty", &["audit", "verify"], 0);
-    assert!(project.state().join("locks").is_dir());
+    project.both("audit_verify_empty", &["audit", "verify"], 2);
+    assert!(!project.state().exists(), "the audit created the directory");
+}
+
+#[test]
+fn audit_verify_on_an_existing_empty_state_directory_has_no_head() {
+    let project = Project::with_config(CONFIG);
+    std::fs::create_dir(project.state()).unwrap();
+    project.both("audit_verify_empty_dir", &["audit", "verify"], 0);
 }
 
 #[test]
@@ -531,7 +539,15 @@ fn audit_at_a_past_moment_shows_what_was_live_then() {
 #[test]
 fn audit_of_an_empty_state_directory_says_no_deployments() {
     let project = Project::with_config(CONFIG);
+    std::fs::create_dir(project.state()).unwrap();
     project.both("audit_history_empty", &["audit"], 0);
+}
+
+#[test]
+fn audit_of_a_mistyped_state_directory_exits_2_rather_than_reporting_no_deployments() {
+    let project = Project::with_config(CONFIG);
+    project.both("audit_history_missing_state", &["audit"], 2);
+    assert!(!project.state().exists());
 }
 
 #[test]
@@ -601,13 +617,44 @@ fn an_unknown_key_exits_2_with_a_suggestion() {
 }
 
 #[test]
-fn a_missing_required_flag_exits_2_with_the_usage() {
-    // Known gap: clap's usage errors print no JSON document on stdout, even with --json.
+fn a_missing_required_flag_exits_2_with_the_usage_and_under_json_one_error_document() {
+    // Regression: under --json, clap's usage errors left stdout empty.
     let project = Project::with_config(CONFIG);
-    let out = project.run("usage_missing_env", &["status"], 2);
-    assert!(out.stdout.is_empty());
-    let json = project.run("usage_missing_env@json", &["--json", "status"], 2);
-    assert!(json.stdout.is_empty(), "clap now prints on stdout");
+    let (human, json) = project.both("usage_missing_env", &["status"], 2);
+    assert!(human.stdout.is_empty());
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["error"]["exit_code"], 2);
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains("--env"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn config_problems_under_json_are_listed_one_per_detail() {
+    // Regression: every problem and its hint were one string in `message`.
+    let project = Project::with_config(&CONFIG.replace("stack_file", "stackfile").replacen(
+        "service = \"api\"\n",
+        "",
+        1,
+    ));
+    let (human, json) = project.both("config_problems_as_details", &["status", "--env", "dev"], 2);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("4 problems in ") && message.ends_with("release.toml:"),
+        "{message}"
+    );
+    let details = doc["error"]["details"].as_array().unwrap();
+    assert!(details.len() >= 2, "{doc}");
+    // People read the same lines as before.
+    let stderr = String::from_utf8_lossy(&human.stderr);
+    for d in details {
+        assert!(
+            stderr.contains(d.as_str().unwrap()),
+            "{d} not in:\n{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -657,15 +704,15 @@ fn a_registry_override_that_is_not_a_host_exits_2() {
 }
 
 #[test]
-fn a_state_dir_that_is_a_file_is_refused() {
-    // Exit 3 (infrastructure) today, for what is bad input: see the report.
+fn a_state_dir_that_is_a_file_is_refused_as_bad_input() {
+    // Regression: this was exit 3 (infrastructure) with no hint.
     let project = Project::with_config(CONFIG);
     std::fs::write(project.path().join("not-a-dir"), "").unwrap();
     let file = project.path().join("not-a-dir");
     project.both(
         "state_dir_is_a_file",
         &["--state-dir", file.to_str().unwrap(), "audit"],
-        3,
+        2,
     );
 }
 

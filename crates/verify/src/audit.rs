@@ -252,7 +252,7 @@ pub fn verify_records(
     let chain_break = report.first_break.as_ref().map(|b| ChainBreakReport {
         line: b.line,
         seq: b.seq,
-        problem: b.to_string(),
+        problem: b.problem.to_string(),
     });
     let mut problems = Vec::new();
     let mut checked = 0;

@@ -1,6 +1,6 @@
 //! Live state against the records: the one comparer of "does this environment run exactly
-//! the digests it was given", used by the promotion gate (the source environment) and by
-//! `audit --live` (every environment).
+//! the digests it was given", used by the promotion gate (the source environment), by
+//! `audit --live` (every environment) and, one task at a time, by the Swarm check.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +19,20 @@ pub enum Drift {
     Foreign { live: Digest },
 }
 
+/// How one running image differs from the digest recorded for it; `None`: it is pinned
+/// to exactly that digest.
+pub fn of_image(want: &str, image: &str) -> Option<Drift> {
+    match PinnedImage::parse(image) {
+        Err(_) => Some(Drift::Unpinned {
+            image: image.to_owned(),
+        }),
+        Ok(pinned) if pinned.digest().as_str() == want => None,
+        Ok(pinned) => Some(Drift::Foreign {
+            live: pinned.digest().clone(),
+        }),
+    }
+}
+
 /// Every recorded service whose live image is not pinned to its recorded digest, in
 /// service order. `recorded`: service → digest; `live`: service → the image its running
 /// service names (absent when it does not run).
@@ -31,15 +45,7 @@ pub fn compare(
         .filter_map(|(service, want)| {
             let drift = match live.get(service) {
                 None => Drift::NotRunning,
-                Some(image) => match PinnedImage::parse(image) {
-                    Err(_) => Drift::Unpinned {
-                        image: image.clone(),
-                    },
-                    Ok(pinned) if pinned.digest().as_str() == want => return None,
-                    Ok(pinned) => Drift::Foreign {
-                        live: pinned.digest().clone(),
-                    },
-                },
+                Some(image) => of_image(want, image)?,
             };
             Some((service.clone(), drift))
         })

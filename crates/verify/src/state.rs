@@ -67,6 +67,12 @@ pub enum RecordError {
         path: PathBuf,
         seq: u64,
     },
+    /// A state directory that must already hold records does not exist.
+    #[error("state directory {} does not exist: nothing was ever recorded there", path.display())]
+    NoStateDir { path: PathBuf },
+    /// The state directory's path names something that is not a directory.
+    #[error("state directory {} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
     #[error("invalid pointer for environment {env}: {reason}")]
     InvalidEnvPointer { env: EnvName, reason: String },
     /// The ledger is damaged or refused an entry. Lock and I/O failures while using the
@@ -102,7 +108,9 @@ impl RecordError {
             RecordError::Ledger(_) => ErrorKind::Verdict,
             RecordError::NotRecorded { .. }
             | RecordError::InvalidManifest { .. }
-            | RecordError::InvalidEnvPointer { .. } => ErrorKind::Usage,
+            | RecordError::InvalidEnvPointer { .. }
+            | RecordError::NoStateDir { .. }
+            | RecordError::NotADirectory { .. } => ErrorKind::Usage,
             RecordError::Lock(_) | RecordError::Fs(_) => ErrorKind::Infrastructure,
         }
     }
@@ -121,6 +129,13 @@ impl RecordError {
             }
             RecordError::ManifestAltered { .. } | RecordError::ManifestMissing { .. } => {
                 Some("restore it from a backup".to_owned())
+            }
+            RecordError::NoStateDir { .. } => Some(
+                "name the directory the pipeline records into (a project has none before its first push)"
+                    .to_owned(),
+            ),
+            RecordError::NotADirectory { .. } => {
+                Some("name a directory, or a path where one may be created".to_owned())
             }
             RecordError::Ledger(e) => e.hint(),
             RecordError::Lock(e) => e.hint(),
@@ -156,6 +171,9 @@ impl StateDir {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             head_signer: None,
         };
+        if state.root.exists() && !state.root.is_dir() {
+            return Err(RecordError::NotADirectory { path: state.root });
+        }
         for dir in [
             state.root.clone(),
             state.releases_dir(),
@@ -166,6 +184,17 @@ impl StateDir {
             create_private_dir(&dir)?;
         }
         Ok(state)
+    }
+
+    /// Opens a state directory that must exist already: what reads records (an audit)
+    /// must not take a mistyped path for a project that recorded nothing, nor leave a new
+    /// empty directory behind.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Self, RecordError> {
+        let root = root.into();
+        if !root.exists() {
+            return Err(RecordError::NoStateDir { path: root });
+        }
+        Self::open(root)
     }
 
     /// How long record operations wait for a lock before failing with

@@ -154,18 +154,6 @@ impl<'a> Switch<'a> {
     }
 }
 
-/// The colour the upstream file at `upstream_file` sends live traffic to, read from the
-/// file (what the proxy was last told, whatever the records say): the colour whose port
-/// the first route's upstream names.
-pub fn live_colour(bg: &BlueGreen, upstream_file: &Path) -> Option<Colour> {
-    let route = bg.routes.first()?;
-    let text = std::fs::read_to_string(upstream_file).unwrap_or_default();
-    let port = engine::proxy::live_port(&text, &route.upstream)?;
-    [Colour::Blue, Colour::Green]
-        .into_iter()
-        .find(|c| port == c.pick(route.blue, route.green))
-}
-
 /// Where the colours run: Compose projects or Swarm stacks named `NAME-blue` /
 /// `NAME-green` on the environment's engine.
 #[derive(Clone, Copy)]

@@ -30,7 +30,7 @@ use config::{self, Config};
 mod blue_green;
 mod compose;
 
-pub use blue_green::{Slots, live_colour, retire};
+pub use blue_green::{Slots, retire};
 
 /// How long a deploy waits for another deploy to the same environment by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -540,22 +540,6 @@ fn rollback_target(
         };
         Error::new(code, e.to_string()).with_hint(hint)
     })
-}
-
-/// The Compose project or Swarm stack that serves environment `env`: its own, or for a
-/// blue-green environment the colour the proxy's upstream file sends live traffic to
-/// (`None` when it sends it nowhere yet).
-pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Error> {
-    let environment = config.environment(env)?;
-    let name = environment.compose_project();
-    if environment.strategy != config::Strategy::BlueGreen {
-        return Ok(Some(name.to_owned()));
-    }
-    let Some(bg) = &environment.blue_green else {
-        return Ok(None);
-    };
-    let upstream_file = config.resolve(&bg.upstream_file);
-    Ok(live_colour(bg, &upstream_file).map(|c| c.project(name)))
 }
 
 #[cfg(test)]

@@ -17,13 +17,15 @@ use config::Config;
 
 pub async fn run(global: &Global, args: &AuditArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
+    // The flags are read before the records are looked for.
+    let at = args.at.as_deref().map(parse_time).transpose()?;
     // Auditing only reads: it needs the keys that verify the ledger head, not the one that
     // signs it.
-    let state = stage::state_dir_unsigned(global, &config)?;
+    let state = stage::state_dir_to_read(global, &config)?;
     match &args.action {
         Some(AuditAction::Verify(v)) => verify(global, &config, &state, v),
         None if args.live => live(global, &config, &state, args).await,
-        None => history(global, &config, &state, args),
+        None => history(global, &config, &state, args, at),
     }
 }
 
@@ -50,11 +52,11 @@ fn history(
     config: &Config,
     state: &StateDir,
     args: &AuditArgs,
+    at: Option<time::OffsetDateTime>,
 ) -> Result<Code, Failure> {
     if let Some(env) = &args.env {
         config.environment(env)?;
     }
-    let at = args.at.as_deref().map(parse_time).transpose()?;
     let query = audit::Query {
         env: args.env.as_deref(),
         at,

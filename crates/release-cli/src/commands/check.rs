@@ -126,7 +126,8 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
             )
             .with_hint(failure.hint.unwrap_or_else(|| {
                 "run `release check` again once the registry answers".to_owned()
-            })));
+            }))
+            .reported());
         }
         _ => {}
     }
@@ -138,7 +139,8 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
         .with_hint(format!(
             "is stack `{}` deployed and the Docker Engine up? `release status --env {}`",
             env.stack, args.env
-        )));
+        ))
+        .reported());
     }
     Ok(if report.failed == 0 {
         Code::Success

@@ -63,7 +63,7 @@ pub async fn run_deploy(
     .await?;
     write_outputs(global, options, &deployed)?;
     match deployed.failure {
-        Some(failure) => Err(failure.into()),
+        Some(failure) => Err(Failure::from(failure).reported()),
         None => Ok(Code::Success),
     }
 }

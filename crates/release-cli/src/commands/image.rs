@@ -148,7 +148,10 @@ async fn digest(
             eprintln!("{failure}");
         }
     }
-    Err(chosen.unwrap_or_else(|| Failure::infrastructure("resolving failed")))
+    // The report above lists every failure.
+    Err(chosen
+        .unwrap_or_else(|| Failure::infrastructure("resolving failed"))
+        .reported())
 }
 
 async fn copy(

@@ -78,65 +78,18 @@ pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::E
 }
 
 /// The Compose project or Swarm stack that serves environment `env`
-/// ([`pipeline::deploy::live_project`]).
+/// ([`pipeline::live::live_project`]).
 pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
-    Ok(pipeline::deploy::live_project(config, env)?)
+    Ok(pipeline::live::live_project(config, env)?)
 }
 
-/// What each release service of environment `env` runs now, read from its own engine
-/// (never from the records): the image its Swarm service names, or, for Compose, the image
-/// its running containers run, pinned to the digest they really run. Running containers
-/// of one service that disagree are all named, comma-separated, which no comparison takes
-/// for one pinned image: a half-updated service is never taken for the release. Also when
-/// the Swarm services last changed (their newest `UpdatedAt`; `None` for Compose).
+/// What each release service of environment `env` runs now, and when the Swarm services
+/// last changed ([`pipeline::live::live_images`]).
 pub async fn live_images(
     config: &Config,
     env: &str,
 ) -> Result<(BTreeMap<String, String>, Option<time::OffsetDateTime>), Failure> {
-    let environment = config.environment(env)?;
-    let stack_names = config
-        .services
-        .iter()
-        .map(|(name, service)| (name.clone(), service.stack_service_name(name).to_owned()));
-    if environment.orchestrator == config::Orchestrator::Compose {
-        let engine = connect_compose_env(config, env).await?;
-        let containers = match live_project(config, env)? {
-            Some(project) => engine
-                .compose_containers(&project)
-                .await
-                .map_err(|e| Failure::from(e).with_env(env))?,
-            None => Vec::new(),
-        };
-        let images = stack_names
-            .filter_map(|(name, stack_name)| {
-                let running: std::collections::BTreeSet<String> = containers
-                    .iter()
-                    .filter(|c| c.service == stack_name && c.state == "running")
-                    .map(engine::ComposeContainer::running_image)
-                    .collect();
-                (!running.is_empty())
-                    .then(|| (name, running.into_iter().collect::<Vec<_>>().join(", ")))
-            })
-            .collect();
-        return Ok((images, None));
-    }
-    let engine = connect_env(config, env).await?;
-    let Some(stack) = live_project(config, env)? else {
-        return Ok((BTreeMap::new(), None));
-    };
-    let live = engine.stack_services(&stack).await?;
-    let mut updated = None;
-    let images = stack_names
-        .filter_map(|(name, stack_name)| {
-            let state = live.iter().find(|s| s.stack_service == stack_name)?;
-            let at = state.updated_at.as_deref().and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            });
-            updated = updated.max(at);
-            Some((name, state.image.clone()))
-        })
-        .collect();
-    Ok((images, updated))
+    Ok(pipeline::live::live_images(config, env).await?)
 }
 
 /// Connects to the engine of this process's environment (`DOCKER_HOST`, `DOCKER_CONTEXT`,
@@ -147,7 +100,9 @@ pub async fn connect_local() -> Result<engine::Engine, Failure> {
     Ok(engine::Engine::connect(&endpoint).await?)
 }
 
-/// Writes a JSON document to stdout.
+/// Writes a JSON document to stdout: a command's one document under `--json`. A command
+/// that fails after printing it returns its failure [`Failure::reported`], so that `main`
+/// prints no second one.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| {
         Failure::new(
@@ -156,16 +111,7 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
         )
     })?;
     println!("{text}");
-    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
-}
-
-static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether this process already printed its `--json` document (a failing command may print
-/// its report first, e.g. a deploy that rolled back).
-pub fn json_printed() -> bool {
-    JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Aligns rows into columns separated by two spaces, by display width (a CJK character

@@ -182,117 +182,122 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     }
     print_verdict(global, &verdict, args.dry_run)?;
 
-    if args.dry_run {
-        // Like the real promotion: a gate that could not look is an outage (exit 3), not a
-        // verdict on the release.
-        if !verdict.passed()
-            && let Some((cause, hint)) = unreachable.first()
-        {
-            return Err(Failure::new(
-                Code::Infrastructure,
-                format!(
-                    "the gate for {} to `{}` could not be evaluated (dry run): {cause}",
-                    version.as_str(),
-                    args.to
-                ),
-            )
-            .with_hint(unreachable_hint(hint.as_deref())));
-        }
-        return Ok(if verdict.passed() {
-            Code::Success
-        } else {
-            Code::Negative
-        });
-    }
-    let actor = stage::actor();
-    if !verdict.passed() {
-        let event = verdict.refusal(&observations, stage::jenkins_build());
-        let reasons = event.reasons.clone();
-        state
-            .ledger()
-            .append_event(&actor, &event.into())
-            .map_err(|e| stage::record_failure(e.into()))?;
-        let first = reasons.first().cloned().unwrap_or_default();
-        let code = if unreachable.is_empty() {
-            Code::Negative
-        } else {
-            Code::Infrastructure
-        };
-        let message = format!(
-            "promotion of {} to `{}` refused ({} of {} conditions failed): {first}",
-            version.as_str(),
-            args.to,
-            reasons.len(),
-            verdict.conditions.len()
-        );
-        let failure = Failure::new(code, message);
-        return Err(match unreachable.first() {
-            Some((_, hint)) => failure.with_hint(unreachable_hint(hint.as_deref())),
-            None => {
-                failure.with_hint("nothing was deployed; the refusal is recorded in the ledger")
-            }
-        });
-    }
-
-    // The deploy reads the release from this agent's records: a manifest taken from the
-    // registry is recorded here first, naming its artifact.
-    if let Some((artifact, m)) = &published {
-        state
-            .record_published_release(m, &actor, Some(artifact))
-            .map_err(stage::record_failure)?;
-        if !global.quiet && !global.json {
-            eprintln!(
-                "release {} recorded from the registry (artifact {artifact})",
-                version.as_str()
-            );
-        }
-    }
-    let promoted = super::deploy::run_deploy(
-        global,
-        Target::Promote {
-            version: version.as_str().to_owned(),
-            approver: args.approved_by.clone(),
-            evidence: verdict.evidence(&source),
-        },
-        &Options {
-            env: &args.to,
-            timeout: args.timeout.as_deref(),
-            lock_timeout: args.lock_timeout.as_deref(),
-            junit: None,
-        },
-    )
-    .await?;
-    if promoted == Code::Success
-        && let (Some(signer), Ok((digests, _, _))) = (&signer, &manifest)
-    {
-        let summary = summary(
-            &args.to,
-            version.as_str(),
-            &verdict,
-            args.approved_by.as_deref(),
-        );
-        let subjects = evidence::subjects(&config, digests);
-        match evidence::attach_summary(&client, signer, &args.to, &summary, &subjects).await {
-            Ok((envelope, attached)) if !global.json => println!(
-                "signed verification summary {envelope} attached to {} image(s)",
-                attached.len()
-            ),
-            Ok(_) => {}
-            Err(f) => {
+    // From here the verdict is on stdout: under `--json` it is the command's document, and
+    // a failure after it is reported by it, not by a second one.
+    let rest = async {
+        if args.dry_run {
+            // Like the real promotion: a gate that could not look is an outage (exit 3), not a
+            // verdict on the release.
+            if !verdict.passed()
+                && let Some((cause, hint)) = unreachable.first()
+            {
                 return Err(Failure::new(
                     Code::Infrastructure,
                     format!(
-                        "{} is live in `{}`, but the signed verification summary could not be attached: {}",
+                        "the gate for {} to `{}` could not be evaluated (dry run): {cause}",
                         version.as_str(),
-                        args.to,
-                        f.message
+                        args.to
                     ),
                 )
-                .with_hint("the promotion is recorded in the ledger; the registry holds no summary of it"));
+                .with_hint(unreachable_hint(hint.as_deref())));
+            }
+            return Ok(if verdict.passed() {
+                Code::Success
+            } else {
+                Code::Negative
+            });
+        }
+        let actor = stage::actor();
+        if !verdict.passed() {
+            let event = verdict.refusal(&observations, stage::jenkins_build());
+            let reasons = event.reasons.clone();
+            state
+                .ledger()
+                .append_event(&actor, &event.into())
+                .map_err(|e| stage::record_failure(e.into()))?;
+            let first = reasons.first().cloned().unwrap_or_default();
+            let code = if unreachable.is_empty() {
+                Code::Negative
+            } else {
+                Code::Infrastructure
+            };
+            let message = format!(
+                "promotion of {} to `{}` refused ({} of {} conditions failed): {first}",
+                version.as_str(),
+                args.to,
+                reasons.len(),
+                verdict.conditions.len()
+            );
+            let failure = Failure::new(code, message);
+            return Err(match unreachable.first() {
+                Some((_, hint)) => failure.with_hint(unreachable_hint(hint.as_deref())),
+                None => {
+                    failure.with_hint("nothing was deployed; the refusal is recorded in the ledger")
+                }
+            });
+        }
+
+        // The deploy reads the release from this agent's records: a manifest taken from the
+        // registry is recorded here first, naming its artifact.
+        if let Some((artifact, m)) = &published {
+            state
+                .record_published_release(m, &actor, Some(artifact))
+                .map_err(stage::record_failure)?;
+            if !global.quiet && !global.json {
+                eprintln!(
+                    "release {} recorded from the registry (artifact {artifact})",
+                    version.as_str()
+                );
             }
         }
-    }
-    Ok(promoted)
+        let promoted = super::deploy::run_deploy(
+            global,
+            Target::Promote {
+                version: version.as_str().to_owned(),
+                approver: args.approved_by.clone(),
+                evidence: verdict.evidence(&source),
+            },
+            &Options {
+                env: &args.to,
+                timeout: args.timeout.as_deref(),
+                lock_timeout: args.lock_timeout.as_deref(),
+                junit: None,
+            },
+        )
+        .await?;
+        if promoted == Code::Success
+            && let (Some(signer), Ok((digests, _, _))) = (&signer, &manifest)
+        {
+            let summary = summary(
+                &args.to,
+                version.as_str(),
+                &verdict,
+                args.approved_by.as_deref(),
+            );
+            let subjects = evidence::subjects(&config, digests);
+            match evidence::attach_summary(&client, signer, &args.to, &summary, &subjects).await {
+                Ok((envelope, attached)) if !global.json => println!(
+                    "signed verification summary {envelope} attached to {} image(s)",
+                    attached.len()
+                ),
+                Ok(_) => {}
+                Err(f) => {
+                    return Err(Failure::new(
+                        Code::Infrastructure,
+                        format!(
+                            "{} is live in `{}`, but the signed verification summary could not be attached: {}",
+                            version.as_str(),
+                            args.to,
+                            f.message
+                        ),
+                    )
+                    .with_hint("the promotion is recorded in the ledger; the registry holds no summary of it"));
+                }
+            }
+        }
+        Ok(promoted)
+    };
+    rest.await.map_err(Failure::reported)
 }
 
 /// Who signs promotion decisions: this tool, as the summary's `verifier.id`.

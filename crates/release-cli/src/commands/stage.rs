@@ -70,16 +70,34 @@ pub fn repository(config: &Config, service: &Service) -> String {
 /// the command before anything is written.
 pub fn state_dir(global: &Global, config: &Config) -> Result<StateDir, Failure> {
     let signer = super::evidence::ledger_signer(config)?;
-    Ok(state_dir_unsigned(global, config)?.with_head_signer(signer))
+    let root = state_root(global, config);
+    let state = StateDir::open(&root).map_err(|e| record_failure(e).with_root(&root))?;
+    Ok(state.with_head_signer(signer))
 }
 
-/// The state directory for a command that only reads it (`audit`): no signing key needed.
-pub fn state_dir_unsigned(global: &Global, config: &Config) -> Result<StateDir, Failure> {
-    let root = global
+/// The state directory for a command that only reads it (`audit`): no signing key needed,
+/// and it must exist: a mistyped path is an error, not an empty history.
+pub fn state_dir_to_read(global: &Global, config: &Config) -> Result<StateDir, Failure> {
+    let root = state_root(global, config);
+    StateDir::open_existing(&root).map_err(|e| {
+        let missing = matches!(e, verify::RecordError::NoStateDir { .. });
+        let failure = record_failure(e).with_root(&root);
+        if missing {
+            failure.with_hint(
+                "pass the directory the pipeline records into with --state-dir or RELEASE_STATE_DIR \
+                 (default: .release beside release.toml); a project has none before its first `release push`",
+            )
+        } else {
+            failure
+        }
+    })
+}
+
+fn state_root(global: &Global, config: &Config) -> std::path::PathBuf {
+    global
         .state_dir
         .clone()
-        .unwrap_or_else(|| config.dir.join(".release"));
-    StateDir::open(&root).map_err(|e| record_failure(e).with_root(&root))
+        .unwrap_or_else(|| config.dir.join(".release"))
 }
 
 /// Who is acting: `RELEASE_ACTOR`, else the Jenkins build, else `user@host`.

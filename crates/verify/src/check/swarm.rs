@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use super::Probed;
 use super::lazy::LazyEngine;
 use crate::digest::Digest;
+use crate::drift::Drift;
 
 /// The stack all Swarm checks of a run look at, and one engine connection for all of them,
 /// made on first use (and retried by later attempts if it failed).
@@ -199,18 +200,17 @@ impl SwarmProbe {
         }
         if let Some(want) = &self.expected_digest {
             for task in &service.tasks {
-                match task.digest() {
-                    Some(d) if d == *want => {}
-                    Some(d) => problems.push(format!(
+                match crate::drift::of_image(want.as_str(), &task.image) {
+                    None | Some(Drift::NotRunning) => {}
+                    Some(Drift::Foreign { live }) => problems.push(format!(
                         "task {} runs foreign digest {}, recorded {}",
                         slot(task.slot),
-                        short(d.as_str()),
+                        short(live.as_str()),
                         short(want.as_str())
                     )),
-                    None => problems.push(format!(
-                        "task {} runs unpinned image {}, recorded digest {}",
+                    Some(Drift::Unpinned { image }) => problems.push(format!(
+                        "task {} runs unpinned image {image}, recorded digest {}",
                         slot(task.slot),
-                        task.image,
                         short(want.as_str())
                     )),
                 }
