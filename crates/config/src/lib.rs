@@ -162,6 +162,14 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 }
 
 impl Config {
+    /// Release service `service`'s name in the stack file (itself when the config does not
+    /// declare it).
+    pub fn stack_name<'a>(&'a self, service: &'a str) -> &'a str {
+        self.services
+            .get(service)
+            .map_or(service, |s| s.stack_service_name(service))
+    }
+
     /// The policy's rules for the stack service `stack_name`, when the release manages it.
     pub fn rules_of(&self, stack_name: &str) -> Option<engine::ServiceRules> {
         self.services

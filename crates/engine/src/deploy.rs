@@ -328,6 +328,19 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// What one [`Engine::stack_apply`] found.
+#[derive(Debug)]
+pub struct StackApplied {
+    /// The services the apply changed.
+    pub changes: Vec<Change>,
+    /// One per change, after the verdict.
+    pub outcomes: Vec<Outcome>,
+    /// Service → cause: failed changes first, then strays of untouched services.
+    pub failed: Vec<(String, String)>,
+    /// `docker stack deploy` refused and changed nothing.
+    pub refused: Option<DeployError>,
+}
+
 /// A deploy's verdict: every service that failed, with its cause, the changed ones first.
 ///
 /// Converged is not enough: `off_image` lists each service with a running task off its
@@ -390,6 +403,56 @@ impl Engine {
             );
         }
         Ok(snapshot)
+    }
+
+    /// Applies `file` as stack `stack` with [`stack_deploy`] (`before`: the stack's
+    /// [`Engine::snapshot`] beforehand), watches every change until `deadline`, and judges
+    /// the outcome ([`verdict`], with each running task's image checked against `expected`
+    /// once everything converged). Every deploy of a Swarm stack (in place, or a blue-green
+    /// colour) is this.
+    pub async fn stack_apply(
+        &self,
+        stack: &str,
+        file: &Path,
+        before: &Snapshot,
+        expected: &BTreeMap<String, String>,
+        deadline: Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<StackApplied, EngineError> {
+        let applied = stack_deploy(self.endpoint(), stack, file).await;
+        let changes = self.changes(stack, before).await?;
+        let mut outcomes: Vec<Outcome> = match &applied {
+            Ok(()) => self.watch(&changes, deadline, progress).await,
+            Err(e) => changes
+                .iter()
+                .map(|_| Outcome::Failed {
+                    cause: e.to_string(),
+                })
+                .collect(),
+        };
+        if let Err(e) = applied
+            && changes.is_empty()
+        {
+            return Ok(StackApplied {
+                changes,
+                outcomes,
+                failed: Vec::new(),
+                refused: Some(e),
+            });
+        }
+        // Converged is not enough: every running task must name the pinned image.
+        let off_image = if outcomes.iter().all(Outcome::is_converged) {
+            self.off_image_tasks(stack, expected).await?
+        } else {
+            Vec::new()
+        };
+        let failed = verdict(&changes, &mut outcomes, off_image);
+        Ok(StackApplied {
+            changes,
+            outcomes,
+            failed,
+            refused: None,
+        })
     }
 
     /// The services of `stack` that were created or whose task template changed since

@@ -36,8 +36,8 @@ pub use compose::{
     compose_up,
 };
 pub use deploy::{
-    Change, DeployError, Outcome, Progress, Snapshot, keep_from_children, stack_deploy, stack_rm,
-    verdict,
+    Change, DeployError, Outcome, Progress, Snapshot, StackApplied, keep_from_children,
+    stack_deploy, stack_rm, verdict,
 };
 pub use endpoint::{Address, Endpoint, EndpointError, Tls};
 pub use image::{BuildSpec, ImageError, PushAuth};

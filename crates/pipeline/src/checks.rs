@@ -173,7 +173,7 @@ fn fanout_spec(
 ) -> Result<CheckSpec, Error> {
     let fanout = NodeFanout::new(
         Arc::clone(target),
-        stack_service(config, service),
+        config.stack_name(service).to_owned(),
         template,
         probe,
     )
@@ -199,17 +199,6 @@ fn timing(check: &Check) -> Result<Timing, Error> {
         parse(&t.retry_interval)?,
         parse(&t.deadline)?,
     ))
-}
-
-/// The stack-file name of project service `service` (itself when the config does not
-/// declare it).
-fn stack_service(config: &Config, service: &str) -> String {
-    config
-        .services
-        .get(service)
-        .map(|s| s.stack_service_name(service))
-        .unwrap_or(service)
-        .to_owned()
 }
 
 fn http_probe(config: &Config, c: &config::HttpCheck, url: &str) -> Result<HttpProbe, Error> {
@@ -293,7 +282,7 @@ struct Expected {
 impl Expected {
     fn of(config: &Config, service: &str, pointer: Option<&EnvPointer>) -> Self {
         Self {
-            stack_service: stack_service(config, service),
+            stack_service: config.stack_name(service).to_owned(),
             internal: config.services.get(service).is_some_and(|s| s.internal),
             digest: pointer.and_then(|p| p.digests.get(service).cloned()),
         }

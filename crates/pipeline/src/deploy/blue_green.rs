@@ -14,9 +14,9 @@ use engine::proxy::{Proxy, Upstream};
 use engine::{Change, Outcome, Progress, StackFile};
 use verify::colours::{Colour, Colours};
 use verify::ledger::{ColourRemoved, DeployFailed, FailureTrigger, RollbackAfterFailure, Switched};
-use verify::{EnvName, EnvPointer, Version};
+use verify::{EnvName, EnvPointer};
 
-use super::{Deployed, Standby, Summary, SwitchedBack, Target};
+use super::{Deployed, Plan, Standby, Summary, SwitchedBack};
 use crate::checks;
 use crate::stage::{self, Stage};
 use crate::{Error, Kind};
@@ -28,23 +28,6 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 /// returns once the master is signalled, and on a loaded 2-core machine its old workers
 /// were seen taking connections up to ~0.3 s later (scripts/bench/compose.sh).
 const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
-
-/// Everything the shared part of the deploy settled before the engine is touched.
-pub(super) struct Ctx<'a> {
-    pub s: &'a Stage<'a>,
-    pub env: &'a Environment,
-    pub env_name: &'a EnvName,
-    pub target: &'a Target,
-    pub previous: Option<EnvPointer>,
-    pub version: &'a Version,
-    pub digests: BTreeMap<String, verify::Digest>,
-    /// Stack-file service → pinned image.
-    pub images: &'a BTreeMap<String, String>,
-    pub stack: &'a StackFile,
-    pub timeout: Duration,
-    pub started: Instant,
-    pub rolling_back: bool,
-}
 
 /// The proxy and the routes of one environment.
 pub(crate) struct Switch<'a> {
@@ -94,7 +77,7 @@ impl<'a> Switch<'a> {
             names: bg
                 .routes
                 .iter()
-                .map(|r| super::stack_name(config, &r.service).to_owned())
+                .map(|r| config.stack_name(&r.service).to_owned())
                 .collect(),
         })
     }
@@ -193,33 +176,16 @@ impl Slots<'_> {
         let deadline = Instant::now() + timeout;
         if self.swarm {
             let before = engine.snapshot(project).await?;
-            let applied = engine::stack_deploy(engine.endpoint(), project, file).await;
-            let changes = engine.changes(project, &before).await?;
-            let mut outcomes: Vec<Outcome> = match &applied {
-                Ok(()) => engine.watch(&changes, deadline, progress).await,
-                Err(e) => changes
-                    .iter()
-                    .map(|_| Outcome::Failed {
-                        cause: e.to_string(),
-                    })
-                    .collect(),
-            };
-            if let Err(e) = &applied
-                && changes.is_empty()
-            {
+            let applied = engine
+                .stack_apply(project, file, &before, expected, deadline, progress)
+                .await?;
+            if let Some(e) = applied.refused {
                 return Ok(expected
                     .keys()
                     .map(|s| (s.clone(), e.to_string()))
                     .collect());
             }
-            let off_image = if outcomes.iter().all(Outcome::is_converged) {
-                engine.off_image_tasks(project, expected).await?
-            } else {
-                Vec::new()
-            };
-            return Ok(engine::verdict(&changes, &mut outcomes, off_image)
-                .into_iter()
-                .collect());
+            return Ok(applied.failed.into_iter().collect());
         }
         let engine::Applied {
             mut failed,
@@ -308,7 +274,13 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
+/// Deploys to the idle colour, with `images` (stack-file service → pinned image) in
+/// `stack`.
+pub(super) async fn deploy(
+    c: &Plan<'_>,
+    images: &BTreeMap<String, String>,
+    stack: &StackFile,
+) -> Result<Deployed, Error> {
     let sw = Switch::new(c.s.config, c.env)?;
     let engine = stage::connect(c.s.config, c.env_name.as_str()).await?;
     let swarm = c.env.orchestrator == config::Orchestrator::Swarm;
@@ -333,7 +305,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
         && let Some(standby) = colours.rollback_to(now).cloned()
         && &standby.version == c.version
     {
-        return switch_back(&c, &sw, slots, colours, standby.colour).await;
+        return switch_back(c, &sw, slots, colours, standby.colour).await;
     }
 
     let idle = colours.idle();
@@ -344,9 +316,8 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
     let live = colours.live.as_ref().map(|l| l.colour);
     let live_version = colours.live.as_ref().map(|l| l.version.to_string());
 
-    let yaml = c
-        .stack
-        .render_published(c.images, &sw.published(idle), swarm)
+    let yaml = stack
+        .render_published(images, &sw.published(idle), swarm)
         .map_err(|e| Error::usage(e.to_string()))?;
     let stack_path = c.s.state.stack_path(c.env_name, c.version);
     let rendered = StackFile::parse(&stack_path, &yaml).map_err(|e| Error::usage(e.to_string()))?;
@@ -380,7 +351,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
         .report(c.env_name.as_str())
     };
     let failed = |failures: BTreeMap<String, String>| Failed {
-        c: &c,
+        c,
         slots,
         project: &project,
         stack_path: &stack_path,
@@ -602,7 +573,7 @@ fn check_failures(report: &verify::check::CheckReport, when: &str) -> BTreeMap<S
 
 /// A release that failed on its colour: the colour goes, the live one keeps serving.
 struct Failed<'a, 'c> {
-    c: &'a Ctx<'c>,
+    c: &'a Plan<'c>,
     slots: Slots<'a>,
     project: &'a str,
     stack_path: &'a Path,
@@ -696,7 +667,7 @@ impl Failed<'_, '_> {
 /// `release rollback` while the previous colour still runs: it is judged on its recorded
 /// file, and the proxy is switched back to it.
 async fn switch_back(
-    c: &Ctx<'_>,
+    c: &Plan<'_>,
     sw: &Switch<'_>,
     slots: Slots<'_>,
     colours: Colours,

@@ -5,40 +5,26 @@
 //! applied again and judged the same way; a first deploy is taken down. The records are
 //! the Swarm path's: pointer, `deployed`, `deploy-failed`, `rolled-back`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use engine::{Change, Outcome, Progress, StackFile};
 use verify::ledger::{DeployFailed, FailureTrigger, RollbackAfterFailure};
-use verify::{EnvName, EnvPointer, Version};
 
-use super::{Deployed, Summary, Target};
-use crate::stage::{self, Stage};
+use super::{Deployed, Plan, Summary};
+use crate::stage;
 use crate::{Error, Kind};
-use config::Environment;
 
-/// Everything the shared part of the deploy settled before the engine is touched.
-pub(super) struct Ctx<'a> {
-    pub s: &'a Stage<'a>,
-    pub env: &'a Environment,
-    pub env_name: &'a EnvName,
-    pub target: &'a Target,
-    pub previous: Option<EnvPointer>,
-    pub version: &'a Version,
-    pub digests: BTreeMap<String, verify::Digest>,
-    pub yaml: &'a str,
-    pub rendered: &'a StackFile,
-    pub stack_path: &'a Path,
-    pub timeout: Duration,
-    pub started: Instant,
-    pub rolling_back: bool,
-}
-
-pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
+/// Applies the rendered, pinned compose file `file` (written at `stack_path`).
+pub(super) async fn deploy(
+    c: &Plan<'_>,
+    yaml: &str,
+    file: &StackFile,
+    stack_path: &Path,
+) -> Result<Deployed, Error> {
     let engine = stage::connect(c.s.config, c.env_name.as_str()).await?;
     let project = c.env.compose_project();
-    let expected = c.rendered.images();
+    let expected = file.images();
     let before = engine.compose_containers(project).await?;
     let changes: Vec<Change> = expected
         .iter()
@@ -59,14 +45,14 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
         state: format!(
             "applying {} to compose project {project} ({})",
             c.version,
-            c.stack_path.display()
+            stack_path.display()
         ),
     });
     let engine::Applied {
         mut failed,
         refused,
     } = engine
-        .compose_apply(project, c.stack_path, &expected, c.timeout)
+        .compose_apply(project, stack_path, &expected, c.timeout)
         .await?;
     if let Some(e) = &refused
         && failed.is_empty()
@@ -98,7 +84,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
             version: c.version,
             previous_version: &previous_version,
             outcome,
-            stack_path: c.stack_path,
+            stack_path,
             started: c.started,
             expected: &expected,
             changes: &changes,
@@ -114,7 +100,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
             previous_version: previous_version.clone(),
             digests: c.digests.clone(),
             changed: changes.iter().map(|ch| ch.service.clone()).collect(),
-            stack_sha256: verify::Digest::of(c.yaml.as_bytes()),
+            stack_sha256: verify::Digest::of(yaml.as_bytes()),
             jenkins: c.s.jenkins.clone(),
         }
         .record(c.s.state, &actor, c.target.made_live())?;
@@ -149,7 +135,7 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
             .with_hint(format!("inspect with `docker compose -p {project} ps`"));
         return Ok(Deployed::failed(summary("deploy-failed"), failure));
     }
-    let stuck = roll_back(&c, &engine, project).await;
+    let stuck = roll_back(c, &engine, project, stack_path).await;
     let rolled: Vec<String> = changes.iter().map(|ch| ch.service.clone()).collect();
     if stuck.is_none() {
         let event = RollbackAfterFailure {
@@ -184,13 +170,18 @@ pub(super) async fn deploy(c: Ctx<'_>) -> Result<Deployed, Error> {
 
 /// Applies the previous version's rendered file again and judges it, or, on a first
 /// deploy, takes the project down. `Some(cause)` when that did not work.
-async fn roll_back(c: &Ctx<'_>, engine: &engine::Engine, project: &str) -> Option<String> {
+async fn roll_back(
+    c: &Plan<'_>,
+    engine: &engine::Engine,
+    project: &str,
+    stack_path: &Path,
+) -> Option<String> {
     let Some(previous) = &c.previous else {
         (c.s.progress)(Progress {
             service: "*",
             state: format!("first deploy failed: removing compose project {project}"),
         });
-        return engine::compose_down(engine.endpoint(), project, c.stack_path)
+        return engine::compose_down(engine.endpoint(), project, stack_path)
             .await
             .err()
             .map(|e| e.to_string());

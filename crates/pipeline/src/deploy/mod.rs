@@ -68,6 +68,24 @@ impl Target {
     }
 }
 
+/// What the shared part of a deploy settled before any engine is touched: the version,
+/// its digests and what the environment ran before. The Compose and blue-green deploys
+/// start from it.
+pub(crate) struct Plan<'a> {
+    pub s: &'a Stage<'a>,
+    pub env: &'a config::Environment,
+    pub env_name: &'a EnvName,
+    pub target: &'a Target,
+    /// The environment's pointer before the deploy.
+    pub previous: Option<EnvPointer>,
+    pub version: &'a Version,
+    /// Release service → the digest the environment will run.
+    pub digests: BTreeMap<String, verify::Digest>,
+    pub timeout: Duration,
+    pub started: Instant,
+    pub rolling_back: bool,
+}
+
 /// How a deploy runs.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
@@ -205,25 +223,23 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     let digests: BTreeMap<String, verify::Digest> = release
         .services
         .iter()
-        .filter(|(name, _)| images.contains_key(stack_name(config, name)))
+        .filter(|(name, _)| images.contains_key(config.stack_name(name)))
         .map(|(name, image)| (name.clone(), image.digest.clone()))
         .collect();
+    let plan = Plan {
+        s,
+        env: &env,
+        env_name: &env_name,
+        target: &target,
+        previous: previous.clone(),
+        version: &version,
+        digests: digests.clone(),
+        timeout,
+        started,
+        rolling_back,
+    };
     if env.strategy == config::Strategy::BlueGreen {
-        return blue_green::deploy(blue_green::Ctx {
-            s,
-            env: &env,
-            env_name: &env_name,
-            target: &target,
-            previous,
-            version: &version,
-            digests,
-            images: &images,
-            stack,
-            timeout,
-            started,
-            rolling_back,
-        })
-        .await;
+        return blue_green::deploy(&plan, &images, stack).await;
     }
     let yaml = stack
         .render(&images)
@@ -234,22 +250,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     let stack_path = state.write_stack(&env_name, &version, yaml.as_bytes())?;
 
     if env.orchestrator == config::Orchestrator::Compose {
-        return compose::deploy(compose::Ctx {
-            s,
-            env: &env,
-            env_name: &env_name,
-            target: &target,
-            previous,
-            version: &version,
-            digests,
-            yaml: &yaml,
-            rendered: &rendered,
-            stack_path: &stack_path,
-            timeout,
-            started,
-            rolling_back,
-        })
-        .await;
+        return compose::deploy(&plan, &yaml, &rendered, &stack_path).await;
     }
     let engine = stage::connect(config, options.env).await?;
     engine.require_swarm_manager().await?;
@@ -261,32 +262,26 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
         env.stack,
         stack_path.display()
     ));
+    let expected = rendered.images();
     let deadline = Instant::now() + timeout;
-    let applied = engine::stack_deploy(engine.endpoint(), &env.stack, &stack_path).await;
-    let changes = engine.changes(&env.stack, &before).await?;
-    let mut outcomes: Vec<Outcome> = match &applied {
-        Ok(()) => engine.watch(&changes, deadline, progress).await,
-        Err(e) => changes
-            .iter()
-            .map(|_| Outcome::Failed {
-                cause: e.to_string(),
-            })
-            .collect(),
-    };
-    if let Err(e) = &applied
-        && changes.is_empty()
-    {
+    let engine::StackApplied {
+        changes,
+        outcomes,
+        failed,
+        refused,
+    } = engine
+        .stack_apply(
+            &env.stack,
+            &stack_path,
+            &before,
+            &expected,
+            deadline,
+            progress,
+        )
+        .await?;
+    if let Some(e) = refused {
         return Err(Error::infrastructure(e.to_string()));
     }
-
-    // Converged is not enough: every running task must name the pinned image.
-    let expected = rendered.images();
-    let off_image = if outcomes.iter().all(Outcome::is_converged) {
-        engine.off_image_tasks(&env.stack, &expected).await?
-    } else {
-        Vec::new()
-    };
-    let failed = engine::verdict(&changes, &mut outcomes, off_image);
     let actor = &s.actor;
     let previous_version = previous.as_ref().map(|p| p.version.to_string());
     let ledger = state.ledger();
@@ -460,7 +455,7 @@ fn pinned_images(
         .services
         .iter()
         .filter_map(|(name, image)| {
-            let in_stack = stack_name(config, name);
+            let in_stack = config.stack_name(name);
             if stack.service(in_stack).is_none() {
                 tracing::warn!(service = %name, "release service is not in the stack file; not deployed");
                 return None;
@@ -471,14 +466,6 @@ fn pinned_images(
             ))
         })
         .collect()
-}
-
-/// A release service's name in the stack file.
-pub(crate) fn stack_name<'a>(config: &'a Config, service: &'a str) -> &'a str {
-    config
-        .services
-        .get(service)
-        .map_or(service, |s| s.stack_service_name(service))
 }
 
 /// The deploy-time policy, on the stack exactly as it would be applied: every problem is
