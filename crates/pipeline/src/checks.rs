@@ -4,17 +4,91 @@
 //! colour, through the proxy's preview listener). Running and judging them is
 //! `verify::check`'s.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use verify::EnvPointer;
 use verify::check::{
     self, CheckReport, CheckSpec, ComposeProbe, ComposeTarget, HttpProbe, NODE_PLACEHOLDER,
     NodeFanout, Probe, SwarmProbe, SwarmTarget, TcpProbe, Timing,
 };
+use verify::{EnvName, EnvPointer};
 
-use crate::Error;
+use crate::{Error, Stage};
 use config::{self, Check, Config, Environment};
+
+/// One run of an environment's declared checks, judged, with the `checked` event that
+/// records it.
+#[derive(Debug)]
+pub struct CheckRun {
+    pub report: CheckReport,
+    /// The run's JUnit XML (the event names its sha256, written to a file or not).
+    pub junit: Vec<u8>,
+    pub junit_sha256: verify::Digest,
+    /// The `checked` event; a signed result's envelope is set on it before it is recorded.
+    pub event: verify::ledger::Checked,
+}
+
+/// Runs environment `env`'s checks against what its pointer says is live, `concurrency`
+/// at a time. `junit`: where the caller writes the XML, named in the event.
+pub async fn run(
+    s: &Stage<'_>,
+    env: &str,
+    concurrency: usize,
+    junit: Option<&Path>,
+) -> Result<CheckRun, Error> {
+    let config = s.config;
+    let environment = config.environment(env)?;
+    let env_name = EnvName::parse(env)?;
+    if environment.checks.is_empty() {
+        return Err(Error::usage(format!(
+            "environment `{env}` declares no checks in {}",
+            config.path.display()
+        ))
+        .with_hint(format!(
+            "add [[environments.{env}.checks]] with kind = \"http\", \"tcp\", \"swarm\" or \"compose\""
+        )));
+    }
+    let pointer = s.state.read_env(&env_name)?;
+    let specs = specs(config, env, environment, pointer.as_ref(), None, None)?;
+    let clients =
+        check::HttpClients::for_checks(&specs).map_err(|e| Error::usage(e.to_string()))?;
+    let report = check::run(env, specs, &clients, concurrency).await;
+    let xml = check::junit::render(&report).map_err(|e| Error::infrastructure(e.to_string()))?;
+    let junit_sha256 = verify::Digest::of(&xml);
+    let event = report.checked_event(check::CheckedOn {
+        env: &env_name,
+        stack: &environment.stack,
+        live: pointer.as_ref(),
+        junit,
+        junit_sha256: &junit_sha256,
+        jenkins: s.jenkins.clone(),
+    });
+    Ok(CheckRun {
+        report,
+        junit: xml,
+        junit_sha256,
+        event,
+    })
+}
+
+/// Records a run's `checked` event; the entry's seq.
+pub fn record(s: &Stage<'_>, event: verify::ledger::Checked) -> Result<u64, Error> {
+    Ok(s.state.ledger().append_event(&s.actor, &event.into())?.seq)
+}
+
+/// What a recorded run means beyond its failed checks: when no check reached its target,
+/// the environment could not be reached (an outage, not a verdict on the release).
+pub fn unreachable(env: &str, stack: &str, report: &CheckReport) -> Option<Error> {
+    report.unreachable().then(|| {
+        Error::infrastructure(format!(
+            "environment `{env}` could not be reached: every check failed to reach its target"
+        ))
+        .with_hint(format!(
+            "is stack `{stack}` deployed and the Docker Engine up? `release status --env {env}`"
+        ))
+    })
+}
 
 /// Runs the environment's checks once without recording them: a blue-green deploy's
 /// checks of the idle colour (`project`, its Compose project; through the proxy's preview

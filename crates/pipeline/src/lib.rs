@@ -20,6 +20,7 @@ pub mod deploy;
 mod error;
 pub mod live;
 pub mod stage;
+pub mod status;
 
 pub use error::{Error, Kind};
 pub use stage::Stage;

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
-use verify::EnvName;
 use verify::check::{self, CheckReport};
 
 use super::{evidence, stage};
@@ -35,41 +34,27 @@ struct Output<'a> {
 pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    let env_name = EnvName::parse(&args.env)?;
-    if env.checks.is_empty() {
-        return Err(Failure::usage(format!(
-            "environment `{}` declares no checks in {}",
-            args.env,
-            config.path.display()
-        ))
-        .with_hint(format!(
-            "add [[environments.{}.checks]] with kind = \"http\", \"tcp\", \"swarm\" or \"compose\"",
-            args.env
-        )));
-    }
     // A signing key that cannot be read stops the run before any check: nothing is
     // recorded unsigned by accident.
     let signer = evidence::signer(&config, &args.env)?;
     let state = stage::state_dir(global, &config)?;
-    let pointer = state.read_env(&env_name).map_err(stage::record_failure)?;
-    let specs = pipeline::checks::specs(&config, &args.env, env, pointer.as_ref(), None, None)?;
-    let clients =
-        check::HttpClients::for_checks(&specs).map_err(|e| Failure::usage(e.to_string()))?;
-    let report = check::run(&args.env, specs, &clients, usize::from(args.concurrency)).await;
-
-    let xml = check::junit::render(&report).map_err(|e| Failure::infrastructure(e.to_string()))?;
-    let junit_sha256 = verify::Digest::of(&xml);
+    let quiet = |_: engine::Progress<'_>| {};
+    let stage = stage::of(&config, &state, &quiet);
+    let pipeline::checks::CheckRun {
+        report,
+        junit: xml,
+        junit_sha256,
+        mut event,
+    } = pipeline::checks::run(
+        &stage,
+        &args.env,
+        usize::from(args.concurrency),
+        args.junit.as_deref(),
+    )
+    .await?;
     if let Some(path) = &args.junit {
         stage::write_junit_xml(path, &xml)?;
     }
-    let mut event = report.checked_event(check::CheckedOn {
-        env: &env_name,
-        stack: &env.stack,
-        live: pointer.as_ref(),
-        junit: args.junit.as_deref(),
-        junit_sha256: &junit_sha256,
-        jenkins: stage::jenkins_build(),
-    });
     // The signed result goes to the registry before the entry is recorded, so the entry
     // names it; a registry that refuses it still leaves the check recorded (exit 3).
     let attested = match &signer {
@@ -81,10 +66,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     }
     let version = event.version.clone();
     let digests = event.digests.clone();
-    let entry = state
-        .ledger()
-        .append_event(&stage::actor(), &event.into())
-        .map_err(|e| stage::record_failure(e.into()))?;
+    let seq = pipeline::checks::record(&stage, event)?;
 
     if global.json {
         super::print_json(&Output {
@@ -95,7 +77,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
             slowest: report.slowest(),
             junit: args.junit.as_deref(),
             junit_sha256: junit_sha256.as_str(),
-            ledger_seq: entry.seq,
+            ledger_seq: seq,
             report: &report,
         })?;
     } else {
@@ -121,7 +103,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
                 code,
                 format!(
                     "the checks of `{}` ran and are recorded (ledger seq {}), but their signed result could not be attached: {}",
-                    args.env, entry.seq, failure.message
+                    args.env, seq, failure.message
                 ),
             )
             .with_hint(failure.hint.unwrap_or_else(|| {
@@ -131,16 +113,8 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
         }
         _ => {}
     }
-    if report.unreachable() {
-        return Err(Failure::infrastructure(format!(
-            "environment `{}` could not be reached: every check failed to reach its target",
-            args.env
-        ))
-        .with_hint(format!(
-            "is stack `{}` deployed and the Docker Engine up? `release status --env {}`",
-            env.stack, args.env
-        ))
-        .reported());
+    if let Some(unreachable) = pipeline::checks::unreachable(&args.env, &env.stack, &report) {
+        return Err(Failure::from(unreachable).reported());
     }
     Ok(if report.failed == 0 {
         Code::Success

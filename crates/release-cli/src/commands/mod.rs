@@ -11,7 +11,6 @@ mod push;
 mod rollback;
 mod stage;
 mod status;
-mod status_compose;
 mod verify_image;
 
 use std::collections::BTreeMap;

@@ -1,141 +1,42 @@
-//! `release status --env E`: what the Swarm runs now for an environment's stack, and on
-//! which nodes.
+//! `release status --env E`: what the environment runs now ([`pipeline::status`]), as a
+//! table or `--json`; exit 1 when anything is flagged. A Swarm stack is shown with its
+//! services and nodes, a Compose project with its containers.
 
-use serde::Serialize;
+use pipeline::status::{ComposeStatus, SwarmStatus};
 
 use crate::cli::{Global, StatusArgs};
 use crate::exit::{Code, Failure};
 
-#[derive(Debug, Serialize)]
-struct Report {
-    env: String,
-    stack: String,
-    docker_host: String,
-    services: Vec<Row>,
-    /// The Swarm's nodes, sorted by hostname.
-    nodes: Vec<engine::Node>,
-    /// Whether any service is flagged.
-    flagged: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Row {
-    /// The service's name in release.toml, if the config knows it.
-    service: Option<String>,
-    /// The Swarm service name (`<stack>_<name>`), if it exists.
-    swarm_service: Option<String>,
-    image: Option<String>,
-    pinned: bool,
-    desired: u64,
-    running: u64,
-    update_state: Option<String>,
-    /// The hostname of each running task's node, sorted.
-    nodes: Vec<String>,
-    /// What is wrong, in words; empty when nothing is.
-    flags: Vec<String>,
-}
-
 pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    if env.orchestrator == config::Orchestrator::Compose {
-        return super::status_compose::run(global, args).await;
-    }
-    let engine = super::connect_env(&config, &args.env).await?;
-    // A blue-green environment: the colour the proxy sends traffic to.
-    let stack =
-        super::live_project(&config, &args.env)?.unwrap_or_else(|| format!("{}-blue", env.stack));
-    let live = engine.stack_services(&stack).await?;
-    let placement = engine.placement(&stack).await?;
-
-    let mut rows = Vec::new();
-    let mut seen = Vec::new();
-    for (name, service) in &config.services {
-        let stack_name = service.stack_service_name(name);
-        let Some(state) = live.iter().find(|s| s.stack_service == stack_name) else {
-            rows.push(Row {
-                service: Some(name.clone()),
-                swarm_service: None,
-                image: None,
-                pinned: false,
-                desired: 0,
-                running: 0,
-                update_state: None,
-                nodes: Vec::new(),
-                flags: vec!["not deployed".to_owned()],
-            });
-            continue;
-        };
-        seen.push(state.name.clone());
-        rows.push(row(Some(name.clone()), state, &placement));
-    }
-    for state in live.iter().filter(|s| !seen.contains(&s.name)) {
-        rows.push(row(None, state, &placement));
-    }
-    let report = Report {
-        flagged: rows.iter().any(|r| !r.flags.is_empty()),
-        env: args.env.clone(),
-        stack: stack.clone(),
-        docker_host: engine.host().to_owned(),
-        services: rows,
-        nodes: placement.nodes,
-    };
-    if global.json {
-        super::print_json(&report)?;
+    let flagged = if env.orchestrator == config::Orchestrator::Compose {
+        // What the records say the environment runs, when this agent has them.
+        let state = super::stage::state_dir(global, &config).ok();
+        let report = pipeline::status::compose(&config, &args.env, state.as_ref()).await?;
+        if global.json {
+            super::print_json(&report)?;
+        } else {
+            print!("{}", render_compose(&report));
+        }
+        report.flagged
     } else {
-        print!("{}", render(&report));
-    }
-    Ok(if report.flagged {
+        let report = pipeline::status::swarm(&config, &args.env).await?;
+        if global.json {
+            super::print_json(&report)?;
+        } else {
+            print!("{}", render_swarm(&report));
+        }
+        report.flagged
+    };
+    Ok(if flagged {
         Code::Negative
     } else {
         Code::Success
     })
 }
 
-fn row(
-    service: Option<String>,
-    state: &engine::ServiceState,
-    placement: &engine::Placement,
-) -> Row {
-    let mut flags = Vec::new();
-    if !state.pinned {
-        flags.push("NOT PINNED: image has no digest".to_owned());
-    }
-    if state.running != state.desired {
-        flags.push(format!(
-            "{} of {} tasks running",
-            state.running, state.desired
-        ));
-    }
-    if let Some(update) = &state.update_state
-        && matches!(
-            update.as_str(),
-            "paused" | "rollback_started" | "rollback_paused" | "rollback_completed"
-        )
-    {
-        flags.push(format!("update {update}"));
-    }
-    if service.is_none() {
-        flags.push("not in release.toml".to_owned());
-    }
-    Row {
-        service,
-        swarm_service: Some(state.name.clone()),
-        image: Some(state.image.clone()),
-        pinned: state.pinned,
-        desired: state.desired,
-        running: state.running,
-        update_state: state.update_state.clone(),
-        nodes: placement
-            .services
-            .get(&state.name)
-            .cloned()
-            .unwrap_or_default(),
-        flags,
-    }
-}
-
-fn render(report: &Report) -> String {
+fn render_swarm(report: &SwarmStatus) -> String {
     let mut table = vec![
         ["SERVICE", "REPLICAS", "PINNED", "NODES", "IMAGE", "FLAGS"]
             .map(str::to_owned)
@@ -248,14 +149,65 @@ fn hosts(nodes: &[String]) -> String {
         .join(", ")
 }
 
+fn render_compose(report: &ComposeStatus) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let mut table = vec![
+        [
+            "SERVICE",
+            "CONTAINER",
+            "STATE",
+            "HEALTH",
+            "PINNED",
+            "IMAGE",
+            "FLAGS",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for r in &report.containers {
+        table.push(vec![
+            dash(&r.service),
+            dash(&r.container),
+            dash(&r.state),
+            dash(&r.health),
+            if r.pinned { "yes" } else { "no" }.to_owned(),
+            dash(&r.image),
+            r.flags.join("; "),
+        ]);
+    }
+    let mut out = format!(
+        "env {} (compose project {} on {})\n",
+        report.env, report.project, report.docker_host
+    );
+    out.push_str(&super::render_table(&table));
+    let flagged = report
+        .containers
+        .iter()
+        .filter(|r| !r.flags.is_empty())
+        .count();
+    out.push_str(&if flagged > 0 {
+        format!(
+            "{flagged} of {} containers flagged\n",
+            report.containers.len()
+        )
+    } else {
+        format!(
+            "all {} containers pinned, running and on the recorded digests\n",
+            report.containers.len()
+        )
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
     use engine::{Availability, Node, NodeState, Role};
+    use pipeline::status::SwarmRow;
 
-    fn report() -> Report {
+    fn report() -> SwarmStatus {
         let node = |n: u8, state, availability, role, leader| Node {
             id: format!("id{n}"),
             hostname: format!("prod-{n}"),
@@ -265,7 +217,7 @@ mod tests {
             addr: format!("198.18.0.1{n}"),
             leader,
         };
-        let row = |service: &str, running, nodes: &[&str], flags: &[&str]| Row {
+        let row = |service: &str, running, nodes: &[&str], flags: &[&str]| SwarmRow {
             service: Some(service.to_owned()),
             swarm_service: Some(format!("hestino-prod_{service}")),
             image: Some(format!("r.example.com/hestino/{service}:1.4.0@sha256:aaaa")),
@@ -276,7 +228,7 @@ mod tests {
             nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
             flags: flags.iter().map(|f| (*f).to_owned()).collect(),
         };
-        Report {
+        SwarmStatus {
             env: "prod".to_owned(),
             stack: "hestino-prod".to_owned(),
             docker_host: "tcp://198.18.0.11:2376".to_owned(),
@@ -313,7 +265,7 @@ mod tests {
 
     #[test]
     fn status_shows_where_tasks_run_and_the_nodes() {
-        insta::assert_snapshot!(render(&report()));
+        insta::assert_snapshot!(render_swarm(&report()));
     }
 
     #[test]
