@@ -181,9 +181,9 @@ impl Config {
             })
     }
 
-    /// Reads and validates `path`. `registry_override` (from `--registry` or
-    /// `RELEASE_REGISTRY`) replaces the file's registry host, which is how the demo and the
-    /// tests point the example at the testbed registry.
+    /// Reads and validates `path`. `registry_override` replaces the file's registry host
+    /// (the `release` command takes it from a flag or a variable), which is how the demo
+    /// and the tests point the example at the testbed registry.
     pub fn load(path: &Path, registry_override: Option<&str>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),

@@ -119,7 +119,7 @@ impl Validator<'_> {
         if !HOST.is_match(host) || host.contains("://") {
             let message = match registry_override {
                 Some(_) => format!(
-                    "registry host `{host}` (from --registry/RELEASE_REGISTRY) is not a host[:port]"
+                    "registry host `{host}` (given in place of the file's) is not a host[:port]"
                 ),
                 None => format!("registry host `{host}` is not a host[:port]"),
             };

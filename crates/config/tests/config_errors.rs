@@ -132,8 +132,7 @@ fn bad_registry_hosts() {
     )
     .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("(from --registry/RELEASE_REGISTRY)"),
+        err.to_string().contains("(given in place of the file's)"),
         "{err}"
     );
 }

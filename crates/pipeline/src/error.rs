@@ -17,6 +17,16 @@ pub enum Kind {
     RolledBack,
 }
 
+/// A setting of the caller's that would help, for the caller to name in its own terms
+/// (the `release` command names its flag): this crate names no flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// How long to wait for another deploy's lock.
+    LockWait,
+    /// The version a rollback returns to.
+    RollbackTarget,
+}
+
 /// Why a stage stopped.
 #[derive(Debug)]
 pub struct Error {
@@ -25,6 +35,8 @@ pub struct Error {
     /// Further lines under the message, e.g. every policy violation.
     pub details: Vec<String>,
     pub hint: Option<String>,
+    /// The caller's setting the hint is about, if it is about one.
+    pub setting: Option<Setting>,
 }
 
 impl Error {
@@ -34,6 +46,7 @@ impl Error {
             message: message.into(),
             details: Vec::new(),
             hint: None,
+            setting: None,
         }
     }
 
@@ -53,6 +66,12 @@ impl Error {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Says which of the caller's settings the hint is about.
+    pub fn with_setting(mut self, setting: Setting) -> Self {
+        self.setting = Some(setting);
         self
     }
 

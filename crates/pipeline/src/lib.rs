@@ -22,5 +22,5 @@ pub mod live;
 pub mod stage;
 pub mod status;
 
-pub use error::{Error, Kind};
+pub use error::{Error, Kind, Setting};
 pub use stage::Stage;

@@ -76,7 +76,8 @@ pub async fn lock(
         .map_err(|e| match e {
             LockError::Timeout { .. } => {
                 Error::infrastructure(format!("another deploy to {env} is running: {e}"))
-                    .with_hint("let it finish, or wait longer with --lock-timeout")
+                    .with_hint("let it finish, or wait longer for the lock")
+                    .with_setting(crate::Setting::LockWait)
             }
             other => Error::infrastructure(other.to_string()),
         })

@@ -137,11 +137,22 @@ impl From<pipeline::Error> for Failure {
             pipeline::Kind::Infrastructure => Code::Infrastructure,
             pipeline::Kind::RolledBack => Code::RolledBack,
         };
+        // The setting a hint is about, by this command's flag.
+        let hint = match (e.hint, e.setting) {
+            (Some(hint), Some(setting)) => Some(format!(
+                "{hint} ({})",
+                match setting {
+                    pipeline::Setting::LockWait => "--lock-timeout",
+                    pipeline::Setting::RollbackTarget => "--to-version",
+                }
+            )),
+            (hint, _) => hint,
+        };
         Failure {
             code,
             message: e.message,
             details: e.details,
-            hint: e.hint,
+            hint,
             reported: false,
         }
     }
@@ -200,5 +211,21 @@ mod tests {
         let bare = Failure::infrastructure("registry unreachable").to_json();
         assert_eq!(bare["error"]["exit_code"], 3);
         assert_eq!(bare["error"]["hint"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_stage_error_about_a_setting_names_this_commands_flag() {
+        let e = pipeline::Error::infrastructure("another deploy to dev is running")
+            .with_hint("let it finish, or wait longer for the lock")
+            .with_setting(pipeline::Setting::LockWait);
+        let failure = Failure::from(e);
+        assert_eq!(failure.code, Code::Infrastructure);
+        assert_eq!(
+            failure.hint.as_deref(),
+            Some("let it finish, or wait longer for the lock (--lock-timeout)")
+        );
+        let bare = Failure::from(pipeline::Error::new(pipeline::Kind::RolledBack, "x"));
+        assert_eq!(bare.code, Code::RolledBack);
+        assert_eq!(bare.hint, None);
     }
 }

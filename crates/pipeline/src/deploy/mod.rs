@@ -520,12 +520,14 @@ fn rollback_target(
     }
     let events = state.ledger().read_events()?;
     verify::history::rollback_target(&events, env, current).map_err(|e| {
-        let hint = format!("{} (--to-version)", e.hint());
+        let hint = e.hint();
         let code = match e {
             verify::history::HistoryError::Diverged { .. } => Kind::Negative,
             _ => Kind::Usage,
         };
-        Error::new(code, e.to_string()).with_hint(hint)
+        Error::new(code, e.to_string())
+            .with_hint(hint)
+            .with_setting(crate::Setting::RollbackTarget)
     })
 }
 
