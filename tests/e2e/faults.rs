@@ -317,8 +317,12 @@ const WORKER_DRAINED_BOUND: Duration = Duration::from_secs(56);
 const LINK_CUT_BOUND: Duration = Duration::from_secs(40);
 /// Manager restarted: its dockerd stops (its tasks' 1 s stop grace) and starts again in
 /// about 8 s, the workers reconnect, and the update resumes: a fault-free promotion plus
-/// that, with room for a slow restart.
-const MANAGER_RESTARTED_BOUND: Duration = Duration::from_secs(45);
+/// that, with room for a slow restart. Seen once in a full CI run: after the restart
+/// Swarm placed the last task of the global `web` 27 s late (2/3 running at 20.8 s, 3/3
+/// at 47.9 s; the host port its old task held), and the command converged honestly at
+/// 56.5 s. The bound stays under the 90 s deploy deadline: it proves the watch followed
+/// the resumed update rather than waiting for the deadline.
+const MANAGER_RESTARTED_BOUND: Duration = Duration::from_secs(75);
 /// When the update never completes after the restart: the 90 s deploy deadline and the
 /// rollback (~25 s seen) after it.
 const MANAGER_RESTARTED_ROLLED_BACK_BOUND: Duration = Duration::from_secs(150);

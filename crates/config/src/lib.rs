@@ -162,6 +162,11 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 }
 
 impl Config {
+    /// `REGISTRY/REPOSITORY` of a service.
+    pub fn repository(&self, service: &Service) -> String {
+        format!("{}/{}", self.registry.host, service.repository)
+    }
+
     /// Release service `service`'s name in the stack file (itself when the config does not
     /// declare it).
     pub fn stack_name<'a>(&'a self, service: &'a str) -> &'a str {

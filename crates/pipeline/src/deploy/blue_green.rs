@@ -1,10 +1,12 @@
-//! The deploy of a `strategy = "blue-green"` Compose environment (docs/blue-green.md).
+//! The deploy of a `strategy = "blue-green"` environment, Compose or Swarm
+//! (docs/blue-green.md).
 //!
-//! The release starts beside the live one as the idle colour (Compose project
-//! `NAME-blue` or `NAME-green`, each routed service on its colour's host port), is judged
-//! like any Compose deploy, is checked through the proxy's preview listener, and only then
-//! does the proxy send traffic to it. The colour that served before keeps running for the
-//! rollback window. Every switch and every removal is a ledger event.
+//! The release starts beside the live one as the idle colour (Compose project or Swarm
+//! stack `NAME-blue` or `NAME-green`, each routed service on its colour's host port), is
+//! judged like any deploy of its orchestrator, is checked through the proxy's preview
+//! listener, and only then does the proxy send traffic to it. The colour that served
+//! before keeps running for the rollback window. Every switch and every removal is a
+//! ledger event.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

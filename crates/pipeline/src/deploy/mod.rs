@@ -317,71 +317,72 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
             "deployed"
         })));
     }
-    {
-        let failures: BTreeMap<String, String> = failed.iter().cloned().collect();
-        let event = DeployFailed {
+
+    // Failed: recorded, then every changed service rolled back.
+    let failures: BTreeMap<String, String> = failed.iter().cloned().collect();
+    let event = DeployFailed {
+        env: env_name.to_string(),
+        failures,
+        jenkins: s.jenkins.clone(),
+        previous_version: previous_version.clone(),
+        version: version.to_string(),
+    };
+    ledger.append_event(actor, &event.into())?;
+    let rollback_deadline = Instant::now() + timeout;
+    let results = engine
+        .roll_back(&changes, rollback_deadline, progress)
+        .await;
+    let stuck: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    let rolled: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+    if stuck.is_empty() && !changes.is_empty() {
+        let event = RollbackAfterFailure {
             env: env_name.to_string(),
-            failures,
-            jenkins: s.jenkins.clone(),
-            previous_version: previous_version.clone(),
-            version: version.to_string(),
+            from_version: version.to_string(),
+            services: rolled.iter().map(|s| (*s).to_owned()).collect(),
+            to_version: previous_version.clone(),
+            trigger: FailureTrigger::DeployFailed,
         };
         ledger.append_event(actor, &event.into())?;
-        let rollback_deadline = Instant::now() + timeout;
-        let results = engine
-            .roll_back(&changes, rollback_deadline, progress)
-            .await;
-        let stuck: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-        let rolled: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
-        if stuck.is_empty() && !changes.is_empty() {
-            let event = RollbackAfterFailure {
-                env: env_name.to_string(),
-                from_version: version.to_string(),
-                services: rolled.iter().map(|s| (*s).to_owned()).collect(),
-                to_version: previous_version.clone(),
-                trigger: FailureTrigger::DeployFailed,
-            };
-            ledger.append_event(actor, &event.into())?;
-        }
-        let causes: Vec<String> = failed
-            .iter()
-            .map(|(service, cause)| format!("service {service}: {cause}"))
-            .collect();
-        let message = format!(
-            "deploy of {version} to {env_name} failed: {}",
-            causes.join("; ")
-        );
-        let report = summary("deploy-failed");
-        if !stuck.is_empty() {
-            let failure = Error::infrastructure(format!(
-                "{message}; and the rollback did not converge: {}",
-                stuck.join("; ")
-            ))
-            .with_hint(format!(
-                "inspect with `release status --env {env_name}` and `docker service ps`"
-            ));
-            return Ok(Deployed::failed(report, failure));
-        }
-        if changes.is_empty() {
-            // Nothing to roll back: the live stack is not what the records would claim.
-            let failure = Error::new(Kind::Negative, message)
-                .with_hint(format!("compare with `release status --env {env_name}`"));
-            return Ok(Deployed::failed(report, failure));
-        }
-        let failure = Error::new(
-            Kind::RolledBack,
-            format!(
-                "{message}; rolled back {} to {}",
-                rolled.join(", "),
-                previous_version
-                    .as_deref()
-                    .unwrap_or("the state before the deploy")
-            ),
-        );
-        Ok(Deployed::failed(report, failure))
     }
+    let causes: Vec<String> = failed
+        .iter()
+        .map(|(service, cause)| format!("service {service}: {cause}"))
+        .collect();
+    let message = format!(
+        "deploy of {version} to {env_name} failed: {}",
+        causes.join("; ")
+    );
+    let report = summary("deploy-failed");
+    if !stuck.is_empty() {
+        let failure = Error::infrastructure(format!(
+            "{message}; and the rollback did not converge: {}",
+            stuck.join("; ")
+        ))
+        .with_hint(format!(
+            "inspect with `release status --env {env_name}` and `docker service ps`"
+        ));
+        return Ok(Deployed::failed(report, failure));
+    }
+    if changes.is_empty() {
+        // Nothing to roll back: the live stack is not what the records would claim.
+        let failure = Error::new(Kind::Negative, message)
+            .with_hint(format!("compare with `release status --env {env_name}`"));
+        return Ok(Deployed::failed(report, failure));
+    }
+    let failure = Error::new(
+        Kind::RolledBack,
+        format!(
+            "{message}; rolled back {} to {}",
+            rolled.join(", "),
+            previous_version
+                .as_deref()
+                .unwrap_or("the state before the deploy")
+        ),
+    );
+    Ok(Deployed::failed(report, failure))
 }
 
+/// What a finished deploy knows, for its report.
 pub(crate) struct Summary<'a> {
     env: &'a config::Environment,
     version: &'a Version,

@@ -48,11 +48,7 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
 
     let mut built = Vec::new();
     for (name, service) in services {
-        let image = format!(
-            "{}:{}",
-            stage::repository(&config, service),
-            version.as_str()
-        );
+        let image = format!("{}:{}", config.repository(service), version.as_str());
         let mut labels = std::collections::BTreeMap::from([
             (
                 "org.opencontainers.image.version".to_owned(),

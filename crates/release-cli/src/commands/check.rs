@@ -39,14 +39,14 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let signer = evidence::signer(&config, &args.env)?;
     let state = stage::state_dir(global, &config)?;
     let quiet = |_: engine::Progress<'_>| {};
-    let stage = stage::of(&config, &state, &quiet);
+    let on = stage::of(&config, &state, &quiet);
     let pipeline::checks::CheckRun {
         report,
         junit: xml,
         junit_sha256,
         mut event,
     } = pipeline::checks::run(
-        &stage,
+        &on,
         &args.env,
         usize::from(args.concurrency),
         args.junit.as_deref(),
@@ -66,7 +66,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     }
     let version = event.version.clone();
     let digests = event.digests.clone();
-    let seq = pipeline::checks::record(&stage, event)?;
+    let seq = pipeline::checks::record(&on, event)?;
 
     if global.json {
         super::print_json(&Output {

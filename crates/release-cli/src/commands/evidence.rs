@@ -350,7 +350,7 @@ pub fn subjects(config: &Config, digests: &BTreeMap<String, String>) -> Vec<Subj
             let s = config.services.get(service)?;
             Some(Subject {
                 service: service.clone(),
-                repository: super::stage::repository(config, s),
+                repository: config.repository(s),
                 digest: digest.clone(),
             })
         })

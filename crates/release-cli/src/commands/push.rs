@@ -33,7 +33,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
     let auth = push_auth(&config.registry.host).await?;
 
     let pushes = services.iter().map(|(name, service)| {
-        let repository = stage::repository(&config, service);
+        let repository = config.repository(service);
         let engine = &engine;
         let auth = auth.as_ref();
         let tag = version.as_str();

@@ -59,11 +59,6 @@ pub fn services<'c>(
         .collect())
 }
 
-/// `REGISTRY/REPOSITORY` of a service.
-pub fn repository(config: &Config, service: &Service) -> String {
-    format!("{}/{}", config.registry.host, service.repository)
-}
-
 /// The state directory: `--state-dir`/`RELEASE_STATE_DIR`, else `.release` next to the
 /// config. When `[ledger]` names a signing key, every append through it signs the ledger
 /// head; the key is read here, so that a key that cannot be read (an unset variable) fails
