@@ -500,16 +500,7 @@ pub(super) async fn deploy(
     }
 
     // 5. The records: what the environment runs now, and the colours.
-    verify::history::Live {
-        env: c.env_name.clone(),
-        version: c.version.clone(),
-        previous_version: previous_version.clone(),
-        digests: c.digests.clone(),
-        changed: changes.iter().map(|ch| ch.service.clone()).collect(),
-        stack_sha256: verify::Digest::of(yaml.as_bytes()),
-        jenkins: c.s.jenkins.clone(),
-    }
-    .record(c.s.state, actor, c.target.made_live())?;
+    c.record_live(previous_version.clone(), &changes, &yaml)?;
     let colours = colours.switched(
         idle,
         c.version.clone(),
@@ -703,7 +694,6 @@ async fn switch_back(
     let from = colours.live.as_ref().map(|l| l.colour);
     let from_version = colours.live.as_ref().map(|l| l.version.to_string());
     let reload = sw.switch(c.env_name, Some(to), from).await?;
-    let actor = &c.s.actor;
     let append = |event: verify::ledger::Event| c.s.append(&event);
     append(
         Switched {
@@ -718,16 +708,8 @@ async fn switch_back(
         }
         .into(),
     )?;
-    verify::history::Live {
-        env: c.env_name.clone(),
-        version: c.version.clone(),
-        previous_version: from_version.clone(),
-        digests: c.digests.clone(),
-        changed: Vec::new(),
-        stack_sha256: verify::Digest::of(text.as_bytes()),
-        jenkins: c.s.jenkins.clone(),
-    }
-    .record(c.s.state, actor, c.target.made_live())?;
+    // A switch back changes no service: the colour ran all along.
+    c.record_live(from_version.clone(), &[], &text)?;
     let colours = colours.switched(
         to,
         c.version.clone(),

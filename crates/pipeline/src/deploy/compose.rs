@@ -94,16 +94,7 @@ pub(super) async fn deploy(
     };
 
     if failed.is_empty() {
-        verify::history::Live {
-            env: c.env_name.clone(),
-            version: c.version.clone(),
-            previous_version: previous_version.clone(),
-            digests: c.digests.clone(),
-            changed: changes.iter().map(|ch| ch.service.clone()).collect(),
-            stack_sha256: verify::Digest::of(yaml.as_bytes()),
-            jenkins: c.s.jenkins.clone(),
-        }
-        .record(c.s.state, &actor, c.target.made_live())?;
+        c.record_live(previous_version.clone(), &changes, yaml)?;
         return Ok(Deployed::done(summary(if c.rolling_back {
             "rolled-back"
         } else {

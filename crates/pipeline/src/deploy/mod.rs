@@ -86,6 +86,30 @@ pub(crate) struct Plan<'a> {
     pub rolling_back: bool,
 }
 
+impl Plan<'_> {
+    /// Records the plan's version as live ([`verify::history::Live::record`]): `previous`
+    /// was live before, `changed` are the services the deploy changed, `file` the
+    /// rendered file now applied.
+    fn record_live(
+        &self,
+        previous: Option<String>,
+        changed: &[Change],
+        file: &str,
+    ) -> Result<(), Error> {
+        verify::history::Live {
+            env: self.env_name.clone(),
+            version: self.version.clone(),
+            previous_version: previous,
+            digests: self.digests.clone(),
+            changed: changed.iter().map(|c| c.service.clone()).collect(),
+            stack_sha256: verify::Digest::of(file.as_bytes()),
+            jenkins: self.s.jenkins.clone(),
+        }
+        .record(self.s.state, &self.s.actor, self.target.made_live())?;
+        Ok(())
+    }
+}
+
 /// How a deploy runs.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
@@ -233,7 +257,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
         target: &target,
         previous: previous.clone(),
         version: &version,
-        digests: digests.clone(),
+        digests,
         timeout,
         started,
         rolling_back,
@@ -301,16 +325,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     };
 
     if failed.is_empty() {
-        verify::history::Live {
-            env: env_name.clone(),
-            version: version.clone(),
-            previous_version: previous_version.clone(),
-            digests,
-            changed: changes.iter().map(|c| c.service.clone()).collect(),
-            stack_sha256: verify::Digest::of(yaml.as_bytes()),
-            jenkins: s.jenkins.clone(),
-        }
-        .record(state, actor, target.made_live())?;
+        plan.record_live(previous_version.clone(), &changes, &yaml)?;
         return Ok(Deployed::done(summary(if rolling_back {
             "rolled-back"
         } else {
