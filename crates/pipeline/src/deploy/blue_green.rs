@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use engine::proxy::{Proxy, Upstream};
 use engine::{Change, Outcome, Progress, StackFile};
 use verify::colours::{Colour, Colours};
-use verify::ledger::{ColourRemoved, DeployFailed, FailureTrigger, RollbackAfterFailure, Switched};
+use verify::ledger::{ColourRemoved, Switched};
 use verify::{EnvName, EnvPointer};
 
 use super::{Deployed, Plan, Standby, Summary, SwitchedBack};
@@ -391,10 +391,7 @@ pub(super) async fn deploy(
     };
     if !failures.is_empty() {
         let report = summary("deploy-failed", &outcomes(&failures));
-        return Ok(Deployed::failed(
-            report,
-            failed(failures).record(&append).await,
-        ));
+        return Ok(Deployed::failed(report, failed(failures).record().await));
     }
 
     // 2. Its checks, through the proxy's preview listener.
@@ -427,10 +424,7 @@ pub(super) async fn deploy(
     let failures = check_failures(&report, "on the idle colour");
     if !failures.is_empty() {
         let report = summary("deploy-failed", &outcomes(&failures));
-        return Ok(Deployed::failed(
-            report,
-            failed(failures).record(&append).await,
-        ));
+        return Ok(Deployed::failed(report, failed(failures).record().await));
     }
 
     // 3. The switch.
@@ -493,10 +487,7 @@ pub(super) async fn deploy(
             sw.switch(c.env_name, None, Some(idle)).await?;
         }
         let report = summary("deploy-failed", &outcomes(&failures));
-        return Ok(Deployed::failed(
-            report,
-            failed(failures).record(&append).await,
-        ));
+        return Ok(Deployed::failed(report, failed(failures).record().await));
     }
 
     // 5. The records: what the environment runs now, and the colours.
@@ -580,32 +571,13 @@ struct Failed<'a, 'c> {
 impl Failed<'_, '_> {
     /// Removes the idle colour, records `deploy-failed`, `colour-removed` and
     /// `rolled-back`, and returns the exit-4 failure naming each service and its cause.
-    async fn record(self, append: &impl Fn(verify::ledger::Event) -> Result<(), Error>) -> Error {
+    async fn record(self) -> Error {
         let c = self.c;
         let env = c.env_name.to_string();
-        if let Err(e) = append(
-            DeployFailed {
-                env: env.clone(),
-                failures: self.failures.clone(),
-                jenkins: c.s.jenkins.clone(),
-                previous_version: self.previous_version.clone(),
-                version: c.version.to_string(),
-            }
-            .into(),
-        ) {
-            return e;
-        }
-        let causes: Vec<String> = self
-            .failures
-            .iter()
-            .map(|(service, cause)| format!("service {service}: {cause}"))
-            .collect();
-        let message = format!(
-            "deploy of {} to {} failed: {}",
-            c.version,
-            c.env_name,
-            causes.join("; ")
-        );
+        let message = match c.record_failed(self.failures.iter(), self.previous_version.clone()) {
+            Ok(message) => message,
+            Err(e) => return e,
+        };
         (c.s.progress)(Progress {
             service: "*",
             state: format!(
@@ -622,27 +594,25 @@ impl Failed<'_, '_> {
             ))
             .with_hint(self.slots.inspect(self.project));
         }
-        for event in [
-            ColourRemoved {
-                colour: self.idle.to_string(),
-                env: env.clone(),
-                jenkins: c.s.jenkins.clone(),
-                reason: "failed".to_owned(),
-                version: c.version.to_string(),
-            }
-            .into(),
-            RollbackAfterFailure {
-                env: env.clone(),
-                from_version: c.version.to_string(),
-                services: self.failures.keys().cloned().collect(),
-                to_version: self.previous_version.clone(),
-                trigger: FailureTrigger::DeployFailed,
-            }
-            .into(),
-        ] {
-            if let Err(e) = append(event) {
-                return e;
-            }
+        let removed =
+            c.s.append(
+                &ColourRemoved {
+                    colour: self.idle.to_string(),
+                    env,
+                    jenkins: c.s.jenkins.clone(),
+                    reason: "failed".to_owned(),
+                    version: c.version.to_string(),
+                }
+                .into(),
+            )
+            .and_then(|()| {
+                c.record_rolled_back(
+                    self.failures.keys().cloned().collect(),
+                    self.previous_version.clone(),
+                )
+            });
+        if let Err(e) = removed {
+            return e;
         }
         let serving = match (self.live, &self.live_version) {
             (Some(colour), Some(version)) => {

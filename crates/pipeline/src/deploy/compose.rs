@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use engine::{Change, Outcome, Progress, StackFile};
-use verify::ledger::{DeployFailed, FailureTrigger, RollbackAfterFailure};
 
 use super::{Deployed, Plan, Summary};
 use crate::stage;
@@ -75,9 +74,7 @@ pub(super) async fn deploy(
             None => Outcome::Converged { after },
         })
         .collect();
-    let actor = c.s.actor.clone();
     let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
-    let ledger = c.s.state.ledger();
     let summary = |outcome| {
         Summary {
             env: c.env,
@@ -102,24 +99,7 @@ pub(super) async fn deploy(
         })));
     }
 
-    let event = DeployFailed {
-        env: c.env_name.to_string(),
-        failures: failed.clone(),
-        jenkins: c.s.jenkins.clone(),
-        previous_version: previous_version.clone(),
-        version: c.version.to_string(),
-    };
-    ledger.append_event(&actor, &event.into())?;
-    let causes: Vec<String> = failed
-        .iter()
-        .map(|(service, cause)| format!("service {service}: {cause}"))
-        .collect();
-    let message = format!(
-        "deploy of {} to {} failed: {}",
-        c.version,
-        c.env_name,
-        causes.join("; ")
-    );
+    let message = c.record_failed(failed.iter(), previous_version.clone())?;
     if changes.is_empty() {
         // Nothing was changed: the live project is not what the records would claim.
         let failure = Error::new(Kind::Negative, message)
@@ -129,14 +109,7 @@ pub(super) async fn deploy(
     let stuck = roll_back(c, &engine, project, stack_path).await;
     let rolled: Vec<String> = changes.iter().map(|ch| ch.service.clone()).collect();
     if stuck.is_none() {
-        let event = RollbackAfterFailure {
-            env: c.env_name.to_string(),
-            from_version: c.version.to_string(),
-            services: rolled.clone(),
-            to_version: previous_version.clone(),
-            trigger: FailureTrigger::DeployFailed,
-        };
-        ledger.append_event(&actor, &event.into())?;
+        c.record_rolled_back(rolled.clone(), previous_version.clone())?;
     }
     let report = summary("deploy-failed");
     if let Some(stuck) = stuck {
@@ -146,17 +119,10 @@ pub(super) async fn deploy(
         .with_hint(format!("inspect with `docker compose -p {project} ps`"));
         return Ok(Deployed::failed(report, failure));
     }
-    let failure = Error::new(
-        Kind::RolledBack,
-        format!(
-            "{message}; rolled back {} to {}",
-            rolled.join(", "),
-            previous_version
-                .as_deref()
-                .unwrap_or("the state before the deploy")
-        ),
-    );
-    Ok(Deployed::failed(report, failure))
+    Ok(Deployed::failed(
+        report,
+        super::rolled_back(&message, &rolled, previous_version.as_deref()),
+    ))
 }
 
 /// Applies the previous version's rendered file again and judges it, or, on a first

@@ -108,6 +108,68 @@ impl Plan<'_> {
         .record(self.s.state, &self.s.actor, self.target.made_live())?;
         Ok(())
     }
+
+    /// Records `deploy-failed` with each failed service's cause (`previous` was live
+    /// before); the failure's message, naming them in `failed`'s order.
+    fn record_failed<'f>(
+        &self,
+        failed: impl Iterator<Item = (&'f String, &'f String)> + Clone,
+        previous: Option<String>,
+    ) -> Result<String, Error> {
+        self.s.append(
+            &DeployFailed {
+                env: self.env_name.to_string(),
+                failures: failed
+                    .clone()
+                    .map(|(s, c)| (s.clone(), c.clone()))
+                    .collect(),
+                jenkins: self.s.jenkins.clone(),
+                previous_version: previous,
+                version: self.version.to_string(),
+            }
+            .into(),
+        )?;
+        let causes: Vec<String> = failed
+            .map(|(service, cause)| format!("service {service}: {cause}"))
+            .collect();
+        Ok(format!(
+            "deploy of {} to {} failed: {}",
+            self.version,
+            self.env_name,
+            causes.join("; ")
+        ))
+    }
+
+    /// Records that `services` went back to `previous` after the failure.
+    fn record_rolled_back(
+        &self,
+        services: Vec<String>,
+        previous: Option<String>,
+    ) -> Result<(), Error> {
+        self.s.append(
+            &RollbackAfterFailure {
+                env: self.env_name.to_string(),
+                from_version: self.version.to_string(),
+                services,
+                to_version: previous,
+                trigger: FailureTrigger::DeployFailed,
+            }
+            .into(),
+        )
+    }
+}
+
+/// The failure of a deploy that was rolled back: `message` (what failed), which
+/// services went back, and to what.
+fn rolled_back(message: &str, services: &[String], previous: Option<&str>) -> Error {
+    Error::new(
+        Kind::RolledBack,
+        format!(
+            "{message}; rolled back {} to {}",
+            services.join(", "),
+            previous.unwrap_or("the state before the deploy")
+        ),
+    )
 }
 
 /// How a deploy runs.
@@ -306,9 +368,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     if let Some(e) = refused {
         return Err(Error::infrastructure(e.to_string()));
     }
-    let actor = &s.actor;
     let previous_version = previous.as_ref().map(|p| p.version.to_string());
-    let ledger = state.ledger();
     let summary = |outcome| {
         Summary {
             env: &env,
@@ -334,39 +394,17 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     }
 
     // Failed: recorded, then every changed service rolled back.
-    let failures: BTreeMap<String, String> = failed.iter().cloned().collect();
-    let event = DeployFailed {
-        env: env_name.to_string(),
-        failures,
-        jenkins: s.jenkins.clone(),
-        previous_version: previous_version.clone(),
-        version: version.to_string(),
-    };
-    ledger.append_event(actor, &event.into())?;
+    let message =
+        plan.record_failed(failed.iter().map(|(s, c)| (s, c)), previous_version.clone())?;
     let rollback_deadline = Instant::now() + timeout;
     let results = engine
         .roll_back(&changes, rollback_deadline, progress)
         .await;
     let stuck: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-    let rolled: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+    let rolled: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
     if stuck.is_empty() && !changes.is_empty() {
-        let event = RollbackAfterFailure {
-            env: env_name.to_string(),
-            from_version: version.to_string(),
-            services: rolled.iter().map(|s| (*s).to_owned()).collect(),
-            to_version: previous_version.clone(),
-            trigger: FailureTrigger::DeployFailed,
-        };
-        ledger.append_event(actor, &event.into())?;
+        plan.record_rolled_back(rolled.clone(), previous_version.clone())?;
     }
-    let causes: Vec<String> = failed
-        .iter()
-        .map(|(service, cause)| format!("service {service}: {cause}"))
-        .collect();
-    let message = format!(
-        "deploy of {version} to {env_name} failed: {}",
-        causes.join("; ")
-    );
     let report = summary("deploy-failed");
     if !stuck.is_empty() {
         let failure = Error::infrastructure(format!(
@@ -384,17 +422,10 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
             .with_hint(format!("compare with `release status --env {env_name}`"));
         return Ok(Deployed::failed(report, failure));
     }
-    let failure = Error::new(
-        Kind::RolledBack,
-        format!(
-            "{message}; rolled back {} to {}",
-            rolled.join(", "),
-            previous_version
-                .as_deref()
-                .unwrap_or("the state before the deploy")
-        ),
-    );
-    Ok(Deployed::failed(report, failure))
+    Ok(Deployed::failed(
+        report,
+        rolled_back(&message, &rolled, previous_version.as_deref()),
+    ))
 }
 
 /// What a finished deploy knows, for its report.
