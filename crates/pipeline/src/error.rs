@@ -18,13 +18,16 @@ pub enum Kind {
 }
 
 /// A setting of the caller's that would help, for the caller to name in its own terms
-/// (the `release` command names its flag): this crate names no flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (the `release` command names its flag or variable): this crate names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Setting {
     /// How long to wait for another deploy's lock.
     LockWait,
     /// The version a rollback returns to.
     RollbackTarget,
+    /// What the registry client is given: credentials, a CA, a retry budget. The error's
+    /// hint is the client's own wording of it.
+    Registry(registry_client::Hint),
 }
 
 /// Why a stage stopped.
@@ -150,6 +153,26 @@ impl From<verify::RecordError> for Error {
 impl From<verify::ledger::LedgerError> for Error {
     fn from(e: verify::ledger::LedgerError) -> Self {
         verify::RecordError::from(e).into()
+    }
+}
+
+/// A registry error: not found is a verdict, refused credentials or input are usage, the
+/// rest an outage. Its hint is the client's, and names the setting it is about.
+impl From<registry_client::Error> for Error {
+    fn from(e: registry_client::Error) -> Self {
+        use registry_client::ErrorKind;
+        let kind = match e.kind() {
+            ErrorKind::NotFound => Kind::Negative,
+            ErrorKind::Auth | ErrorKind::Input => Kind::Usage,
+            ErrorKind::Infrastructure => Kind::Infrastructure,
+        };
+        let error = Error::new(kind, e.to_string());
+        match e.hint() {
+            Some(hint) => error
+                .with_hint(hint.to_string())
+                .with_setting(Setting::Registry(hint)),
+            None => error,
+        }
     }
 }
 

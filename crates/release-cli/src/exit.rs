@@ -128,33 +128,30 @@ impl From<config::ConfigError> for Failure {
     }
 }
 
-/// A stage's error: its kind chooses the exit code.
-impl From<pipeline::Error> for Failure {
-    fn from(e: pipeline::Error) -> Self {
+impl Failure {
+    /// A stage's error as `surface` reports it: its kind chooses the exit code, and a hint
+    /// about a setting names this command's flag or variable ([`crate::terms`]).
+    pub fn of(e: pipeline::Error, surface: crate::terms::Surface) -> Self {
         let code = match e.kind {
             pipeline::Kind::Negative => Code::Negative,
             pipeline::Kind::Usage => Code::Usage,
             pipeline::Kind::Infrastructure => Code::Infrastructure,
             pipeline::Kind::RolledBack => Code::RolledBack,
         };
-        // The setting a hint is about, by this command's flag.
-        let hint = match (e.hint, e.setting) {
-            (Some(hint), Some(setting)) => Some(format!(
-                "{hint} ({})",
-                match setting {
-                    pipeline::Setting::LockWait => "--lock-timeout",
-                    pipeline::Setting::RollbackTarget => "--to-version",
-                }
-            )),
-            (hint, _) => hint,
-        };
         Failure {
             code,
             message: e.message,
             details: e.details,
-            hint,
+            hint: crate::terms::hint(e.hint, e.setting, surface),
             reported: false,
         }
+    }
+}
+
+/// A stage's error, met by a pipeline stage.
+impl From<pipeline::Error> for Failure {
+    fn from(e: pipeline::Error) -> Self {
+        Failure::of(e, crate::terms::Surface::Stage)
     }
 }
 
@@ -175,15 +172,8 @@ through_pipeline!(
     engine::EndpointError,
     verify::RecordError,
     verify::NameError,
+    registry_client::Error,
 );
-
-/// A registry error met by a pipeline stage; `release image` words its hints itself
-/// ([`crate::registry::failure`]).
-impl From<registry_client::Error> for Failure {
-    fn from(e: registry_client::Error) -> Self {
-        crate::registry::failure(e, crate::registry::Surface::Stage)
-    }
-}
 
 #[cfg(test)]
 mod tests {

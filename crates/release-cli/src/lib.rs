@@ -7,3 +7,4 @@ pub mod commands;
 pub mod exit;
 pub mod registry;
 pub mod terminal;
+pub mod terms;

@@ -1,32 +1,16 @@
 //! The CLI's side of the registry: the one place its `RELEASE_REGISTRY_*` variables are
-//! read, the one constructor of its registry client, and the wording of the client's hints
-//! in this CLI's terms (its variables, flags and config keys). The `registry-client` crate
-//! takes all of this as values.
+//! read, and the one constructor of its registry client. The `registry-client` crate takes
+//! all of this as values; its hints are worded in this CLI's terms by [`crate::terms`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use registry_client::{Client, ClientConfig, Credentials, Hint, RetryPolicy, Secret};
+use registry_client::{Client, ClientConfig, Credentials, RetryPolicy, Secret};
 
-use crate::exit::{Code, Failure};
+use crate::exit::Failure;
+pub use crate::terms::Surface;
+use crate::terms::{CA_ENV, MAX_WAIT_ENV, PASSWORD_ENV, RETRIES_ENV, RETRY_BASE_ENV, USERNAME_ENV};
 use config::Config;
-
-pub const USERNAME_ENV: &str = "RELEASE_REGISTRY_USERNAME";
-pub const PASSWORD_ENV: &str = "RELEASE_REGISTRY_PASSWORD";
-pub const CA_ENV: &str = "RELEASE_REGISTRY_CA";
-pub const RETRIES_ENV: &str = "RELEASE_REGISTRY_RETRIES";
-pub const RETRY_BASE_ENV: &str = "RELEASE_REGISTRY_RETRY_BASE_MS";
-pub const MAX_WAIT_ENV: &str = "RELEASE_REGISTRY_MAX_WAIT";
-
-/// Which command family a hint is worded for: only `release image` has `--registry-ca`
-/// and `--password-stdin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    /// The pipeline stages (`push`, `promote`, `audit --live`, …).
-    Stage,
-    /// `release image digest|copy`.
-    Image,
-}
 
 /// The registry client of a command.
 /// - TLS: verified, with `ca` (an explicit flag), else `RELEASE_REGISTRY_CA`, else the
@@ -100,39 +84,10 @@ fn retry_from(var: &dyn Fn(&str) -> Option<String>) -> Result<RetryPolicy, Failu
     Ok(policy)
 }
 
-/// A registry error as the CLI reports it: its exit code, and its hint in this CLI's terms.
+/// A registry error as the CLI reports it: the kind `pipeline` gives it, and its hint in
+/// the terms of `surface`.
 pub fn failure(e: registry_client::Error, surface: Surface) -> Failure {
-    use registry_client::ErrorKind;
-    let code = match e.kind() {
-        ErrorKind::NotFound => Code::Negative,
-        ErrorKind::Auth | ErrorKind::Input => Code::Usage,
-        ErrorKind::Infrastructure => Code::Infrastructure,
-    };
-    let hint = e.hint().map(|h| hint(&h, surface));
-    let failure = Failure::new(code, e.to_string());
-    match hint {
-        Some(h) => failure.with_hint(h),
-        None => failure,
-    }
-}
-
-/// The registry client's hint worded with the variables, flags and keys of `surface`.
-pub fn hint(hint: &Hint, surface: Surface) -> String {
-    let image = surface == Surface::Image;
-    match hint {
-        Hint::Credentials { registry } => format!(
-            "check {USERNAME_ENV}/{PASSWORD_ENV}{}, or run `docker login {registry}`",
-            if image { " (or --password-stdin)" } else { "" }
-        ),
-        Hint::TrustCa => format!(
-            "pass the registry's CA with {}{CA_ENV} or the config's registry.ca",
-            if image { "--registry-ca FILE, " } else { "" }
-        ),
-        Hint::RetryBudget => {
-            format!("raise the budget with {RETRIES_ENV} / {MAX_WAIT_ENV}, or check the registry")
-        }
-        Hint::Rights => hint.to_string(),
-    }
+    Failure::of(pipeline::Error::from(e), surface)
 }
 
 #[cfg(test)]
@@ -168,7 +123,7 @@ mod tests {
             1
         );
         let e = retry_from(&vars(&[(MAX_WAIT_ENV, "soon")])).unwrap_err();
-        assert_eq!(e.code, Code::Usage);
+        assert_eq!(e.code, crate::exit::Code::Usage);
         assert_eq!(
             e.message,
             "RELEASE_REGISTRY_MAX_WAIT=\"soon\" is not a whole number"
@@ -184,28 +139,5 @@ mod tests {
         };
         assert_eq!(username, "ci");
         assert_eq!(password.expose(), "s3cret");
-    }
-
-    /// The library's hints name no flag; the CLI names only the flags the command has.
-    #[test]
-    fn hints_name_only_the_flags_of_their_command() {
-        let ca = hint(&Hint::TrustCa, Surface::Stage);
-        assert_eq!(
-            ca,
-            "pass the registry's CA with RELEASE_REGISTRY_CA or the config's registry.ca"
-        );
-        assert!(hint(&Hint::TrustCa, Surface::Image).contains("--registry-ca FILE"));
-        let login = Hint::Credentials {
-            registry: "r.example.com".to_owned(),
-        };
-        assert!(!hint(&login, Surface::Stage).contains("--password-stdin"));
-        assert!(hint(&login, Surface::Image).contains("--password-stdin"));
-        for h in [login, Hint::Rights, Hint::TrustCa, Hint::RetryBudget] {
-            let library = h.to_string();
-            assert!(
-                !library.contains("--") && !library.contains("RELEASE_"),
-                "{library}"
-            );
-        }
     }
 }

@@ -46,8 +46,10 @@ fn client(global: &Global, args: &ImageArgs) -> Result<(Option<String>, Client),
         .or_else(|| global.registry.clone());
     let credentials = if args.password_stdin {
         let username = args.username.clone().ok_or_else(|| {
-            Failure::usage("--password-stdin needs a username")
-                .with_hint(format!("pass --username or set {}", registry::USERNAME_ENV))
+            Failure::usage("--password-stdin needs a username").with_hint(format!(
+                "pass --username or set {}",
+                crate::terms::USERNAME_ENV
+            ))
         })?;
         let mut password = String::new();
         std::io::stdin()
