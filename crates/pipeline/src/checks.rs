@@ -14,7 +14,7 @@ use verify::check::{
 };
 use verify::{EnvName, EnvPointer};
 
-use crate::{Error, Stage};
+use crate::{Error, Stage, evidence};
 use config::{self, Check, Config, Environment};
 
 /// One run of an environment's declared checks, judged, with the `checked` event that
@@ -88,6 +88,51 @@ pub fn unreachable(env: &str, stack: &str, report: &CheckReport) -> Option<Error
             "is stack `{stack}` deployed and the Docker Engine up? `release status --env {env}`"
         ))
     })
+}
+
+/// Signs the run's test result and attaches it to every image the environment was
+/// checked with; the envelope's sha256 and where it went.
+pub async fn attest(
+    s: &Stage<'_>,
+    client: &registry_client::Client,
+    env: &str,
+    signer: &evidence::Signer,
+    report: &CheckReport,
+    event: &verify::ledger::Checked,
+    junit: &[u8],
+) -> Result<(String, Vec<evidence::Attached>), Error> {
+    let config = s.config;
+    use verify::evidence::{ResourceDescriptor, TestResult};
+    if event.digests.is_empty() {
+        return Err(Error::usage(format!(
+            "environment `{env}` has no recorded release: there is no image to attach the result to"
+        ))
+        .with_hint(format!(
+            "deploy first: `release deploy --env {env} --version …`"
+        )));
+    }
+    let (passed, failed): (Vec<_>, Vec<_>) = report.checks.iter().partition(|r| r.passed);
+    let configuration = std::fs::read(&config.path).unwrap_or_default();
+    let result = TestResult::new(
+        env,
+        event.version.as_deref().unwrap_or_default(),
+        time::OffsetDateTime::now_utc(),
+        ResourceDescriptor::of_bytes("release.toml", &configuration),
+        ResourceDescriptor::of_bytes("junit.xml", junit),
+    )
+    .with_tests(
+        passed.iter().map(|r| r.name.clone()).collect(),
+        Vec::new(),
+        failed.iter().map(|r| r.name.clone()).collect(),
+    );
+    let result = match &s.jenkins {
+        Some(build) => result.with_url(&build.build_url),
+        None => result,
+    };
+    let subjects = evidence::subjects(config, &event.digests);
+    let mut statement = result.to_statement("", "");
+    statement.subject = evidence::statement_subjects(&subjects);
+    evidence::attach(client, signer, env, &statement, &subjects).await
 }
 
 /// Runs the environment's checks once without recording them: a blue-green deploy's

@@ -18,7 +18,9 @@
 pub mod checks;
 pub mod deploy;
 mod error;
+pub mod evidence;
 pub mod live;
+pub mod promote;
 pub mod stage;
 pub mod status;
 

@@ -82,3 +82,18 @@ pub async fn lock(
             other => Error::infrastructure(other.to_string()),
         })
 }
+
+/// What `repository:tag` resolves to in the registry now.
+pub async fn resolve_tag(
+    client: &registry_client::Client,
+    repository: &str,
+    tag: &str,
+) -> Result<String, registry_client::Error> {
+    let reference = registry_client::Reference::parse(&format!("{repository}:{tag}"), None)?;
+    Ok(client
+        .resolve(&reference, false)
+        .await?
+        .digest
+        .as_str()
+        .to_owned())
+}

@@ -187,7 +187,7 @@ async fn live(
                 .as_ref()
                 .and_then(|m| m.manifest.services.get(service))
             {
-                let served = stage::resolve_tag(&registry, &image.repository, &image.tag)
+                let served = pipeline::stage::resolve_tag(&registry, &image.repository, &image.tag)
                     .await
                     .map_err(|e| Failure::from(e).with_context(service))?;
                 if &served != digest {
@@ -251,7 +251,7 @@ fn verify(
     state: &StateDir,
     args: &AuditVerifyArgs,
 ) -> Result<Code, Failure> {
-    let head_trust = super::evidence::ledger_trust(config)?;
+    let head_trust = super::keys::ledger_trust(config)?;
     let report =
         audit::verify_records(state, head_trust.as_ref()).map_err(stage::record_failure)?;
     let head_mismatch = match (&args.expect_head, &report.head) {

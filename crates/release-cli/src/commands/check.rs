@@ -9,10 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 use verify::check::{self, CheckReport};
 
-use super::{evidence, stage};
+use super::{keys, stage};
 use crate::cli::{CheckArgs, Global};
 use crate::exit::{Code, Failure};
-use config::Config;
 
 /// The `--json` document: the run, and what was recorded.
 #[derive(Debug, Serialize)]
@@ -36,7 +35,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let env = config.environment(&args.env)?;
     // A signing key that cannot be read stops the run before any check: nothing is
     // recorded unsigned by accident.
-    let signer = evidence::signer(&config, &args.env)?;
+    let signer = keys::signer(&config, &args.env)?;
     let state = stage::state_dir(global, &config)?;
     let quiet = |_: engine::Progress<'_>| {};
     let on = stage::of(&config, &state, &quiet);
@@ -58,7 +57,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     // The signed result goes to the registry before the entry is recorded, so the entry
     // names it; a registry that refuses it still leaves the check recorded (exit 3).
     let attested = match &signer {
-        Some(signer) => Some(attest(&config, &args.env, signer, &report, &event, &xml).await),
+        Some(signer) => Some(attest(&on, &args.env, signer, &report, &event, &xml).await),
         None => None,
     };
     if let Some(Ok((envelope, _))) = &attested {
@@ -123,48 +122,18 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     })
 }
 
-/// Signs the run's test result and attaches it to every image the environment was
-/// checked with; the envelope's sha256 and where it went.
+/// Signs and attaches the run's result ([`pipeline::checks::attest`]) with the stage's
+/// registry client.
 async fn attest(
-    config: &Config,
+    on: &pipeline::Stage<'_>,
     env: &str,
-    signer: &evidence::Signer,
+    signer: &pipeline::evidence::Signer,
     report: &CheckReport,
     event: &verify::ledger::Checked,
     junit: &[u8],
-) -> Result<(String, Vec<evidence::Attached>), Failure> {
-    use verify::evidence::{ResourceDescriptor, TestResult};
-    if event.digests.is_empty() {
-        return Err(Failure::usage(format!(
-            "environment `{env}` has no recorded release: there is no image to attach the result to"
-        ))
-        .with_hint(format!(
-            "deploy first: `release deploy --env {env} --version …`"
-        )));
-    }
-    let (passed, failed): (Vec<_>, Vec<_>) = report.checks.iter().partition(|r| r.passed);
-    let configuration = std::fs::read(&config.path).unwrap_or_default();
-    let result = TestResult::new(
-        env,
-        event.version.as_deref().unwrap_or_default(),
-        time::OffsetDateTime::now_utc(),
-        ResourceDescriptor::of_bytes("release.toml", &configuration),
-        ResourceDescriptor::of_bytes("junit.xml", junit),
-    )
-    .with_tests(
-        passed.iter().map(|r| r.name.clone()).collect(),
-        Vec::new(),
-        failed.iter().map(|r| r.name.clone()).collect(),
-    );
-    let result = match stage::jenkins_build() {
-        Some(build) => result.with_url(&build.build_url),
-        None => result,
-    };
-    let subjects = evidence::subjects(config, &event.digests);
-    let mut statement = result.to_statement("", "");
-    statement.subject = evidence::statement_subjects(&subjects);
-    let client = stage::registry_client(config)?;
-    evidence::attach(&client, signer, env, &statement, &subjects).await
+) -> Result<(String, Vec<pipeline::evidence::Attached>), Failure> {
+    let client = stage::registry_client(on.config)?;
+    Ok(pipeline::checks::attest(on, &client, env, signer, report, event, junit).await?)
 }
 
 fn elapsed(seconds: f64) -> String {

@@ -53,7 +53,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
                 Failure::infrastructure(format!("service `{name}`: the engine reported {e}"))
             })?;
             // Trust, but confirm: the registry must serve exactly what the engine pushed.
-            let served = stage::resolve_tag(registry, &repository, tag)
+            let served = pipeline::stage::resolve_tag(registry, &repository, tag)
                 .await
                 .map_err(|e| Failure::from(e).with_context(name))?;
             if served != digest.as_str() {
@@ -107,7 +107,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
     // With keys configured, the manifest is also published next to the images, as the
     // bytes the file holds (or will hold), so an agent without this state directory can
     // fetch it by version; the `released` entry names the artifact.
-    let artifact = if super::evidence::publishes(&config) {
+    let artifact = if pipeline::evidence::publishes(&config) {
         let bytes = match std::fs::read(state.release_path(&version)) {
             Ok(bytes) => bytes,
             Err(_) => manifest
@@ -115,7 +115,7 @@ pub async fn run(global: &Global, args: &PushArgs) -> Result<Code, Failure> {
                 .map_err(|e| Failure::infrastructure(format!("cannot encode the manifest: {e}")))?,
         };
         let published =
-            super::evidence::publish_manifest(&registry, &config, version.as_str(), &bytes)
+            pipeline::evidence::publish_manifest(&registry, &config, version.as_str(), &bytes)
                 .await
                 .map_err(|e| {
                     let failure = crate::registry::failure(e, crate::registry::Surface::Stage);

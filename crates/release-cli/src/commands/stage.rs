@@ -64,7 +64,7 @@ pub fn services<'c>(
 /// head; the key is read here, so that a key that cannot be read (an unset variable) fails
 /// the command before anything is written.
 pub fn state_dir(global: &Global, config: &Config) -> Result<StateDir, Failure> {
-    let signer = super::evidence::ledger_signer(config)?;
+    let signer = super::keys::ledger_signer(config)?;
     let root = state_root(global, config);
     let state = StateDir::open(&root).map_err(|e| record_failure(e).with_root(&root))?;
     Ok(state.with_head_signer(signer))
@@ -148,21 +148,6 @@ pub fn git_commit(flag: Option<&str>) -> Option<String> {
 /// The registry client of a stage ([`crate::registry::client`]).
 pub fn registry_client(config: &Config) -> Result<registry_client::Client, Failure> {
     crate::registry::client(Some(config), None, None, crate::registry::Surface::Stage)
-}
-
-/// What `repository:tag` resolves to in the registry now.
-pub async fn resolve_tag(
-    client: &registry_client::Client,
-    repository: &str,
-    tag: &str,
-) -> Result<String, registry_client::Error> {
-    let reference = registry_client::Reference::parse(&format!("{repository}:{tag}"), None)?;
-    Ok(client
-        .resolve(&reference, false)
-        .await?
-        .digest
-        .as_str()
-        .to_owned())
 }
 
 /// Writes JUnit suites (`verify::junit`) atomically, creating the directory: a stage that

@@ -8,10 +8,11 @@ use verify::evidence::{
     VerificationSummary,
 };
 
-use super::evidence::{self, Subject};
+use super::keys;
 use crate::cli::{Global, ImageVerifyArgs};
 use crate::exit::{Code, Failure};
 use crate::registry::{self, Surface};
+use pipeline::evidence::{self, Subject};
 
 /// One attestation as an auditor reads it.
 #[derive(Debug, Serialize)]
@@ -57,7 +58,7 @@ struct Output<'a> {
 pub async fn run(global: &Global, args: &ImageVerifyArgs) -> Result<Code, Failure> {
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
-    let trust = evidence::trust(&config, &args.env)?;
+    let trust = keys::trust(&config, &args.env)?;
     if trust.is_empty() {
         return Err(Failure::usage(format!(
             "environment `{}` trusts no signing key: there is no policy to verify against",

@@ -1,22 +1,20 @@
-//! Signed evidence in the registry, as the stages use it: an environment's signing key and
-//! trusted keys from `release.toml`, and the attestations attached to image manifests as
-//! OCI 1.1 referrers (DSSE envelopes of in-toto statements, `verify::evidence`).
+//! Signed evidence in the registry: attestations attached to image manifests as OCI 1.1
+//! referrers (DSSE envelopes of in-toto statements, `verify::evidence`), and release
+//! manifests published as OCI artifacts.
 //!
-//! `release check` attaches a test result, `release promote` reads DEV's test results for
-//! its gate and attaches a verification summary, `release image verify` answers an
-//! auditor from the registry alone.
+//! `release check` attaches a test result ([`crate::checks::attest`]), `release promote`
+//! reads the source's test results for its gate and attaches a verification summary, and
+//! `release image verify` answers an auditor from the registry alone. The keys are the
+//! caller's to read: this crate is given a [`Signer`] and a trust store.
 
 use std::collections::BTreeMap;
 
 use futures_util::{StreamExt, TryStreamExt};
 use registry_client::{Client, Descriptor, Digest, Reference};
-use verify::evidence::{
-    Envelope, PublicKey, SigningKey, Statement, TrustStore, TrustedKey, VerificationSummary,
-};
+use verify::evidence::{Envelope, SigningKey, Statement, VerificationSummary};
 
-use crate::exit::Failure;
-use config::{Config, Evidence};
-use verify::ledger::HeadSigner;
+use crate::Error;
+use config::Config;
 
 /// The `artifactType` of an attestation manifest: an in-toto statement in a DSSE envelope.
 pub const ARTIFACT_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -42,133 +40,6 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Signer({}, {:?})", self.key_id, self.key)
-    }
-}
-
-/// Whose keys a block of keys holds, for messages: `who` ("environment `dev`", "the
-/// ledger") signs `what` ("its evidence", "its head").
-#[derive(Debug, Clone, Copy)]
-pub struct KeyOwner<'a> {
-    pub who: &'a str,
-    pub what: &'a str,
-}
-
-/// The signing key of environment `env`, when its config names one. A variable that is
-/// unset or a PEM that is not a key is a usage error naming the variable or file, never
-/// the key's text.
-pub fn signer(config: &Config, env: &str) -> Result<Option<Signer>, Failure> {
-    let Some(evidence) = config.environment(env)?.evidence.as_ref() else {
-        return Ok(None);
-    };
-    let who = format!("environment `{env}`");
-    let owner = KeyOwner {
-        who: &who,
-        what: "its evidence",
-    };
-    signer_of(config, evidence, owner)
-}
-
-/// The signing key a block of keys (an environment's evidence, `[ledger]`) names, if any.
-/// A variable that is unset or a PEM that is not a key is a usage error naming the
-/// variable or file, never the key's text.
-pub fn signer_of(
-    config: &Config,
-    evidence: &Evidence,
-    owner: KeyOwner<'_>,
-) -> Result<Option<Signer>, Failure> {
-    let KeyOwner { who, what } = owner;
-    let (pem, from) = match (&evidence.signing_key_env, &evidence.signing_key_file) {
-        (Some(var), _) => {
-            let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
-            let Some(value) = value else {
-                return Err(Failure::usage(format!(
-                    "{who} signs {what} with the key in ${var}, which is not set"
-                ))
-                .with_hint(format!(
-                    "set {var} to the key's PEM (in Jenkins: withCredentials([string(credentialsId: …, variable: '{var}')]))"
-                )));
-            };
-            (value, format!("${var}"))
-        }
-        (None, Some(file)) => {
-            let path = config.dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                Failure::usage(format!(
-                    "cannot read the signing key of {who} at {}: {e}",
-                    path.display()
-                ))
-            })?;
-            (text, path.display().to_string())
-        }
-        (None, None) => return Ok(None),
-    };
-    let key = SigningKey::from_pem(&pem).map_err(|e| {
-        Failure::usage(format!(
-            "the signing key of {who} ({from}) is not usable: {e}"
-        ))
-        .with_hint("a PKCS#8 PEM Ed25519 or ECDSA P-256 key: `openssl genpkey -algorithm ed25519`")
-    })?;
-    // Validation requires a key id wherever a key is named.
-    let key_id = evidence.key_id.clone().unwrap_or_default();
-    Ok(Some(Signer { key_id, key }))
-}
-
-/// The keys environment `env` trusts, with their revocations; empty when it names none.
-pub fn trust(config: &Config, env: &str) -> Result<TrustStore, Failure> {
-    match config.environment(env)?.evidence.as_ref() {
-        Some(evidence) => trust_of(config, evidence, &format!("environment `{env}`")),
-        None => Ok(TrustStore::default()),
-    }
-}
-
-/// The keys a block of keys trusts, with their revocations, read from their files; `who`
-/// names the block's owner in messages.
-pub fn trust_of(config: &Config, evidence: &Evidence, who: &str) -> Result<TrustStore, Failure> {
-    let mut keys = Vec::new();
-    for trusted in &evidence.trust {
-        let path = config.dir.join(&trusted.public_key);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::usage(format!(
-                "cannot read trusted key `{}` of {who} at {}: {e}",
-                trusted.id,
-                path.display()
-            ))
-        })?;
-        let public = PublicKey::from_pem(&text).map_err(|e| {
-            Failure::usage(format!(
-                "trusted key `{}` of {who} ({}) is not a public key: {e}",
-                trusted.id,
-                path.display()
-            ))
-            .with_hint("export it with `openssl pkey -in KEY.pem -pubout`")
-        })?;
-        let mut key = TrustedKey::new(&trusted.id, public);
-        key.revoked = trusted.revoked;
-        key.environment = trusted.environment.clone();
-        keys.push(key);
-    }
-    Ok(TrustStore::new(keys))
-}
-
-const LEDGER: KeyOwner<'static> = KeyOwner {
-    who: "the ledger",
-    what: "its head",
-};
-
-/// The key that signs the ledger head after every append, when `[ledger]` names one.
-pub fn ledger_signer(config: &Config) -> Result<Option<HeadSigner>, Failure> {
-    let Some(ledger) = config.ledger.as_ref() else {
-        return Ok(None);
-    };
-    Ok(signer_of(config, ledger, LEDGER)?.map(|s| HeadSigner::new(&s.key_id, s.key)))
-}
-
-/// The keys `audit verify` accepts for the ledger head, when `[ledger]` lists any; `None`
-/// leaves the head unchecked.
-pub fn ledger_trust(config: &Config) -> Result<Option<TrustStore>, Failure> {
-    match config.ledger.as_ref() {
-        Some(ledger) if !ledger.trust.is_empty() => trust_of(config, ledger, LEDGER.who).map(Some),
-        _ => Ok(None),
     }
 }
 
@@ -198,10 +69,10 @@ pub async fn attach(
     env: &str,
     statement: &Statement,
     subjects: &[Subject],
-) -> Result<(String, Vec<Attached>), Failure> {
+) -> Result<(String, Vec<Attached>), Error> {
     let envelope = statement
         .sign(&signer.key, &signer.key_id)
-        .map_err(|e| Failure::infrastructure(format!("cannot sign the statement: {e}")))?;
+        .map_err(|e| Error::infrastructure(format!("cannot sign the statement: {e}")))?;
     let json = envelope.to_json();
     let envelope_digest = Digest::of(&json).as_str().to_owned();
     let created = time::OffsetDateTime::now_utc()
@@ -231,12 +102,9 @@ async fn attach_one(
     subject: &Subject,
     envelope: &[u8],
     annotations: BTreeMap<String, String>,
-) -> Result<Attached, Failure> {
+) -> Result<Attached, Error> {
     let image = pinned(subject)?;
-    let manifest = client
-        .fetch_manifest(&image)
-        .await
-        .map_err(registry_failure)?;
+    let manifest = client.fetch_manifest(&image).await?;
     let descriptor = Descriptor::new(
         &manifest.media_type,
         manifest.digest.clone(),
@@ -250,8 +118,7 @@ async fn attach_one(
             &[(ENVELOPE_MEDIA_TYPE, envelope)],
             annotations,
         )
-        .await
-        .map_err(registry_failure)?;
+        .await?;
     Ok(Attached {
         service: subject.service.clone(),
         subject: format!("{}@{}", subject.repository, subject.digest),
@@ -333,13 +200,9 @@ fn envelope_layer(manifest: &[u8]) -> Option<Digest> {
         .and_then(|d| Digest::parse(d).ok())
 }
 
-fn pinned(subject: &Subject) -> Result<Reference, Failure> {
+fn pinned(subject: &Subject) -> Result<Reference, Error> {
     Reference::parse(&format!("{}@{}", subject.repository, subject.digest), None)
-        .map_err(|e| Failure::usage(e.to_string()))
-}
-
-fn registry_failure(e: registry_client::Error) -> Failure {
-    crate::registry::failure(e, crate::registry::Surface::Stage)
+        .map_err(|e| Error::usage(e.to_string()))
 }
 
 /// The subjects of a release in `config`'s registry: one per service digest.
@@ -364,7 +227,7 @@ pub async fn attach_summary(
     env: &str,
     summary: &VerificationSummary,
     subjects: &[Subject],
-) -> Result<(String, Vec<Attached>), Failure> {
+) -> Result<(String, Vec<Attached>), Error> {
     let mut statement = summary.to_statement("", "");
     statement.subject = statement_subjects(subjects);
     attach(client, signer, env, &statement, subjects).await
