@@ -62,8 +62,18 @@ impl Error {
     }
 
     /// Prefixes the message with the environment it concerns.
-    pub fn with_env(mut self, env: &str) -> Self {
-        self.message = format!("environment `{env}`: {}", self.message);
+    pub fn with_env(self, env: &str) -> Self {
+        self.prefixed(&format!("environment `{env}`"))
+    }
+
+    /// Prefixes the message with the service it concerns.
+    pub fn with_service(self, service: &str) -> Self {
+        self.prefixed(&format!("service `{service}`"))
+    }
+
+    /// Prefixes the message with what was being done: `PREFIX: MESSAGE`.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
         self
     }
 

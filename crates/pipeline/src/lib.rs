@@ -15,12 +15,15 @@
 //! Messages and hints speak in the commands' terms (`release status --env E`), which are
 //! this crate's users' terms.
 
+pub mod audit;
+pub mod build;
 pub mod checks;
 pub mod deploy;
 mod error;
 pub mod evidence;
 pub mod live;
 pub mod promote;
+pub mod push;
 pub mod stage;
 pub mod status;
 

@@ -61,18 +61,6 @@ impl Failure {
         Self::new(Code::Infrastructure, message)
     }
 
-    /// Prefixes the message with the service it concerns.
-    pub fn with_context(mut self, service: &str) -> Self {
-        self.message = format!("service `{service}`: {}", self.message);
-        self
-    }
-
-    /// Prefixes the message with the environment it concerns.
-    pub fn with_env(mut self, env: &str) -> Self {
-        self.message = format!("environment `{env}`: {}", self.message);
-        self
-    }
-
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

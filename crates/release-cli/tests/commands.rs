@@ -568,7 +568,7 @@ fn audit_at_a_time_it_cannot_read_exits_2_with_an_example() {
 }
 
 #[test]
-fn audit_of_an_unknown_service_exits_2() {
+fn audit_of_an_unknown_service_exits_2_and_names_the_known_ones() {
     let project = Project::with_fixture();
     project.both("audit_unknown_service", &["audit", "--service", "nope"], 2);
 }
@@ -782,7 +782,8 @@ fn an_unknown_service_exits_2_listing_the_services() {
 // build, push, deploy, rollback, retire, promote, status: up to the engine.
 
 #[test]
-fn build_without_a_dockerfile_exits_2_before_the_engine_is_asked() {
+fn build_without_a_dockerfile_exits_2_before_the_engine_is_asked_with_a_hint_about_the_dockerfile()
+{
     let project = Project::with_fixture();
     std::fs::remove_file(project.path().join("ctx/Dockerfile")).unwrap();
     project.both(

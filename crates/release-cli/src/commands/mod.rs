@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns parsed arguments into a result and an exit code.
 
 mod audit;
+mod audit_verify;
 mod build;
 mod check;
 mod deploy;
