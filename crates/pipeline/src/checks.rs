@@ -14,7 +14,7 @@ use verify::check::{
 };
 use verify::{EnvName, EnvPointer};
 
-use crate::{Error, Stage, evidence};
+use crate::{Error, Kind, Stage, evidence};
 use config::{self, Check, Config, Environment};
 
 /// One run of an environment's declared checks, judged, with the `checked` event that
@@ -95,13 +95,13 @@ pub fn unreachable(env: &str, stack: &str, report: &CheckReport) -> Option<Error
 pub async fn attest(
     s: &Stage<'_>,
     client: &registry_client::Client,
-    env: &str,
     signer: &evidence::Signer,
     report: &CheckReport,
     event: &verify::ledger::Checked,
     junit: &[u8],
 ) -> Result<(String, Vec<evidence::Attached>), Error> {
     let config = s.config;
+    let env = report.env.as_str();
     use verify::evidence::{ResourceDescriptor, TestResult};
     if event.digests.is_empty() {
         return Err(Error::usage(format!(
@@ -133,6 +133,29 @@ pub async fn attest(
     let mut statement = result.to_statement("", "");
     statement.subject = evidence::statement_subjects(&subjects);
     evidence::attach(client, signer, env, &statement, &subjects).await
+}
+
+/// A run whose signed result could not be attached ([`attest`]): it is recorded (ledger
+/// `seq`) all the same. A usage problem (nothing recorded to attach to) stays one; the rest
+/// is the registry's.
+pub fn unattached(env: &str, seq: u64, e: Error) -> Error {
+    let kind = if e.kind == Kind::Usage {
+        Kind::Usage
+    } else {
+        Kind::Infrastructure
+    };
+    let hint = e
+        .hint
+        .unwrap_or_else(|| "run `release check` again once the registry answers".to_owned());
+    Error {
+        kind,
+        message: format!(
+            "the checks of `{env}` ran and are recorded (ledger seq {seq}), but their signed result could not be attached: {}",
+            e.message
+        ),
+        hint: Some(hint),
+        ..e
+    }
 }
 
 /// Runs the environment's checks once without recording them: a blue-green deploy's

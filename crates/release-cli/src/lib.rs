@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod junit;
+pub mod progress;
 pub mod registry;
 pub mod terminal;
 pub mod terms;

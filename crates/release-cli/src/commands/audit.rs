@@ -47,11 +47,7 @@ fn history(
             row.digests.retain(|name, _| name == service);
         }
     }
-    if global.json {
-        super::print_json(&rows)?;
-    } else {
-        print!("{}", render_history(&rows));
-    }
+    super::show(global, &rows, |rows| render_history(rows))?;
     Ok(Code::Success)
 }
 

@@ -36,6 +36,10 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     // A signing key that cannot be read stops the run before any check: nothing is
     // recorded unsigned by accident.
     let signer = keys::signer(&config, &args.env)?;
+    let client = signer
+        .as_ref()
+        .map(|_| stage::registry_client(&config))
+        .transpose()?;
     let state = stage::state_dir(global, &config)?;
     let quiet = |_: engine::Progress<'_>| {};
     let on = stage::of(&config, &state, &quiet);
@@ -52,13 +56,16 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     )
     .await?;
     if let Some(path) = &args.junit {
-        stage::write_junit_xml(path, &xml)?;
+        crate::junit::write_xml(path, &xml)?;
     }
     // The signed result goes to the registry before the entry is recorded, so the entry
     // names it; a registry that refuses it still leaves the check recorded (exit 3).
-    let attested = match &signer {
-        Some(signer) => Some(attest(&on, &args.env, signer, &report, &event, &xml).await),
-        None => None,
+    let attested = match (&signer, &client) {
+        (Some(signer), Some(client)) => {
+            let attach = pipeline::checks::attest(&on, client, signer, &report, &event, &xml);
+            Some(attach.await)
+        }
+        _ => None,
     };
     if let Some(Ok((envelope, _))) = &attested {
         event.attestation = Some(envelope.clone());
@@ -90,25 +97,9 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
                 attached.len()
             );
         }
-        Some(Err(failure)) => {
-            // A usage problem (nothing recorded to attach to) stays one; the rest is the
-            // registry's.
-            let code = if failure.code == Code::Usage {
-                Code::Usage
-            } else {
-                Code::Infrastructure
-            };
-            return Err(Failure::new(
-                code,
-                format!(
-                    "the checks of `{}` ran and are recorded (ledger seq {}), but their signed result could not be attached: {}",
-                    args.env, seq, failure.message
-                ),
-            )
-            .with_hint(failure.hint.unwrap_or_else(|| {
-                "run `release check` again once the registry answers".to_owned()
-            }))
-            .reported());
+        Some(Err(e)) => {
+            let unattached = pipeline::checks::unattached(&args.env, seq, e);
+            return Err(Failure::from(unattached).reported());
         }
         _ => {}
     }
@@ -120,20 +111,6 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     } else {
         Code::Negative
     })
-}
-
-/// Signs and attaches the run's result ([`pipeline::checks::attest`]) with the stage's
-/// registry client.
-async fn attest(
-    on: &pipeline::Stage<'_>,
-    env: &str,
-    signer: &pipeline::evidence::Signer,
-    report: &CheckReport,
-    event: &verify::ledger::Checked,
-    junit: &[u8],
-) -> Result<(String, Vec<pipeline::evidence::Attached>), Failure> {
-    let client = stage::registry_client(on.config)?;
-    Ok(pipeline::checks::attest(on, &client, env, signer, report, event, junit).await?)
 }
 
 fn elapsed(seconds: f64) -> String {

@@ -128,15 +128,11 @@ async fn digest(
             }
         }
     }
-    if global.json {
-        super::print_json(&report)?;
-    } else {
-        let mut out = String::new();
-        for row in &report.images {
-            out.push_str(&format!("{} {}\n", row.input, row.resolved.digest));
-        }
-        print!("{out}");
-    }
+    super::show(global, &report, |report| {
+        let rows = report.images.iter();
+        rows.map(|row| format!("{} {}\n", row.input, row.resolved.digest))
+            .collect()
+    })?;
     // Report every failure; exit with the most serious one.
     let worst = failures.iter().map(|f| f.code as u8).max();
     let Some(worst) = worst else {
@@ -170,11 +166,9 @@ async fn copy(
         .copy_with_referrers(&source, &destination)
         .await
         .map_err(failure)?;
-    if global.json {
-        super::print_json(&report)?;
-    } else {
-        println!(
-            "{} -> {} {}\n{} blobs: {} mounted, {} already present, {} streamed ({} bytes uploaded); {} manifest(s) written, {} referrer(s) carried",
+    super::show(global, &report, |report| {
+        format!(
+            "{} -> {} {}\n{} blobs: {} mounted, {} already present, {} streamed ({} bytes uploaded); {} manifest(s) written, {} referrer(s) carried\n",
             report.source,
             report.destination,
             report.digest,
@@ -185,7 +179,7 @@ async fn copy(
             report.bytes_uploaded,
             report.manifests,
             report.referrers
-        );
-    }
+        )
+    })?;
     Ok(Code::Success)
 }

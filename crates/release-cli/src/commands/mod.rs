@@ -114,6 +114,19 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A command's report: its `--json` document, else its rendering for people on stdout.
+pub fn show<T: serde::Serialize>(
+    global: &crate::cli::Global,
+    report: &T,
+    render: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    if global.json {
+        return print_json(report);
+    }
+    print!("{}", render(report));
+    Ok(())
+}
+
 /// Aligns rows into columns separated by two spaces, by display width (a CJK character
 /// takes two columns); the first row is the header.
 pub fn render_table(rows: &[Vec<String>]) -> String {

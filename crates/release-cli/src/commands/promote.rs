@@ -5,8 +5,6 @@
 //! and the gate's evidence. This module renders the verdict (lines or `--json`, and a JUnit
 //! case per condition) and chooses what follows it.
 
-use std::path::Path;
-
 use serde_json::json;
 use verify::gate::Verdict;
 
@@ -36,7 +34,14 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     };
     let gate = pipeline::promote::evaluate(&on, &client, request, &trust).await?;
     if let Some(path) = &args.junit {
-        write_junit(path, &args.to, version.as_str(), &gate.verdict)?;
+        crate::junit::write(
+            path,
+            &[crate::junit::of_gate(
+                &args.to,
+                version.as_str(),
+                &gate.verdict,
+            )],
+        )?;
     }
     print_verdict(global, &gate.verdict, args.dry_run)?;
 
@@ -106,31 +111,4 @@ fn print_verdict(global: &Global, verdict: &Verdict, dry_run: bool) -> Result<()
         }
     );
     Ok(())
-}
-
-/// One test case per gate condition, in a suite named after the promotion.
-fn write_junit(path: &Path, env: &str, version: &str, verdict: &Verdict) -> Result<(), Failure> {
-    use verify::junit::{self, Case, Suite};
-    let classname = junit::classname(&["gate", env]);
-    let cases = verdict
-        .conditions
-        .iter()
-        .map(|c| Case {
-            classname: classname.clone(),
-            name: c.name.to_string(),
-            seconds: 0.0,
-            failure: (!c.passed).then(|| junit::Failure {
-                kind: "gate".to_owned(),
-                message: c.detail.clone(),
-                details: c.detail.clone(),
-            }),
-            output: c.passed.then(|| c.detail.clone()),
-        })
-        .collect();
-    let suite = Suite {
-        name: format!("promote {version} to {env}"),
-        timestamp: time::OffsetDateTime::now_utc(),
-        cases,
-    };
-    stage::write_junit_suites(path, &[suite])
 }

@@ -150,33 +150,6 @@ pub fn registry_client(config: &Config) -> Result<registry_client::Client, Failu
     crate::registry::client(Some(config), None, None, crate::registry::Surface::Stage)
 }
 
-/// Writes JUnit suites (`verify::junit`) atomically, creating the directory: a stage that
-/// ran must not be reported as failed (exit 3) for want of `target/junit/`.
-pub fn write_junit_suites(
-    path: &std::path::Path,
-    suites: &[verify::junit::Suite],
-) -> Result<(), Failure> {
-    let xml = verify::junit::render(suites).map_err(|e| Failure::infrastructure(e.to_string()))?;
-    write_junit_xml(path, &xml)
-}
-
-/// The moment a stage that has run for `seconds` started.
-pub fn started_ago(seconds: f64) -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc() - time::Duration::seconds_f64(seconds)
-}
-
-/// Writes JUnit XML that is already encoded (`release check` hashes it for its record
-/// first): missing directories created, the file replaced atomically.
-pub fn write_junit_xml(path: &std::path::Path, xml: &[u8]) -> Result<(), Failure> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
-    }
-    verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
-}
-
 /// Maps a records error to the exit code contract.
 pub fn record_failure(e: verify::RecordError) -> Failure {
     Failure::from(e)

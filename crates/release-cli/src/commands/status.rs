@@ -14,19 +14,11 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
         // What the records say the environment runs, when this agent has them.
         let state = super::stage::state_dir(global, &config).ok();
         let report = pipeline::status::compose(&config, &args.env, state.as_ref()).await?;
-        if global.json {
-            super::print_json(&report)?;
-        } else {
-            print!("{}", render_compose(&report));
-        }
+        super::show(global, &report, render_compose)?;
         report.flagged
     } else {
         let report = pipeline::status::swarm(&config, &args.env).await?;
-        if global.json {
-            super::print_json(&report)?;
-        } else {
-            print!("{}", render_swarm(&report));
-        }
+        super::show(global, &report, render_swarm)?;
         report.flagged
     };
     Ok(if flagged {
@@ -62,22 +54,14 @@ fn render_swarm(report: &SwarmStatus) -> String {
         report.env, report.stack, report.docker_host
     );
     out.push_str(&super::render_table(&table));
-    let flagged = report
-        .services
-        .iter()
-        .filter(|r| !r.flags.is_empty())
-        .count();
-    if flagged > 0 {
-        out.push_str(&format!(
-            "{flagged} of {} services flagged\n",
-            report.services.len()
-        ));
-    } else {
-        out.push_str(&format!(
-            "all {} services pinned and converged\n",
-            report.services.len()
-        ));
-    }
+    let flagged = report.services.iter().filter(|r| !r.flags.is_empty());
+    let total = report.services.len();
+    out.push_str(&tally(
+        flagged.count(),
+        total,
+        "services",
+        "pinned and converged",
+    ));
     out.push('\n');
     let mut nodes = vec![
         ["NODE", "STATE", "AVAILABILITY", "ROLE", "ADDRESS"]
@@ -122,6 +106,15 @@ fn render_swarm(report: &SwarmStatus) -> String {
         ));
     }
     out
+}
+
+/// The line under a table: `N of M NOUN flagged`, or `all M NOUN FINE`.
+fn tally(flagged: usize, total: usize, noun: &str, fine: &str) -> String {
+    if flagged > 0 {
+        format!("{flagged} of {total} {noun} flagged\n")
+    } else {
+        format!("all {total} {noun} {fine}\n")
+    }
 }
 
 /// `prod-1, prod-2 (2)`: each node once, with its task count when more than one.
@@ -180,22 +173,10 @@ fn render_compose(report: &ComposeStatus) -> String {
         report.env, report.project, report.docker_host
     );
     out.push_str(&super::render_table(&table));
-    let flagged = report
-        .containers
-        .iter()
-        .filter(|r| !r.flags.is_empty())
-        .count();
-    out.push_str(&if flagged > 0 {
-        format!(
-            "{flagged} of {} containers flagged\n",
-            report.containers.len()
-        )
-    } else {
-        format!(
-            "all {} containers pinned, running and on the recorded digests\n",
-            report.containers.len()
-        )
-    });
+    let flagged = report.containers.iter().filter(|r| !r.flags.is_empty());
+    let total = report.containers.len();
+    let fine = "pinned, running and on the recorded digests";
+    out.push_str(&tally(flagged.count(), total, "containers", fine));
     out
 }
 
