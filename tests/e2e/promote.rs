@@ -375,10 +375,20 @@ fn a_gate_that_passes_makes_prod_run_devs_exact_digests_and_records_the_approval
         .stdout_has("no drift");
 }
 
+/// Promoted under `--json` (a regression: the verdict and the deploy report used to be
+/// two documents): stdout is one document, the verdict with the deploy's report in it.
+/// Then a PROD service changed by hand is drift.
 #[test]
-fn a_prod_service_changed_by_hand_after_the_promotion_is_drift() {
+fn a_promotion_under_json_prints_one_document_and_a_prod_service_changed_by_hand_is_drift() {
     let bed = Testbed::up();
-    let p = promoted(&bed);
+    let p = checked_in_dev(&bed);
+    let promote = p.run(&bed, &[&["--json"][..], &PROMOTE_AS_ALICE].concat());
+    let document = promote.success().json();
+    assert_eq!(document["passed"], true, "{document}");
+    assert_eq!(document["dry_run"], false, "{document}");
+    assert_eq!(document["deploy"]["outcome"], "deployed", "{document}");
+    assert_eq!(document["deploy"]["env"], "prod", "{document}");
+    assert_eq!(document["deploy"]["version"], "1.0.0", "{document}");
     set_image(&format!("{}_web", p.prod), &p.other_image(&bed));
     p.run(&bed, &["audit", "--live", "--env", "prod"])
         .expect_code(1)

@@ -87,16 +87,21 @@ impl Cause {
                 ssh_target(endpoint)
             ),
             Cause::SocketPermission => {
-                "add the user to the docker group, or point docker_host/docker_context at an engine it may use".to_owned()
+                format!(
+                    "add the user to the docker group, or point {} at an engine it may use",
+                    endpoint.named_by()
+                )
             }
             Cause::Refused | Cause::TimedOut | Cause::NoSuchHost | Cause::Other => {
                 if matches!(endpoint.address(), Address::Ssh { .. }) {
                     format!(
-                        "is sshd listening on {host}, and does the environment's docker_host/docker_context name it?"
+                        "is sshd listening on {host}, and does {} name it?",
+                        endpoint.named_by()
                     )
                 } else {
                     format!(
-                        "is dockerd running on {host}, and does the environment's docker_host/docker_context name it?"
+                        "is dockerd running on {host}, and does {} name it?",
+                        endpoint.named_by()
                     )
                 }
             }

@@ -229,13 +229,17 @@ impl Tls {
     }
 }
 
-/// One Docker Engine, as the Docker CLI would address it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One Docker Engine, as the Docker CLI would address it. Two endpoints are equal when
+/// they address the same engine the same way, wherever they were found.
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     address: Address,
     tls: Option<Tls>,
     /// The CLI context it was resolved from, if any; for messages only.
     context: Option<String>,
+    /// Found in this process's environment ([`Endpoint::from_env`]: `DOCKER_HOST`, a
+    /// context, the local socket) rather than given; for hints only.
+    from_process: bool,
 }
 
 impl Endpoint {
@@ -251,6 +255,7 @@ impl Endpoint {
             address,
             tls,
             context: None,
+            from_process: false,
         })
     }
 
@@ -260,6 +265,7 @@ impl Endpoint {
             address: Address::Unix(PathBuf::from(DEFAULT_SOCKET)),
             tls: None,
             context: None,
+            from_process: false,
         }
     }
 
@@ -319,6 +325,7 @@ impl Endpoint {
             address,
             tls,
             context: Some(name.to_owned()),
+            from_process: false,
         })
     }
 
@@ -330,6 +337,14 @@ impl Endpoint {
     /// [`Endpoint::from_env`] over any variable lookup (`HOME` and `DOCKER_CONFIG`
     /// included), so the precedence is testable.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, EndpointError> {
+        let endpoint = Self::found_in(var)?;
+        Ok(Self {
+            from_process: true,
+            ..endpoint
+        })
+    }
+
+    fn found_in(var: impl Fn(&str) -> Option<String>) -> Result<Self, EndpointError> {
         let var = |name: &str| var(name).filter(|v| !v.is_empty());
         let config_dir = config_dir_from(&var);
         if let Some(host) = var("DOCKER_HOST") {
@@ -351,6 +366,16 @@ impl Endpoint {
             return Self::from_context(&name, &config_dir);
         }
         Ok(Self::local())
+    }
+
+    /// What names this endpoint, for a hint: the Docker variables and context of this
+    /// process, or the settings of the environment it was given for.
+    pub fn named_by(&self) -> &'static str {
+        if self.from_process {
+            "DOCKER_HOST/DOCKER_CONTEXT (or the docker CLI's current context)"
+        } else {
+            "the environment's docker_host/docker_context"
+        }
     }
 
     pub fn address(&self) -> &Address {
@@ -428,6 +453,14 @@ impl Endpoint {
         }
     }
 }
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.address, &self.tls, &self.context) == (&other.address, &other.tls, &other.context)
+    }
+}
+
+impl Eq for Endpoint {}
 
 impl fmt::Display for Endpoint {
     /// The address and how it is secured; never a secret (certificates are named by

@@ -115,7 +115,7 @@ pub async fn attest(
     let configuration = std::fs::read(&config.path).unwrap_or_default();
     let result = TestResult::new(
         env,
-        event.version.as_deref().unwrap_or_default(),
+        event.version.as_ref().map_or("", verify::Version::as_str),
         time::OffsetDateTime::now_utc(),
         ResourceDescriptor::of_bytes("release.toml", &configuration),
         ResourceDescriptor::of_bytes("junit.xml", junit),

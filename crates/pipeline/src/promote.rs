@@ -84,6 +84,7 @@ pub async fn evaluate(
     } = request;
     let source = source(config, to)?;
     let target = config.environment(to)?;
+    let target_env = verify::EnvName::parse(to)?;
     let loaded = s.state.load_release(version);
     // Only a manifest this agent never recorded is looked up in the registry: one that is
     // recorded but unreadable or altered fails the gate.
@@ -172,8 +173,8 @@ pub async fn evaluate(
         }
     }
     let observations = Observations {
-        version: version.as_str(),
-        target_env: to,
+        version,
+        target_env: &target_env,
         source_env: Some(&source),
         manifest: manifest
             .as_ref()

@@ -794,7 +794,7 @@ fn build_without_a_dockerfile_exits_2_before_the_engine_is_asked_with_a_hint_abo
 }
 
 #[test]
-fn build_with_the_engine_unreachable_exits_3() {
+fn build_with_the_engine_unreachable_exits_3_and_names_the_docker_variables_not_an_environment() {
     let project = Project::with_fixture();
     project.both(
         "build_engine_unreachable",
@@ -804,7 +804,7 @@ fn build_with_the_engine_unreachable_exits_3() {
 }
 
 #[test]
-fn push_with_the_engine_unreachable_exits_3() {
+fn push_with_the_engine_unreachable_exits_3_and_names_the_docker_variables_not_an_environment() {
     let project = Project::with_fixture();
     project.both(
         "push_engine_unreachable",

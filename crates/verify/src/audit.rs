@@ -133,16 +133,16 @@ fn deployment(
     };
     match event {
         Event::Deployed(p) => Some(row(
-            &p.env,
-            &p.version,
+            p.env.as_str(),
+            p.version.as_str(),
             digests(&p.digests),
             None,
             jenkins(&p.jenkins),
             Some(p.stack_sha256.as_str().to_owned()),
         )),
         Event::Promoted(p) => Some(row(
-            &p.env,
-            &p.version,
+            p.env.as_str(),
+            p.version.as_str(),
             digests(&p.digests),
             p.approved_by.clone(),
             jenkins(&p.jenkins),
@@ -152,8 +152,8 @@ fn deployment(
                 .or_else(|| Some(p.stack_sha256.as_str().to_owned())),
         )),
         Event::RolledBack(RolledBack::Requested(p)) => Some(row(
-            &p.env,
-            &p.to_version,
+            p.env.as_str(),
+            p.to_version.as_str(),
             digests(&p.digests),
             None,
             jenkins(&p.jenkins),
@@ -162,9 +162,9 @@ fn deployment(
         // A rollback after a failed deploy names only versions; nothing to return to is
         // not a deployment.
         Event::RolledBack(RolledBack::AfterFailedDeploy(p)) => {
-            let version = p.to_version.as_deref()?;
+            let version = p.to_version.as_ref()?.as_str();
             Some(row(
-                &p.env,
+                p.env.as_str(),
                 version,
                 manifest_digests(version).unwrap_or_default(),
                 None,
@@ -242,7 +242,10 @@ pub fn verify_records(
         if e.kind == EntryKind::Released {
             match e.event().map_err(|err| err.to_string())? {
                 Event::Released(r) => {
-                    recorded.insert(r.version, (e.seq, r.manifest_sha256.as_str().to_owned()));
+                    recorded.insert(
+                        r.version.to_string(),
+                        (e.seq, r.manifest_sha256.as_str().to_owned()),
+                    );
                 }
                 other => return Err(format!("a released entry parsed as {other}")),
             }

@@ -16,8 +16,8 @@ use crate::ledger::{Checked, Event, Recorded};
 /// Everything the gate looks at, gathered by the caller.
 #[derive(Debug)]
 pub struct Observations<'a> {
-    pub version: &'a str,
-    pub target_env: &'a str,
+    pub version: &'a crate::Version,
+    pub target_env: &'a crate::EnvName,
     /// `promote_from` of the target; `None` means the target is not a promotion target.
     pub source_env: Option<&'a str>,
     /// The release manifest's digests and its file's sha256, or why it could not be loaded.
@@ -112,11 +112,11 @@ impl Verdict {
     ) -> crate::ledger::GateRefused {
         crate::ledger::GateRefused {
             approved_by: observed.approver.map(str::to_owned),
-            env: observed.target_env.to_owned(),
+            env: observed.target_env.clone(),
             jenkins,
             reasons: self.reasons(),
             source_env: observed.source_env.unwrap_or_default().to_owned(),
-            version: observed.version.to_owned(),
+            version: observed.version.clone(),
         }
     }
 }
@@ -156,7 +156,7 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
     // for its checks.
     let from_registry = last_deploy.is_none() && o.attestations.is_some();
     let not_before = match last_deploy {
-        Some(d) if d.version == o.version => Some(d.time),
+        Some(d) if d.version == o.version.as_str() => Some(d.time),
         Some(_) => None,
         None => o.source_updated_at,
     };
@@ -307,7 +307,7 @@ fn manifest_condition(o: &Observations<'_>) -> Condition {
         Err(e) => return fail(e.clone()),
     };
     let released = o.entries.iter().rev().find_map(|r| match &r.event {
-        Event::Released(p) if p.version == o.version => {
+        Event::Released(p) if p.version == *o.version => {
             Some((r.entry.seq, p.manifest_sha256.as_str()))
         }
         _ => None,
@@ -343,7 +343,7 @@ fn source_live_condition(
     let fail = source_live_failed;
     match last_deploy {
         None => return fail(format!("nothing was ever deployed to `{source}`")),
-        Some(d) if d.version != o.version => {
+        Some(d) if d.version != o.version.as_str() => {
             return fail(format!(
                 "`{source}` last received {} (ledger seq {}), not {}",
                 d.version, d.seq, o.version
@@ -435,7 +435,7 @@ fn checked_condition(
             None,
         )
     };
-    let Some(deploy) = last_deploy.filter(|d| d.version == o.version) else {
+    let Some(deploy) = last_deploy.filter(|d| d.version == o.version.as_str()) else {
         return fail(format!(
             "{} is not the version deployed in `{source}`",
             o.version

@@ -111,7 +111,7 @@ pub enum MadeLive {
 pub struct Live {
     pub env: EnvName,
     pub version: Version,
-    pub previous_version: Option<String>,
+    pub previous_version: Option<Version>,
     /// Release service → the digest now running.
     pub digests: BTreeMap<String, Digest>,
     /// The services the deploy changed.
@@ -154,36 +154,36 @@ impl Live {
             MadeLive::Deploy => Deployed {
                 changed,
                 digests,
-                env: env.to_string(),
+                env: env.clone(),
                 jenkins,
                 previous_version,
                 stack_sha256,
-                version: version.to_string(),
+                version: version.clone(),
             }
             .into(),
             MadeLive::Rollback => RequestedRollback {
                 changed,
                 digests,
-                env: env.to_string(),
+                env: env.clone(),
                 from_version: previous_version.clone(),
                 jenkins,
                 previous_version,
                 stack_sha256,
-                to_version: version.to_string(),
+                to_version: version.clone(),
                 trigger: RequestedTrigger::ReleaseRollback,
-                version: version.to_string(),
+                version: version.clone(),
             }
             .into(),
             MadeLive::Promote { approver, evidence } => Promoted {
                 approved_by: approver,
                 changed,
                 digests,
-                env: env.to_string(),
+                env: env.clone(),
                 evidence,
                 jenkins,
                 previous_version,
                 stack_sha256,
-                version: version.to_string(),
+                version: version.clone(),
             }
             .into(),
         }
@@ -248,10 +248,10 @@ mod tests {
         assert_eq!(target("1.1.0").unwrap(), "1.0.0");
         append(
             RollbackAfterFailure {
-                env: "dev".into(),
-                from_version: "1.1.0".into(),
+                env: crate::EnvName::parse("dev").unwrap(),
+                from_version: crate::Version::parse("1.1.0").unwrap(),
                 services: vec!["api".into()],
-                to_version: Some("1.0.0".into()),
+                to_version: Some(crate::Version::parse("1.0.0").unwrap()),
                 trigger: FailureTrigger::DeployFailed,
             }
             .into(),

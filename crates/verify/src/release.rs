@@ -188,7 +188,7 @@ impl StateDir {
                 .into_iter()
                 .map(|(name, digest)| (name.to_owned(), digest.clone()))
                 .collect(),
-            version: manifest.version.as_str().to_owned(),
+            version: manifest.version.clone(),
         };
         Ok(self.ledger().append_event(actor, &event.into())?)
     }

@@ -187,9 +187,8 @@ fn the_gate_answers_from_the_v1_records() {
     let (_dir, state) = state();
     let entries = state.ledger().read_events().unwrap();
     let observe = |version: &str, entries| {
-        let recorded = state
-            .load_release(&Version::parse(version).unwrap())
-            .unwrap();
+        let version = &Version::parse(version).unwrap();
+        let recorded = state.load_release(version).unwrap();
         let digests: BTreeMap<String, String> = recorded
             .manifest
             .services
@@ -206,7 +205,7 @@ fn the_gate_answers_from_the_v1_records() {
             .collect();
         gate::evaluate(&Observations {
             version,
-            target_env: "prod",
+            target_env: &verify::EnvName::parse("prod").unwrap(),
             source_env: Some("dev"),
             manifest: Ok((digests, recorded.sha256.as_str().to_owned())),
             entries,

@@ -12,6 +12,13 @@ const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const M: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
+/// The version every promotion here promotes.
+static V1: std::sync::LazyLock<verify::Version> =
+    std::sync::LazyLock::new(|| verify::Version::parse("1.0.0").unwrap());
+/// The target of every promotion here.
+static PROD: std::sync::LazyLock<verify::EnvName> =
+    std::sync::LazyLock::new(|| verify::EnvName::parse("prod").unwrap());
+
 fn digest(s: &str) -> Digest {
     Digest::parse(s).unwrap()
 }
@@ -31,7 +38,7 @@ impl Story {
             artifact: None,
             manifest_sha256: digest(M),
             services: BTreeMap::from([("api".to_owned(), digest(A))]),
-            version: "1.0.0".into(),
+            version: verify::Version::parse("1.0.0").unwrap(),
         });
         story.deploy("1.0.0", A);
         story.check(0);
@@ -49,11 +56,11 @@ impl Story {
         self.append(Deployed {
             changed: vec!["api".into()],
             digests: BTreeMap::from([("api".to_owned(), digest(api))]),
-            env: "dev".into(),
+            env: verify::EnvName::parse("dev").unwrap(),
             jenkins: None,
             previous_version: None,
             stack_sha256: digest(M),
-            version: version.into(),
+            version: verify::Version::parse(version).unwrap(),
         });
     }
 
@@ -61,7 +68,7 @@ impl Story {
         self.append(Checked {
             attestation: None,
             digests: BTreeMap::from([("api".to_owned(), api.to_owned())]),
-            env: "dev".into(),
+            env: verify::EnvName::parse("dev").unwrap(),
             failed,
             failed_checks: Vec::new(),
             jenkins: None,
@@ -71,7 +78,7 @@ impl Story {
             seconds: 0.1,
             stack: "hestino-dev".into(),
             unreachable: false,
-            version: Some("1.0.0".into()),
+            version: Some(verify::Version::parse("1.0.0").unwrap()),
         });
     }
 
@@ -90,8 +97,8 @@ impl Story {
 /// What a green promotion of 1.0.0 from dev to prod observes, over `entries`.
 fn observations(entries: &[verify::Recorded]) -> Observations<'_> {
     Observations {
-        version: "1.0.0",
-        target_env: "prod",
+        version: &V1,
+        target_env: &PROD,
         source_env: Some("dev"),
         manifest: Ok((
             BTreeMap::from([("api".to_owned(), A.to_owned())]),

@@ -316,7 +316,7 @@ pub(super) async fn deploy(
         colours = retire(c.s, c.env_name, slots, name, &colours, "replaced").await?;
     }
     let live = colours.live.as_ref().map(|l| l.colour);
-    let live_version = colours.live.as_ref().map(|l| l.version.to_string());
+    let live_version = colours.live.as_ref().map(|l| l.version.clone());
 
     let yaml = stack
         .render_published(images, &sw.published(idle), swarm)
@@ -337,7 +337,7 @@ pub(super) async fn deploy(
             before: None,
         })
         .collect();
-    let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
+    let previous_version = c.previous.as_ref().map(|p| p.version.clone());
     let summary = |outcome, outcomes: &[Outcome]| {
         Summary {
             env: c.env,
@@ -443,14 +443,14 @@ pub(super) async fn deploy(
     });
     append(
         Switched {
-            env: c.env_name.to_string(),
+            env: c.env_name.clone(),
             from_colour: live.map(|l| l.to_string()),
             from_version: live_version.clone(),
             jenkins: c.s.jenkins.clone(),
             reload_ms: ms(reload),
             to_colour: idle.to_string(),
             trigger: "deploy".to_owned(),
-            version: c.version.to_string(),
+            version: Some(c.version.clone()),
         }
         .into(),
     )?;
@@ -472,14 +472,14 @@ pub(super) async fn deploy(
             let reload = sw.switch(c.env_name, Some(back), Some(idle)).await?;
             append(
                 Switched {
-                    env: c.env_name.to_string(),
+                    env: c.env_name.clone(),
                     from_colour: Some(idle.to_string()),
-                    from_version: Some(c.version.to_string()),
+                    from_version: Some(c.version.clone()),
                     jenkins: c.s.jenkins.clone(),
                     reload_ms: ms(reload),
                     to_colour: back.to_string(),
                     trigger: "checks-failed".to_owned(),
-                    version: live_version.clone().unwrap_or_default(),
+                    version: live_version.clone(),
                 }
                 .into(),
             )?;
@@ -563,8 +563,8 @@ struct Failed<'a, 'c> {
     stack_path: &'a Path,
     idle: Colour,
     live: Option<Colour>,
-    live_version: Option<String>,
-    previous_version: Option<String>,
+    live_version: Option<verify::Version>,
+    previous_version: Option<verify::Version>,
     failures: BTreeMap<String, String>,
 }
 
@@ -573,7 +573,7 @@ impl Failed<'_, '_> {
     /// `rolled-back`, and returns the exit-4 failure naming each service and its cause.
     async fn record(self) -> Error {
         let c = self.c;
-        let env = c.env_name.to_string();
+        let env = c.env_name.clone();
         let message = match c.record_failed(self.failures.iter(), self.previous_version.clone()) {
             Ok(message) => message,
             Err(e) => return e,
@@ -601,7 +601,7 @@ impl Failed<'_, '_> {
                     env,
                     jenkins: c.s.jenkins.clone(),
                     reason: "failed".to_owned(),
-                    version: c.version.to_string(),
+                    version: c.version.clone(),
                 }
                 .into(),
             )
@@ -662,19 +662,19 @@ async fn switch_back(
         )));
     }
     let from = colours.live.as_ref().map(|l| l.colour);
-    let from_version = colours.live.as_ref().map(|l| l.version.to_string());
+    let from_version = colours.live.as_ref().map(|l| l.version.clone());
     let reload = sw.switch(c.env_name, Some(to), from).await?;
     let append = |event: verify::ledger::Event| c.s.append(&event);
     append(
         Switched {
-            env: c.env_name.to_string(),
+            env: c.env_name.clone(),
             from_colour: from.map(|f| f.to_string()),
             from_version: from_version.clone(),
             jenkins: c.s.jenkins.clone(),
             reload_ms: ms(reload),
             to_colour: to.to_string(),
             trigger: "rollback".to_owned(),
-            version: c.version.to_string(),
+            version: Some(c.version.clone()),
         }
         .into(),
     )?;
@@ -750,10 +750,10 @@ pub async fn retire(
     s.append(
         &ColourRemoved {
             colour: standby.colour.to_string(),
-            env: env.to_string(),
+            env: env.clone(),
             jenkins: s.jenkins.clone(),
             reason: reason.to_owned(),
-            version: standby.version.to_string(),
+            version: standby.version.clone(),
         }
         .into(),
     )?;

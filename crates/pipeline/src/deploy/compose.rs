@@ -74,7 +74,7 @@ pub(super) async fn deploy(
             None => Outcome::Converged { after },
         })
         .collect();
-    let previous_version = c.previous.as_ref().map(|p| p.version.to_string());
+    let previous_version = c.previous.as_ref().map(|p| p.version.clone());
     let summary = |outcome| {
         Summary {
             env: c.env,
@@ -121,7 +121,11 @@ pub(super) async fn deploy(
     }
     Ok(Deployed::failed(
         report,
-        super::rolled_back(&message, &rolled, previous_version.as_deref()),
+        super::rolled_back(
+            &message,
+            &rolled,
+            previous_version.as_ref().map(verify::Version::as_str),
+        ),
     ))
 }
 

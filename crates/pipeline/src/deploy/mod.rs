@@ -92,7 +92,7 @@ impl Plan<'_> {
     /// rendered file now applied.
     fn record_live(
         &self,
-        previous: Option<String>,
+        previous: Option<verify::Version>,
         changed: &[Change],
         file: &str,
     ) -> Result<(), Error> {
@@ -114,18 +114,18 @@ impl Plan<'_> {
     fn record_failed<'f>(
         &self,
         failed: impl Iterator<Item = (&'f String, &'f String)> + Clone,
-        previous: Option<String>,
+        previous: Option<verify::Version>,
     ) -> Result<String, Error> {
         self.s.append(
             &DeployFailed {
-                env: self.env_name.to_string(),
+                env: self.env_name.clone(),
                 failures: failed
                     .clone()
                     .map(|(s, c)| (s.clone(), c.clone()))
                     .collect(),
                 jenkins: self.s.jenkins.clone(),
                 previous_version: previous,
-                version: self.version.to_string(),
+                version: self.version.clone(),
             }
             .into(),
         )?;
@@ -144,12 +144,12 @@ impl Plan<'_> {
     fn record_rolled_back(
         &self,
         services: Vec<String>,
-        previous: Option<String>,
+        previous: Option<verify::Version>,
     ) -> Result<(), Error> {
         self.s.append(
             &RollbackAfterFailure {
-                env: self.env_name.to_string(),
-                from_version: self.version.to_string(),
+                env: self.env_name.clone(),
+                from_version: self.version.clone(),
                 services,
                 to_version: previous,
                 trigger: FailureTrigger::DeployFailed,
@@ -368,7 +368,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     if let Some(e) = refused {
         return Err(Error::infrastructure(e.to_string()));
     }
-    let previous_version = previous.as_ref().map(|p| p.version.to_string());
+    let previous_version = previous.as_ref().map(|p| p.version.clone());
     let summary = |outcome| {
         Summary {
             env: &env,
@@ -424,7 +424,11 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
     }
     Ok(Deployed::failed(
         report,
-        rolled_back(&message, &rolled, previous_version.as_deref()),
+        rolled_back(
+            &message,
+            &rolled,
+            previous_version.as_ref().map(verify::Version::as_str),
+        ),
     ))
 }
 
@@ -432,7 +436,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
 pub(crate) struct Summary<'a> {
     env: &'a config::Environment,
     version: &'a Version,
-    previous_version: &'a Option<String>,
+    previous_version: &'a Option<verify::Version>,
     outcome: &'static str,
     stack_path: &'a Path,
     started: Instant,
@@ -482,7 +486,7 @@ impl Summary<'_> {
                 config::Orchestrator::Compose => s.env.compose_project().to_owned(),
             },
             version: s.version.to_string(),
-            previous_version: s.previous_version.clone(),
+            previous_version: s.previous_version.as_ref().map(ToString::to_string),
             outcome: s.outcome,
             rendered_stack: s.stack_path.to_owned(),
             seconds: s.started.elapsed().as_secs_f64(),

@@ -77,7 +77,7 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     if global.json {
         super::print_json(&Output {
             stack: &env.stack,
-            version: version.as_deref(),
+            version: version.as_ref().map(verify::Version::as_str),
             digests,
             unreachable: report.unreachable(),
             slowest: report.slowest(),

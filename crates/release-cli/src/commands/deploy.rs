@@ -43,6 +43,18 @@ pub async fn run_deploy(
     target: Target,
     options: &Options<'_>,
 ) -> Result<Code, Failure> {
+    let deployed = execute(global, target, options).await?;
+    write_outputs(global, options, &deployed)?;
+    finish(deployed)
+}
+
+/// The deploy itself, with progress on stderr and nothing on stdout: an error is a deploy
+/// that applied nothing, a failure after applying something is in the `Deployed`.
+pub async fn execute(
+    global: &Global,
+    target: Target,
+    options: &Options<'_>,
+) -> Result<Deployed, Failure> {
     let started = Instant::now();
     let config = super::load_config(global)?;
     let deploy_options = pipeline::deploy::Options {
@@ -54,13 +66,12 @@ pub async fn run_deploy(
     config.environment(options.env)?;
     let state = stage::state_dir(global, &config)?;
     let progress = crate::progress::printer(global.quiet, started);
-    let deployed = pipeline::deploy::run(
-        &stage::of(&config, &state, &progress),
-        target,
-        &deploy_options,
-    )
-    .await?;
-    write_outputs(global, options, &deployed)?;
+    let on = stage::of(&config, &state, &progress);
+    Ok(pipeline::deploy::run(&on, target, &deploy_options).await?)
+}
+
+/// The exit of a deploy whose report is printed: its failure, marked reported.
+pub fn finish(deployed: Deployed) -> Result<Code, Failure> {
     match deployed.failure {
         Some(failure) => Err(Failure::from(failure).reported()),
         None => Ok(Code::Success),
@@ -74,7 +85,7 @@ fn duration(text: Option<&str>, flag: &str) -> Result<Option<Duration>, Failure>
 
 /// The report: JUnit when asked, then the `--json` document or, for people, a line (none
 /// for a failed deploy: its error says it) and what a blue-green deploy left running.
-fn write_outputs(global: &Global, options: &Options<'_>, d: &Deployed) -> Result<(), Failure> {
+pub fn write_outputs(global: &Global, options: &Options<'_>, d: &Deployed) -> Result<(), Failure> {
     let report = &d.report;
     if let Some(path) = options.junit {
         crate::junit::write(path, &[crate::junit::of_deploy(report)])?;

@@ -34,69 +34,93 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     };
     let gate = pipeline::promote::evaluate(&on, &client, request, &trust).await?;
     if let Some(path) = &args.junit {
-        crate::junit::write(
-            path,
-            &[crate::junit::of_gate(
-                &args.to,
-                version.as_str(),
-                &gate.verdict,
-            )],
-        )?;
+        let suite = crate::junit::of_gate(&args.to, version.as_str(), &gate.verdict);
+        crate::junit::write(path, &[suite])?;
     }
-    print_verdict(global, &gate.verdict, args.dry_run)?;
-
-    // From here the verdict is on stdout: under `--json` it is the command's document, and
-    // a failure after it is reported by it, not by a second one.
-    let rest = async {
-        if args.dry_run {
-            return match gate.dry_run_outage() {
-                Some(outage) => Err(outage.into()),
-                None if gate.passed() => Ok(Code::Success),
-                None => Ok(Code::Negative),
-            };
+    // Under `--json` a promotion that deploys prints one document, the verdict with the
+    // deploy's report in it, once the deploy is done; otherwise the verdict comes first.
+    let deploys = gate.passed() && !args.dry_run;
+    let mut document = verdict_json(&gate.verdict, args.dry_run)?;
+    if !(global.json && deploys) {
+        print_verdict(global, &gate.verdict, &document)?;
+    }
+    if args.dry_run {
+        return match gate.dry_run_outage() {
+            Some(outage) => Err(Failure::from(outage).reported()),
+            None if gate.passed() => Ok(Code::Success),
+            None => Ok(Code::Negative),
+        };
+    }
+    if !gate.passed() {
+        return Err(Failure::from(gate.refuse(&on)).reported());
+    }
+    // Until the document is printed, a failure is the command's one document.
+    let announced = |f: Failure| if global.json { f } else { f.reported() };
+    if let Some(artifact) = gate
+        .record_published(&on)
+        .map_err(|e| announced(e.into()))?
+        && !global.quiet
+        && !global.json
+    {
+        eprintln!(
+            "release {} recorded from the registry (artifact {artifact})",
+            version.as_str()
+        );
+    }
+    let options = Options {
+        env: &args.to,
+        timeout: args.timeout.as_deref(),
+        lock_timeout: args.lock_timeout.as_deref(),
+        junit: None,
+    };
+    let deployed = super::deploy::execute(global, gate.target(), &options)
+        .await
+        .map_err(announced)?;
+    let summary = match &signer {
+        Some(signer) if deployed.failure.is_none() => {
+            Some(gate.attach_summary(&on, &client, signer).await)
         }
-        if !gate.passed() {
-            return Err(gate.refuse(&on).into());
+        _ => None,
+    };
+    if global.json {
+        document["deploy"] = json!(deployed.report);
+        if let Some(Ok((envelope, attached))) = &summary {
+            document["summary"] = json!({ "envelope": envelope, "attached": attached });
         }
-        if let Some(artifact) = gate.record_published(&on)?
-            && !global.quiet
-            && !global.json
-        {
-            eprintln!(
-                "release {} recorded from the registry (artifact {artifact})",
-                version.as_str()
+        super::print_json(&document)?;
+    } else {
+        super::deploy::write_outputs(global, &options, &deployed)?;
+        if let Some(Ok((envelope, attached))) = &summary {
+            println!(
+                "signed verification summary {envelope} attached to {} image(s)",
+                attached.len()
             );
         }
-        let options = Options {
-            env: &args.to,
-            timeout: args.timeout.as_deref(),
-            lock_timeout: args.lock_timeout.as_deref(),
-            junit: None,
-        };
-        let promoted = super::deploy::run_deploy(global, gate.target(), &options).await?;
-        if promoted == Code::Success
-            && let Some(signer) = &signer
-        {
-            let (envelope, attached) = gate.attach_summary(&on, &client, signer).await?;
-            if !global.json {
-                println!(
-                    "signed verification summary {envelope} attached to {} image(s)",
-                    attached.len()
-                );
-            }
-        }
-        Ok(promoted)
-    };
-    rest.await.map_err(Failure::reported)
+    }
+    let promoted = super::deploy::finish(deployed)?;
+    match summary {
+        Some(Err(e)) => Err(Failure::from(e).reported()),
+        _ => Ok(promoted),
+    }
 }
 
-fn print_verdict(global: &Global, verdict: &Verdict, dry_run: bool) -> Result<(), Failure> {
+/// The verdict's `--json` document: the conditions, whether it passed, whether it was a
+/// dry run.
+fn verdict_json(verdict: &Verdict, dry_run: bool) -> Result<serde_json::Value, Failure> {
+    let mut value = serde_json::to_value(verdict)
+        .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
+    value["passed"] = json!(verdict.passed());
+    value["dry_run"] = json!(dry_run);
+    Ok(value)
+}
+
+fn print_verdict(
+    global: &Global,
+    verdict: &Verdict,
+    document: &serde_json::Value,
+) -> Result<(), Failure> {
     if global.json {
-        let mut value = serde_json::to_value(verdict)
-            .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
-        value["passed"] = json!(verdict.passed());
-        value["dry_run"] = json!(dry_run);
-        return super::print_json(&value);
+        return super::print_json(document);
     }
     for c in &verdict.conditions {
         let mark = if c.passed { "PASS" } else { "FAIL" };

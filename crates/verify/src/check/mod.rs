@@ -331,7 +331,7 @@ impl CheckReport {
                         .collect()
                 })
                 .unwrap_or_default(),
-            env: on.env.to_string(),
+            env: on.env.clone(),
             failed: self.failed as u64,
             failed_checks: self
                 .checks
@@ -346,7 +346,7 @@ impl CheckReport {
             seconds: self.seconds,
             stack: on.stack.to_owned(),
             unreachable: self.unreachable(),
-            version: on.live.map(|p| p.version.to_string()),
+            version: on.live.map(|p| p.version.clone()),
         }
     }
 
@@ -564,7 +564,10 @@ mod tests {
             jenkins: None,
         });
         assert_eq!(event.digests["api"], digest.as_str());
-        assert_eq!(event.version.as_deref(), Some("1.2.0"));
+        assert_eq!(
+            event.version.as_ref().map(crate::Version::as_str),
+            Some("1.2.0")
+        );
         assert_eq!((event.passed, event.failed), (1, 1));
         assert_eq!(event.failed_checks, ["login"]);
         assert!(!event.unreachable, "one check reached its target");

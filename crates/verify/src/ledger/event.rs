@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::entry::EntryKind;
 use crate::digest::Digest;
 use crate::manifest::JenkinsBuild;
+use crate::name::{EnvName, Version};
 
 /// A ledger entry's payload, typed by its kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,12 +36,12 @@ pub enum Event {
 /// `switched`: a blue-green environment's proxy sends traffic to another colour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Switched {
-    pub env: String,
+    pub env: EnvName,
     /// The colour that served before, if any.
     #[serde(default)]
     pub from_colour: Option<String>,
     #[serde(default)]
-    pub from_version: Option<String>,
+    pub from_version: Option<Version>,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     /// The reload's wall time, in milliseconds.
@@ -50,20 +51,23 @@ pub struct Switched {
     /// the standby colour) or `checks-failed` (back after the checks through the proxy
     /// failed).
     pub trigger: String,
-    pub version: String,
+    /// The version served now. A switch back when nothing was live before wrote `""`:
+    /// it reads as `None`, and `None` is written as `""`, so the bytes do not change.
+    #[serde(with = "empty_is_none")]
+    pub version: Option<Version>,
 }
 
 /// `colour-removed`: a blue-green colour's containers were removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColourRemoved {
     pub colour: String,
-    pub env: String,
+    pub env: EnvName,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     /// `window-ended`, `retired` (`release retire --now`), `replaced` (a new release
     /// takes its slot) or `failed` (a release that failed on the idle colour).
     pub reason: String,
-    pub version: String,
+    pub version: Version,
 }
 
 /// `released`: a release manifest was recorded (`release push`).
@@ -77,7 +81,7 @@ pub struct Released {
     pub manifest_sha256: Digest,
     /// Service → digest.
     pub services: BTreeMap<String, Digest>,
-    pub version: String,
+    pub version: Version,
 }
 
 /// `deployed`: `release deploy` converged.
@@ -87,14 +91,14 @@ pub struct Deployed {
     pub changed: Vec<String>,
     /// Service → digest the environment runs from now on.
     pub digests: BTreeMap<String, Digest>,
-    pub env: String,
+    pub env: EnvName,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     #[serde(default)]
-    pub previous_version: Option<String>,
+    pub previous_version: Option<Version>,
     /// sha256 of the rendered stack file that was applied.
     pub stack_sha256: Digest,
-    pub version: String,
+    pub version: Version,
 }
 
 /// `promoted`: `release promote` passed its gate and the deploy converged. A deploy's
@@ -105,14 +109,14 @@ pub struct Promoted {
     pub approved_by: Option<String>,
     pub changed: Vec<String>,
     pub digests: BTreeMap<String, Digest>,
-    pub env: String,
+    pub env: EnvName,
     pub evidence: Evidence,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     #[serde(default)]
-    pub previous_version: Option<String>,
+    pub previous_version: Option<Version>,
     pub stack_sha256: Digest,
-    pub version: String,
+    pub version: Version,
 }
 
 /// What a promotion relied on: the source environment's passing check.
@@ -134,14 +138,14 @@ pub struct Evidence {
 /// `deploy-failed`: a deploy did not converge (its rollback, if any, follows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployFailed {
-    pub env: String,
+    pub env: EnvName,
     /// Service → why it failed.
     pub failures: BTreeMap<String, String>,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     #[serde(default)]
-    pub previous_version: Option<String>,
-    pub version: String,
+    pub previous_version: Option<Version>,
+    pub version: Version,
 }
 
 /// `rolled-back`, in its two shapes, told apart by `trigger`.
@@ -159,32 +163,32 @@ pub enum RolledBack {
 pub struct RequestedRollback {
     pub changed: Vec<String>,
     pub digests: BTreeMap<String, Digest>,
-    pub env: String,
+    pub env: EnvName,
     /// The version live before (the same as `previous_version`).
     #[serde(default)]
-    pub from_version: Option<String>,
+    pub from_version: Option<Version>,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     #[serde(default)]
-    pub previous_version: Option<String>,
+    pub previous_version: Option<Version>,
     pub stack_sha256: Digest,
-    pub to_version: String,
+    pub to_version: Version,
     pub trigger: RequestedTrigger,
     /// The version live now (the same as `to_version`).
-    pub version: String,
+    pub version: Version,
 }
 
 /// The automatic rollback of a failed deploy's changed services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackAfterFailure {
-    pub env: String,
+    pub env: EnvName,
     /// The version whose deploy failed.
-    pub from_version: String,
+    pub from_version: Version,
     /// The services rolled back.
     pub services: Vec<String>,
     /// The version live before the failed deploy; `None` if there was none.
     #[serde(default)]
-    pub to_version: Option<String>,
+    pub to_version: Option<Version>,
     pub trigger: FailureTrigger,
 }
 
@@ -211,7 +215,7 @@ pub struct Checked {
     pub attestation: Option<String>,
     /// Service → digest recorded for the environment when it was checked.
     pub digests: BTreeMap<String, String>,
-    pub env: String,
+    pub env: EnvName,
     pub failed: u64,
     pub failed_checks: Vec<String>,
     #[serde(default, with = "jenkins")]
@@ -226,7 +230,7 @@ pub struct Checked {
     pub unreachable: bool,
     /// The version recorded for the environment, if any.
     #[serde(default)]
-    pub version: Option<String>,
+    pub version: Option<Version>,
 }
 
 /// `gate-refused`: `release promote`'s gate refused; nothing was deployed.
@@ -234,13 +238,13 @@ pub struct Checked {
 pub struct GateRefused {
     #[serde(default)]
     pub approved_by: Option<String>,
-    pub env: String,
+    pub env: EnvName,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
     /// `<condition>: <detail>` for every failed condition.
     pub reasons: Vec<String>,
     pub source_env: String,
-    pub version: String,
+    pub version: Version,
 }
 
 /// A payload that does not match its entry's kind.
@@ -332,15 +336,15 @@ impl Event {
     pub fn env(&self) -> Option<&str> {
         match self {
             Self::Released(_) => None,
-            Self::Deployed(p) => Some(&p.env),
-            Self::DeployFailed(p) => Some(&p.env),
-            Self::RolledBack(RolledBack::Requested(p)) => Some(&p.env),
-            Self::RolledBack(RolledBack::AfterFailedDeploy(p)) => Some(&p.env),
-            Self::Checked(p) => Some(&p.env),
-            Self::GateRefused(p) => Some(&p.env),
-            Self::Promoted(p) => Some(&p.env),
-            Self::Switched(p) => Some(&p.env),
-            Self::ColourRemoved(p) => Some(&p.env),
+            Self::Deployed(p) => Some(p.env.as_str()),
+            Self::DeployFailed(p) => Some(p.env.as_str()),
+            Self::RolledBack(RolledBack::Requested(p)) => Some(p.env.as_str()),
+            Self::RolledBack(RolledBack::AfterFailedDeploy(p)) => Some(p.env.as_str()),
+            Self::Checked(p) => Some(p.env.as_str()),
+            Self::GateRefused(p) => Some(p.env.as_str()),
+            Self::Promoted(p) => Some(p.env.as_str()),
+            Self::Switched(p) => Some(p.env.as_str()),
+            Self::ColourRemoved(p) => Some(p.env.as_str()),
         }
     }
 }
@@ -348,8 +352,8 @@ impl Event {
 impl RolledBack {
     pub fn env(&self) -> &str {
         match self {
-            Self::Requested(p) => &p.env,
-            Self::AfterFailedDeploy(p) => &p.env,
+            Self::Requested(p) => p.env.as_str(),
+            Self::AfterFailedDeploy(p) => p.env.as_str(),
         }
     }
 
@@ -357,8 +361,8 @@ impl RolledBack {
     /// back to nothing.
     pub fn to_version(&self) -> Option<&str> {
         match self {
-            Self::Requested(p) => Some(&p.to_version),
-            Self::AfterFailedDeploy(p) => p.to_version.as_deref(),
+            Self::Requested(p) => Some(p.to_version.as_str()),
+            Self::AfterFailedDeploy(p) => p.to_version.as_ref().map(Version::as_str),
         }
     }
 }
@@ -466,6 +470,29 @@ impl fmt::Display for Event {
 
 /// The Jenkins build as entries carry it: `{build_number, build_url, job_name}`, keys in
 /// byte order (the release manifest writes the same struct in declaration order).
+/// A version written as a string that may be empty: `""` is `None`.
+mod empty_is_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::name::Version;
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map_or("", Version::as_str).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Version>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Version::parse(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 mod jenkins {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -539,11 +566,13 @@ mod tests {
     /// both serialized straight from the struct and through a `Value` as `append` does,
     /// and the old bytes must read back into the same event.
     fn cases() -> Vec<(Event, Value)> {
-        let previous_version: Option<String> = Some("1.0.0".into());
+        let previous_version: Option<crate::Version> =
+            Some(crate::Version::parse("1.0.0").unwrap());
         let none: Option<String> = None;
+        let first: Option<crate::Version> = None;
         let stack = d('5');
         // `release deploy`, and a deploy's fields as the base of rollback and promotion.
-        let deploy_base = |jenkins: Option<JenkinsBuild>, previous: &Option<String>| {
+        let deploy_base = |jenkins: Option<JenkinsBuild>, previous: &Option<crate::Version>| {
             json!({
                 "env": "dev",
                 "version": "1.1.0",
@@ -558,11 +587,11 @@ mod tests {
         requested["from_version"] = json!(previous_version);
         requested["to_version"] = json!("1.1.0");
         requested["trigger"] = json!("release rollback");
-        let mut requested_first = deploy_base(jenkins(9), &none);
+        let mut requested_first = deploy_base(jenkins(9), &first);
         requested_first["from_version"] = json!(none);
         requested_first["to_version"] = json!("1.1.0");
         requested_first["trigger"] = json!("release rollback");
-        let mut promoted = deploy_base(jenkins(7), &none);
+        let mut promoted = deploy_base(jenkins(7), &first);
         promoted["approved_by"] = json!(Some("alice"));
         promoted["evidence"] = json!({
             "source_env": "dev",
@@ -576,17 +605,18 @@ mod tests {
             "checked_seq": Option::<u64>::None,
             "junit_sha256": none,
         });
-        let deployed = |jenkins: Option<JenkinsBuild>, previous: &Option<String>| Deployed {
-            changed: vec!["api".into()],
-            digests: digests(),
-            env: "dev".into(),
-            jenkins,
-            previous_version: previous.clone(),
-            stack_sha256: stack.clone(),
-            version: "1.1.0".into(),
-        };
+        let deployed =
+            |jenkins: Option<JenkinsBuild>, previous: &Option<crate::Version>| Deployed {
+                changed: vec!["api".into()],
+                digests: digests(),
+                env: crate::EnvName::parse("dev").unwrap(),
+                jenkins,
+                previous_version: previous.clone(),
+                stack_sha256: stack.clone(),
+                version: crate::Version::parse("1.1.0").unwrap(),
+            };
         let promoted_event =
-            |approved_by: Option<&str>, evidence, jenkins, previous: &Option<String>| {
+            |approved_by: Option<&str>, evidence, jenkins, previous: &Option<crate::Version>| {
                 let Deployed {
                     changed,
                     digests,
@@ -608,17 +638,17 @@ mod tests {
                     version,
                 }
             };
-        let requested_event = |jenkins, previous: &Option<String>| RequestedRollback {
+        let requested_event = |jenkins, previous: &Option<crate::Version>| RequestedRollback {
             changed: vec!["api".into()],
             digests: digests(),
-            env: "dev".into(),
+            env: crate::EnvName::parse("dev").unwrap(),
             from_version: previous.clone(),
             jenkins,
             previous_version: previous.clone(),
             stack_sha256: stack.clone(),
-            to_version: "1.1.0".into(),
+            to_version: crate::Version::parse("1.1.0").unwrap(),
             trigger: RequestedTrigger::ReleaseRollback,
-            version: "1.1.0".into(),
+            version: crate::Version::parse("1.1.0").unwrap(),
         };
         let services: serde_json::Map<String, Value> = digests()
             .iter()
@@ -632,7 +662,7 @@ mod tests {
                     artifact: None,
                     manifest_sha256: d('1'),
                     services: digests(),
-                    version: "1.1.0".into(),
+                    version: crate::Version::parse("1.1.0").unwrap(),
                 }
                 .into(),
                 json!({
@@ -642,8 +672,8 @@ mod tests {
                 }),
             ),
             (
-                deployed(jenkins(3), &none).into(),
-                deploy_base(jenkins(3), &none),
+                deployed(jenkins(3), &first).into(),
+                deploy_base(jenkins(3), &first),
             ),
             (
                 deployed(None, &previous_version).into(),
@@ -659,7 +689,7 @@ mod tests {
                         source_env: "dev".into(),
                     },
                     jenkins(7),
-                    &none,
+                    &first,
                 )
                 .into(),
                 promoted,
@@ -680,11 +710,11 @@ mod tests {
                 unapproved,
             ),
             (requested_event(None, &previous_version).into(), requested),
-            (requested_event(jenkins(9), &none).into(), requested_first),
+            (requested_event(jenkins(9), &first).into(), requested_first),
             (
                 RollbackAfterFailure {
-                    env: "dev".into(),
-                    from_version: "1.2.0".into(),
+                    env: crate::EnvName::parse("dev").unwrap(),
+                    from_version: crate::Version::parse("1.2.0").unwrap(),
                     services: vec!["api".into(), "worker".into()],
                     to_version: previous_version.clone(),
                     trigger: FailureTrigger::DeployFailed,
@@ -700,8 +730,8 @@ mod tests {
             ),
             (
                 RollbackAfterFailure {
-                    env: "qa".into(),
-                    from_version: "1.2.0".into(),
+                    env: crate::EnvName::parse("qa").unwrap(),
+                    from_version: crate::Version::parse("1.2.0").unwrap(),
                     services: vec!["api".into()],
                     to_version: None,
                     trigger: FailureTrigger::DeployFailed,
@@ -717,11 +747,11 @@ mod tests {
             ),
             (
                 DeployFailed {
-                    env: "dev".into(),
+                    env: crate::EnvName::parse("dev").unwrap(),
                     failures: BTreeMap::from([("api".into(), "exit 1: \"bad\" é\n".into())]),
                     jenkins: jenkins(5),
                     previous_version: None,
-                    version: "1.2.0".into(),
+                    version: crate::Version::parse("1.2.0").unwrap(),
                 }
                 .into(),
                 json!({
@@ -736,7 +766,7 @@ mod tests {
                 Checked {
                     attestation: None,
                     digests: BTreeMap::from([("api".into(), d('a').as_str().into())]),
-                    env: "dev".into(),
+                    env: crate::EnvName::parse("dev").unwrap(),
                     failed: 1,
                     failed_checks: vec!["api /health".into()],
                     jenkins: jenkins(6),
@@ -746,7 +776,7 @@ mod tests {
                     seconds: 1.234_567_89,
                     stack: "hestino-dev".into(),
                     unreachable: false,
-                    version: Some("1.1.0".into()),
+                    version: Some(crate::Version::parse("1.1.0").unwrap()),
                 }
                 .into(),
                 json!({
@@ -768,7 +798,7 @@ mod tests {
                 Checked {
                     attestation: None,
                     digests: BTreeMap::new(),
-                    env: "qa".into(),
+                    env: crate::EnvName::parse("qa").unwrap(),
                     failed: 2,
                     failed_checks: vec![],
                     jenkins: None,
@@ -799,11 +829,11 @@ mod tests {
             (
                 GateRefused {
                     approved_by: None,
-                    env: "prod".into(),
+                    env: crate::EnvName::parse("prod").unwrap(),
                     jenkins: jenkins(8),
                     reasons: vec!["approval given: required".into()],
                     source_env: "dev".into(),
-                    version: "1.1.0".into(),
+                    version: crate::Version::parse("1.1.0").unwrap(),
                 }
                 .into(),
                 json!({
@@ -898,5 +928,35 @@ mod tests {
             panic!("not a gate refusal");
         };
         assert_eq!((g.approved_by, g.jenkins), (None, None));
+    }
+
+    /// The environment and version fields are `EnvName` and `Version`: a ledger line
+    /// naming an environment or version the grammar refuses does not read as an event.
+    /// The one empty version ever written, a switch back when nothing was live before,
+    /// reads as `None` and is written back as the same bytes.
+    #[test]
+    fn names_in_events_are_typed_and_the_empty_version_of_a_switch_back_keeps_its_bytes() {
+        let text = r#"{"env":"prod","from_colour":"blue","from_version":"1.1.0","jenkins":null,"reload_ms":12,"to_colour":"green","trigger":"checks-failed","version":""}"#;
+        let event = Event::from_json(EntryKind::Switched, text).unwrap();
+        let Event::Switched(switched) = &event else {
+            panic!("not a switch");
+        };
+        assert_eq!(switched.version, None);
+        assert_eq!(switched.env.as_str(), "prod");
+        assert_eq!(event.to_json().unwrap(), text);
+        let named = text.replace(r#""version":"""#, r#""version":"1.0.0""#);
+        let Event::Switched(switched) = Event::from_json(EntryKind::Switched, &named).unwrap()
+        else {
+            panic!("not a switch");
+        };
+        assert_eq!(
+            switched.version.as_ref().map(Version::as_str),
+            Some("1.0.0")
+        );
+        let shouting = text.replace(r#""env":"prod""#, r#""env":"PROD""#);
+        let e = Event::from_json(EntryKind::Switched, &shouting).unwrap_err();
+        assert!(e.to_string().contains("PROD"), "{e}");
+        let bad = named.replace(r#""version":"1.0.0""#, r#""version":"1.0 0""#);
+        assert!(Event::from_json(EntryKind::Switched, &bad).is_err());
     }
 }
