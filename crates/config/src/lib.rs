@@ -341,11 +341,24 @@ impl Typed<'_> {
             Err(e) => {
                 let message = e.message().trim().to_owned();
                 let mut at = path.to_vec();
+                let mut what = format!("[{name}]");
                 if let Some(field) = field_named(&message) {
-                    at.push(Seg::from(field.as_str()));
+                    // A field the section's own table does not have is missing from one of
+                    // its nested tables (a check without its `service`): point at that one.
+                    let section = dotted(&path[..1]);
+                    let nested = (!schema::is_own_key(&section, &field))
+                        .then(|| lookup(raw, path)?.as_table_like())
+                        .flatten()
+                        .and_then(|t| lacking(t, &field));
+                    if let Some((key, index)) = nested {
+                        what = format!("[[{name}.{key}]] number {}", index + 1);
+                        at.extend([Seg::from(key.as_str()), Seg::Index(index)]);
+                    } else {
+                        at.push(Seg::from(field.as_str()));
+                    }
                 }
                 self.diagnostics
-                    .push(self.source.at(&at, format!("in [{name}]: {message}")));
+                    .push(self.source.at(&at, format!("in {what}: {message}")));
                 None
             }
         }
@@ -376,6 +389,25 @@ impl Typed<'_> {
             })
             .collect()
     }
+}
+
+/// The first table of an array of tables in `table` (`checks`, `trust`, …) that lacks
+/// `field`: its array's key and its index.
+fn lacking(table: &dyn toml_edit::TableLike, field: &str) -> Option<(String, usize)> {
+    table.iter().find_map(|(key, item)| {
+        let tables: Vec<&dyn toml_edit::TableLike> = match item {
+            toml_edit::Item::ArrayOfTables(a) => {
+                a.iter().map(|t| t as &dyn toml_edit::TableLike).collect()
+            }
+            toml_edit::Item::Value(toml_edit::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_inline_table().map(|t| t as &dyn toml_edit::TableLike))
+                .collect(),
+            _ => return None,
+        };
+        let index = tables.iter().position(|t| !t.contains_key(field))?;
+        Some((key.to_owned(), index))
+    })
 }
 
 /// The item at `path` (keys only) inside `raw`.

@@ -75,6 +75,20 @@ const TCP_CHECK: &[&str] = &["kind", "name", "service", "address"];
 const SWARM_CHECK: &[&str] = &["kind", "services"];
 const COMPOSE_CHECK: &[&str] = &["kind", "services"];
 
+/// Whether `key` is one of the keys a table of section `section` (`environments`,
+/// `services`, …) has itself, rather than one of its nested tables'.
+pub fn is_own_key(section: &str, key: &str) -> bool {
+    let keys = match section {
+        "project" => PROJECT,
+        "registry" => REGISTRY,
+        "services" => SERVICE,
+        "environments" => ENVIRONMENT,
+        "ledger" => EVIDENCE,
+        _ => return true,
+    };
+    keys.contains(&key)
+}
+
 /// Reports every key the model does not know.
 pub fn unknown_keys(source: &Source) -> Vec<Diagnostic> {
     let mut out = Vec::new();

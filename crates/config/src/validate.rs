@@ -313,6 +313,16 @@ impl Validator<'_> {
         }
     }
 
+    /// Whether the file declares environment `env`, even one whose table could not be
+    /// read (that is reported at its own line, and is no unknown environment).
+    fn declared(&self, env: &str) -> bool {
+        self.source
+            .root()
+            .get("environments")
+            .and_then(toml_edit::Item::as_table_like)
+            .is_some_and(|t| t.contains_key(env))
+    }
+
     fn environments(&mut self, config: &Config) {
         for (env, e) in &config.environments {
             let at = |key: &str| keypath!["environments", env.as_str(), key];
@@ -340,7 +350,7 @@ impl Validator<'_> {
                         format!("environment `{env}` promotes from itself"),
                         "name the environment whose tested digests it receives, e.g. \"dev\"",
                     );
-                } else if !config.environments.contains_key(from) {
+                } else if !config.environments.contains_key(from) && !self.declared(from) {
                     self.push(
                         &at("promote_from"),
                         format!("environment `{env}` promotes from unknown environment `{from}`"),

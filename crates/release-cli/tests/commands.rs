@@ -597,7 +597,8 @@ fn a_toml_syntax_error_exits_2_at_its_line() {
 }
 
 #[test]
-fn a_check_without_its_service_exits_2_at_file_and_line() {
+fn a_check_without_its_service_exits_2_at_the_checks_line_and_its_environment_is_not_called_unknown()
+ {
     let project = Project::with_config(&CONFIG.replacen("service = \"api\"\n", "", 1));
     project.both(
         "config_check_without_service",
