@@ -871,7 +871,9 @@ fn promote_to_an_environment_without_promote_from_exits_2() {
 
 #[test]
 fn promote_of_an_unrecorded_release_lists_every_failed_condition() {
-    // The gate fails closed (3) because the source engine cannot be reached.
+    // The gate fails closed (3) because the source engine cannot be reached, and its
+    // verdict line says so (a regression: it said only "gate refused" above an error
+    // saying it could not be evaluated).
     let project = Project::with_fixture();
     project.both(
         "promote_unrecorded_release",

@@ -42,7 +42,8 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     let deploys = gate.passed() && !args.dry_run;
     let mut document = verdict_json(&gate.verdict, args.dry_run)?;
     if !(global.json && deploys) {
-        print_verdict(global, &gate.verdict, &document)?;
+        let how = (args.dry_run, !gate.unreachable.is_empty());
+        print_verdict(global, &gate.verdict, &document, how)?;
     }
     if args.dry_run {
         return match gate.dry_run_outage() {
@@ -118,6 +119,7 @@ fn print_verdict(
     global: &Global,
     verdict: &Verdict,
     document: &serde_json::Value,
+    (dry_run, outage): (bool, bool),
 ) -> Result<(), Failure> {
     if global.json {
         return super::print_json(document);
@@ -126,13 +128,18 @@ fn print_verdict(
         let mark = if c.passed { "PASS" } else { "FAIL" };
         println!("{mark}  {}: {}", c.name, c.detail);
     }
-    println!(
-        "gate {}",
-        if verdict.passed() {
-            "passed"
-        } else {
-            "refused"
-        }
-    );
+    // A gate that could not look is not a verdict on the release, and says so.
+    let verdict_line = if verdict.passed() {
+        "gate passed"
+    } else {
+        "gate refused"
+    };
+    let dry_run = if dry_run { " (dry run)" } else { "" };
+    let why = if outage && !verdict.passed() {
+        ": it could not reach what it reads (the error says what)"
+    } else {
+        ""
+    };
+    println!("{verdict_line}{dry_run}{why}");
     Ok(())
 }
