@@ -15,14 +15,7 @@ pub fn deployments(state: &StateDir, query: audit::Query<'_>) -> Result<Vec<Depl
     let manifest_digests = |version: &str| {
         let version = Version::parse(version).ok()?;
         let recorded = state.load_release(&version).ok()?;
-        Some(
-            recorded
-                .manifest
-                .services
-                .iter()
-                .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
-                .collect(),
-        )
+        Some(recorded.manifest.digest_texts())
     };
     Ok(audit::deployments(
         &state.ledger(),

@@ -92,7 +92,7 @@ pub async fn evaluate(
     let mut manifest = loaded
         .map(|r| {
             (
-                digests_of(&r.manifest),
+                r.manifest.digest_texts(),
                 r.sha256.as_str().to_owned(),
                 r.manifest,
             )
@@ -109,7 +109,7 @@ pub async fn evaluate(
             match ReleaseManifest::from_bytes(&bytes) {
                 Ok(m) if m.version == *version => {
                     let sha = verify::Digest::of(&bytes).as_str().to_owned();
-                    manifest = Ok((digests_of(&m), sha, m.clone()));
+                    manifest = Ok((m.digest_texts(), sha, m.clone()));
                     published = Some((artifact, m));
                 }
                 Ok(m) => {
@@ -334,13 +334,6 @@ impl Gate {
             conditions,
         })
     }
-}
-
-fn digests_of(m: &ReleaseManifest) -> BTreeMap<String, String> {
-    m.services
-        .iter()
-        .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
-        .collect()
 }
 
 /// The hint for a gate that could not look: what to fix, and that nothing changed.

@@ -84,11 +84,7 @@ pub async fn run(
             RecordOutcome::Unchanged { .. } => "unchanged",
             RecordOutcome::LedgerCompleted { .. } => "ledger-completed",
         },
-        services: manifest
-            .services
-            .iter()
-            .map(|(name, image)| (name.clone(), image.digest.as_str().to_owned()))
-            .collect(),
+        services: manifest.digest_texts(),
         artifact,
         images: manifest.services,
     })

@@ -50,6 +50,15 @@ pub struct ServiceImage {
 }
 
 impl ReleaseManifest {
+    /// Service name → digest, owned and as text: what the gate, `audit` and the evidence
+    /// compare with what runs.
+    pub fn digest_texts(&self) -> BTreeMap<String, String> {
+        self.services
+            .iter()
+            .map(|(name, image)| (name.clone(), image.digest.as_str().to_owned()))
+            .collect()
+    }
+
     /// Service name → digest; the identity of a release.
     pub fn digests(&self) -> BTreeMap<&str, &Digest> {
         self.services

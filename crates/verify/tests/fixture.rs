@@ -4,7 +4,6 @@
 //! promotion gate must still answer from it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use verify::RecordOutcome;
@@ -129,14 +128,7 @@ fn audit_answers_from_the_v1_records() {
     let (_dir, state) = state();
     let manifest_digests = |version: &str| {
         let recorded = state.load_release(&Version::parse(version).ok()?).ok()?;
-        Some(
-            recorded
-                .manifest
-                .services
-                .iter()
-                .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
-                .collect::<BTreeMap<_, _>>(),
-        )
+        Some(recorded.manifest.digest_texts())
     };
     let all = audit::deployments(&state.ledger(), Query::default(), manifest_digests).unwrap();
     let rows: Vec<(u64, &str, &str, EntryKind)> = all
@@ -189,12 +181,7 @@ fn the_gate_answers_from_the_v1_records() {
     let observe = |version: &str, entries| {
         let version = &Version::parse(version).unwrap();
         let recorded = state.load_release(version).unwrap();
-        let digests: BTreeMap<String, String> = recorded
-            .manifest
-            .services
-            .iter()
-            .map(|(k, v)| (k.clone(), v.digest.as_str().to_owned()))
-            .collect();
+        let digests = recorded.manifest.digest_texts();
         let live = digests
             .iter()
             .map(|(k, v)| (k.clone(), format!("r.example.com/{k}:{version}@{v}")))
