@@ -23,7 +23,10 @@ impl From<Code> for ExitCode {
     }
 }
 
-/// Why a command stopped: the cause in one line, and a hint when there is an obvious next step.
+/// Why a command stopped, as this CLI reports it: a stage's [`pipeline::Error`] (every
+/// error the commands meet or make is one) with its exit code chosen and its hint worded
+/// in this command's terms. It has no builders of its own: a command makes a
+/// `pipeline::Error` and converts it, so there is one error model.
 #[derive(Debug)]
 pub struct Failure {
     pub code: Code,
@@ -37,37 +40,9 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            details: Vec::new(),
-            hint: None,
-            reported: false,
-        }
-    }
-
     /// Marks a failure the command's printed report already describes.
     pub fn reported(mut self) -> Self {
         self.reported = true;
-        self
-    }
-
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self::new(Code::Usage, message)
-    }
-
-    pub fn infrastructure(message: impl Into<String>) -> Self {
-        Self::new(Code::Infrastructure, message)
-    }
-
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    pub fn with_details(mut self, details: Vec<String>) -> Self {
-        self.details = details;
         self
     }
 
@@ -98,6 +73,7 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A config error: the CLI words the hint for a missing file (its flag and variable).
 impl From<config::ConfigError> for Failure {
     fn from(e: config::ConfigError) -> Self {
         let hint = match &e {
@@ -108,10 +84,10 @@ impl From<config::ConfigError> for Failure {
             _ => e.hint(),
         };
         // Each problem is a detail line, so `--json` lists them one by one.
-        let failure = Failure::usage(e.headline()).with_details(e.details());
+        let error = pipeline::Error::usage(e.headline()).with_details(e.details());
         match hint {
-            Some(h) => failure.with_hint(h),
-            None => failure,
+            Some(h) => error.with_hint(h).into(),
+            None => error.into(),
         }
     }
 }
@@ -169,10 +145,13 @@ mod tests {
 
     #[test]
     fn a_failure_reads_the_same_as_text_and_as_json() {
-        let failure =
-            Failure::usage("policy refuses the stack for dev (2 problems), nothing was deployed:")
-                .with_details(vec!["service `a`: x".into(), "service `b`: y".into()])
-                .with_hint("pin every image");
+        let failure = Failure::from(
+            pipeline::Error::usage(
+                "policy refuses the stack for dev (2 problems), nothing was deployed:",
+            )
+            .with_details(vec!["service `a`: x".into(), "service `b`: y".into()])
+            .with_hint("pin every image"),
+        );
         assert_eq!(
             failure.to_string(),
             "error: policy refuses the stack for dev (2 problems), nothing was deployed:\n  service `a`: x\n  service `b`: y\n  hint: pin every image"
@@ -186,7 +165,7 @@ mod tests {
                 "hint": "pin every image",
             }})
         );
-        let bare = Failure::infrastructure("registry unreachable").to_json();
+        let bare = Failure::from(pipeline::Error::infrastructure("registry unreachable")).to_json();
         assert_eq!(bare["error"]["exit_code"], 3);
         assert_eq!(bare["error"]["hint"], serde_json::Value::Null);
     }

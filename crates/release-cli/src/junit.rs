@@ -10,8 +10,9 @@ use crate::exit::Failure;
 /// Writes JUnit suites (`verify::junit`) atomically, creating the directory: a stage that
 /// ran must not be reported as failed (exit 3) for want of `target/junit/`.
 pub fn write(path: &std::path::Path, suites: &[verify::junit::Suite]) -> Result<(), Failure> {
-    let xml = verify::junit::render(suites).map_err(|e| Failure::infrastructure(e.to_string()))?;
-    write_xml(path, &xml)
+    let xml = verify::junit::render(suites)
+        .map_err(|e| pipeline::Error::infrastructure(e.to_string()))?;
+    Ok(write_xml(path, &xml)?)
 }
 
 /// The moment a stage that has run for `seconds` started.
@@ -21,9 +22,9 @@ pub fn started_ago(seconds: f64) -> time::OffsetDateTime {
 
 /// Writes JUnit XML that is already encoded (`release check` hashes it for its record
 /// first): missing directories created, the file replaced atomically.
-pub fn write_xml(path: &std::path::Path, xml: &[u8]) -> Result<(), Failure> {
+pub fn write_xml(path: &std::path::Path, xml: &[u8]) -> Result<(), pipeline::Error> {
     let cannot = |e: &dyn std::fmt::Display| {
-        Failure::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
+        pipeline::Error::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;

@@ -66,9 +66,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
             .collect();
         let message = message.join(" ");
         let message = message.trim_start_matches("error: ");
-        let failure = exit::Failure::usage(message)
+        let failure = pipeline::Error::usage(message)
             .with_hint("see `release --help`, or `release COMMAND --help`");
-        println!("{}", failure.to_json());
+        println!("{}", exit::Failure::from(failure).to_json());
     }
     ExitCode::from(code)
 }

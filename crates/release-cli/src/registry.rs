@@ -61,13 +61,13 @@ fn credentials_from(var: &dyn Fn(&str) -> Option<String>) -> Option<Credentials>
     })
 }
 
-fn retry_from(var: &dyn Fn(&str) -> Option<String>) -> Result<RetryPolicy, Failure> {
-    let number = |name: &str| -> Result<Option<u64>, Failure> {
+fn retry_from(var: &dyn Fn(&str) -> Option<String>) -> Result<RetryPolicy, pipeline::Error> {
+    let number = |name: &str| -> Result<Option<u64>, pipeline::Error> {
         var(name)
             .map(|v| {
-                v.trim()
-                    .parse::<u64>()
-                    .map_err(|_| Failure::usage(format!("{name}={v:?} is not a whole number")))
+                v.trim().parse::<u64>().map_err(|_| {
+                    pipeline::Error::usage(format!("{name}={v:?} is not a whole number"))
+                })
             })
             .transpose()
     };
@@ -123,7 +123,7 @@ mod tests {
             1
         );
         let e = retry_from(&vars(&[(MAX_WAIT_ENV, "soon")])).unwrap_err();
-        assert_eq!(e.code, crate::exit::Code::Usage);
+        assert_eq!(e.kind, pipeline::Kind::Usage);
         assert_eq!(
             e.message,
             "RELEASE_REGISTRY_MAX_WAIT=\"soon\" is not a whole number"

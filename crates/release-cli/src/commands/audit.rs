@@ -84,12 +84,12 @@ fn render_history(rows: &[Deployment]) -> String {
 }
 
 /// Accepts RFC 3339 (`2026-11-23T19:40:00Z`) or `now`.
-fn parse_time(text: &str) -> Result<OffsetDateTime, Failure> {
+fn parse_time(text: &str) -> Result<OffsetDateTime, pipeline::Error> {
     if text == "now" {
         return Ok(OffsetDateTime::now_utc());
     }
     OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
-        Failure::usage(format!("--at `{text}` is not an RFC 3339 time: {e}"))
+        pipeline::Error::usage(format!("--at `{text}` is not an RFC 3339 time: {e}"))
             .with_hint("write e.g. 2026-11-23T19:40:00Z or 2026-11-23T20:40:00+01:00")
     })
 }

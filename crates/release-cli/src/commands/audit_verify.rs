@@ -27,8 +27,9 @@ pub fn run(
     };
     let intact = report.is_intact() && head_mismatch.is_none();
     if global.json {
-        let mut value = serde_json::to_value(&report)
-            .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
+        let mut value = serde_json::to_value(&report).map_err(|e| {
+            pipeline::Error::infrastructure(format!("cannot encode JSON output: {e}"))
+        })?;
         value["intact"] = serde_json::json!(intact);
         value["expected_head"] = serde_json::json!(args.expect_head);
         if let Some(problem) = report.signed_head.as_ref().and_then(|h| h.problem.as_ref()) {

@@ -28,9 +28,9 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
     let is_set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
     pipeline::build::missing_inputs(&config, &services, is_set)?;
     let engine = super::connect_local().await?;
-    let created = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .map_err(|e| Failure::infrastructure(format!("cannot format the build time: {e}")))?;
+    let created = OffsetDateTime::now_utc().format(&Rfc3339).map_err(|e| {
+        pipeline::Error::infrastructure(format!("cannot format the build time: {e}"))
+    })?;
     let revision = stage::git_commit(args.git_commit.as_deref());
     let from = pipeline::build::Provenance {
         version: &version,

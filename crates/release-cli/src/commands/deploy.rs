@@ -78,9 +78,11 @@ pub fn finish(deployed: Deployed) -> Result<Code, Failure> {
     }
 }
 
-fn duration(text: Option<&str>, flag: &str) -> Result<Option<Duration>, Failure> {
-    text.map(|t| config::parse_duration(t).map_err(|e| Failure::usage(format!("{flag}: {e}"))))
-        .transpose()
+fn duration(text: Option<&str>, flag: &str) -> Result<Option<Duration>, pipeline::Error> {
+    text.map(|t| {
+        config::parse_duration(t).map_err(|e| pipeline::Error::usage(format!("{flag}: {e}")))
+    })
+    .transpose()
 }
 
 /// The report: JUnit when asked, then the `--json` document or, for people, a line (none

@@ -46,7 +46,7 @@ fn client(global: &Global, args: &ImageArgs) -> Result<(Option<String>, Client),
         .or_else(|| global.registry.clone());
     let credentials = if args.password_stdin {
         let username = args.username.clone().ok_or_else(|| {
-            Failure::usage("--password-stdin needs a username").with_hint(format!(
+            pipeline::Error::usage("--password-stdin needs a username").with_hint(format!(
                 "pass --username or set {}",
                 crate::terms::USERNAME_ENV
             ))
@@ -54,10 +54,12 @@ fn client(global: &Global, args: &ImageArgs) -> Result<(Option<String>, Client),
         let mut password = String::new();
         std::io::stdin()
             .read_to_string(&mut password)
-            .map_err(|e| Failure::usage(format!("cannot read the password from stdin: {e}")))?;
+            .map_err(|e| {
+                pipeline::Error::usage(format!("cannot read the password from stdin: {e}"))
+            })?;
         let password = password.trim_end_matches(['\r', '\n']).to_owned();
         if password.is_empty() {
-            return Err(Failure::usage("--password-stdin: stdin was empty"));
+            return Err(pipeline::Error::usage("--password-stdin: stdin was empty").into());
         }
         Some(Credentials::Basic {
             username,
@@ -148,7 +150,7 @@ async fn digest(
     }
     // The report above lists every failure.
     Err(chosen
-        .unwrap_or_else(|| Failure::infrastructure("resolving failed"))
+        .unwrap_or_else(|| pipeline::Error::infrastructure("resolving failed").into())
         .reported())
 }
 

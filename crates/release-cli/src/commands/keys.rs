@@ -46,19 +46,19 @@ pub fn signer_of(
         (Some(var), _) => {
             let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
             let Some(value) = value else {
-                return Err(Failure::usage(format!(
+                return Err(pipeline::Error::usage(format!(
                     "{who} signs {what} with the key in ${var}, which is not set"
                 ))
                 .with_hint(format!(
                     "set {var} to the key's PEM (in Jenkins: withCredentials([string(credentialsId: …, variable: '{var}')]))"
-                )));
+                )).into());
             };
             (value, format!("${var}"))
         }
         (None, Some(file)) => {
             let path = config.dir.join(file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                Failure::usage(format!(
+                pipeline::Error::usage(format!(
                     "cannot read the signing key of {who} at {}: {e}",
                     path.display()
                 ))
@@ -68,7 +68,7 @@ pub fn signer_of(
         (None, None) => return Ok(None),
     };
     let key = SigningKey::from_pem(&pem).map_err(|e| {
-        Failure::usage(format!(
+        pipeline::Error::usage(format!(
             "the signing key of {who} ({from}) is not usable: {e}"
         ))
         .with_hint("a PKCS#8 PEM Ed25519 or ECDSA P-256 key: `openssl genpkey -algorithm ed25519`")
@@ -93,14 +93,14 @@ pub fn trust_of(config: &Config, evidence: &Evidence, who: &str) -> Result<Trust
     for trusted in &evidence.trust {
         let path = config.dir.join(&trusted.public_key);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::usage(format!(
+            pipeline::Error::usage(format!(
                 "cannot read trusted key `{}` of {who} at {}: {e}",
                 trusted.id,
                 path.display()
             ))
         })?;
         let public = PublicKey::from_pem(&text).map_err(|e| {
-            Failure::usage(format!(
+            pipeline::Error::usage(format!(
                 "trusted key `{}` of {who} ({}) is not a public key: {e}",
                 trusted.id,
                 path.display()

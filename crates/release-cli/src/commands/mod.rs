@@ -63,10 +63,10 @@ pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, F
         .environment(env)
         .is_ok_and(|e| e.orchestrator == config::Orchestrator::Compose)
     {
-        return Err(Failure::usage(format!(
+        return Err(pipeline::Error::usage(format!(
             "environment `{env}` is a Compose environment (orchestrator = \"compose\"): this step reads Swarm services, not a Compose project"
         ))
-        .with_hint("see docs/compose.md, \"Not done yet\""));
+        .with_hint("see docs/compose.md, \"Not done yet\"").into());
     }
     connect_compose_env(config, env).await
 }
@@ -104,12 +104,8 @@ pub async fn connect_local() -> Result<engine::Engine, Failure> {
 /// that fails after printing it returns its failure [`Failure::reported`], so that `main`
 /// prints no second one.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| {
-        Failure::new(
-            Code::Infrastructure,
-            format!("cannot encode JSON output: {e}"),
-        )
-    })?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| pipeline::Error::infrastructure(format!("cannot encode JSON output: {e}")))?;
     println!("{text}");
     Ok(())
 }

@@ -109,7 +109,7 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
 /// dry run.
 fn verdict_json(verdict: &Verdict, dry_run: bool) -> Result<serde_json::Value, Failure> {
     let mut value = serde_json::to_value(verdict)
-        .map_err(|e| Failure::infrastructure(format!("cannot encode JSON output: {e}")))?;
+        .map_err(|e| pipeline::Error::infrastructure(format!("cannot encode JSON output: {e}")))?;
     value["passed"] = json!(verdict.passed());
     value["dry_run"] = json!(dry_run);
     Ok(value)

@@ -27,17 +27,17 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
     let config = super::load_config(global)?;
     let env = config.environment(&args.env)?;
     if env.strategy != config::Strategy::BlueGreen {
-        return Err(Failure::usage(format!(
+        return Err(pipeline::Error::usage(format!(
             "environment `{}` does not deploy blue-green: it has no previous colour to retire",
             args.env
-        )));
+        ))
+        .into());
     }
     let env_name = verify::EnvName::parse(&args.env)?;
     let state = stage::state_dir(global, &config)?;
     let wait = match &args.lock_timeout {
-        Some(t) => {
-            config::parse_duration(t).map_err(|e| Failure::usage(format!("--lock-timeout: {e}")))?
-        }
+        Some(t) => config::parse_duration(t)
+            .map_err(|e| pipeline::Error::usage(format!("--lock-timeout: {e}")))?,
         None => pipeline::deploy::DEFAULT_LOCK_WAIT,
     };
     let _lock = pipeline::stage::lock(

@@ -34,7 +34,7 @@ pub fn of<'a>(
 pub fn services<'c>(
     config: &'c Config,
     selected: &[String],
-) -> Result<Vec<(&'c String, &'c Service)>, Failure> {
+) -> Result<Vec<(&'c String, &'c Service)>, pipeline::Error> {
     let unknown: Vec<&str> = selected
         .iter()
         .filter(|s| !config.services.contains_key(*s))
@@ -43,13 +43,12 @@ pub fn services<'c>(
     if !unknown.is_empty() {
         let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
         return Err(
-            Failure::usage(format!("unknown service `{}`", unknown.join("`, `"))).with_hint(
-                format!(
+            pipeline::Error::usage(format!("unknown service `{}`", unknown.join("`, `")))
+                .with_hint(format!(
                     "services in {}: {}",
                     config.path.display(),
                     known.join(", ")
-                ),
-            ),
+                )),
         );
     }
     Ok(config
@@ -66,7 +65,7 @@ pub fn services<'c>(
 pub fn state_dir(global: &Global, config: &Config) -> Result<StateDir, Failure> {
     let signer = super::keys::ledger_signer(config)?;
     let root = state_root(global, config);
-    let state = StateDir::open(&root).map_err(|e| record_failure(e).with_root(&root))?;
+    let state = StateDir::open(&root).map_err(|e| pipeline::Error::from(e).with_root(&root))?;
     Ok(state.with_head_signer(signer))
 }
 
@@ -76,16 +75,17 @@ pub fn state_dir_to_read(global: &Global, config: &Config) -> Result<StateDir, F
     let root = state_root(global, config);
     StateDir::open_existing(&root).map_err(|e| {
         let missing = matches!(e, verify::RecordError::NoStateDir { .. });
-        let failure = record_failure(e).with_root(&root);
+        let error = pipeline::Error::from(e).with_root(&root);
         if missing {
-            failure.with_hint(
+            error.with_hint(
                 "pass the directory the pipeline records into with --state-dir or RELEASE_STATE_DIR \
                  (default: .release beside release.toml); a project has none before its first `release push`",
             )
         } else {
-            failure
+            error
         }
     })
+    .map_err(Failure::from)
 }
 
 fn state_root(global: &Global, config: &Config) -> std::path::PathBuf {
@@ -159,11 +159,12 @@ trait WithRoot {
     fn with_root(self, root: &Path) -> Self;
 }
 
-impl WithRoot for Failure {
-    fn with_root(mut self, root: &Path) -> Self {
-        if !self.message.contains(&root.display().to_string()) {
-            self.message = format!("state directory {}: {}", root.display(), self.message);
+impl WithRoot for pipeline::Error {
+    fn with_root(self, root: &Path) -> Self {
+        let root = root.display().to_string();
+        if self.message.contains(&root) {
+            return self;
         }
-        self
+        self.prefixed(&format!("state directory {root}"))
     }
 }
