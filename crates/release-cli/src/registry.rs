@@ -42,6 +42,28 @@ pub fn client(
     Client::new(settings).map_err(|e| failure(e, surface))
 }
 
+/// `--password-stdin`: the password read from stdin (one line, its newline dropped), for
+/// `username` (`--username`).
+pub fn credentials_from_stdin(username: Option<String>) -> Result<Credentials, pipeline::Error> {
+    use std::io::Read as _;
+    let username = username.ok_or_else(|| {
+        pipeline::Error::usage("--password-stdin needs a username")
+            .with_hint(format!("pass --username or set {USERNAME_ENV}"))
+    })?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| pipeline::Error::usage(format!("cannot read the password from stdin: {e}")))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(pipeline::Error::usage("--password-stdin: stdin was empty"));
+    }
+    Ok(Credentials::Basic {
+        username,
+        password: Secret::new(password),
+    })
+}
+
 /// `RELEASE_REGISTRY_USERNAME` + `RELEASE_REGISTRY_PASSWORD`, when both are set.
 pub fn credentials_from_env() -> Option<Credentials> {
     credentials_from(&var)

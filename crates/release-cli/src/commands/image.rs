@@ -1,9 +1,7 @@
 //! `release image digest|copy`: registry plumbing for people debugging a pipeline.
 
-use std::io::Read;
-
 use futures_util::StreamExt;
-use registry_client::{Client, Credentials, Reference, Secret};
+use registry_client::{Client, Reference};
 use serde::Serialize;
 
 use crate::cli::{Global, ImageArgs, ImageCommand, ImageCopyArgs, ImageDigestArgs};
@@ -45,26 +43,7 @@ fn client(global: &Global, args: &ImageArgs) -> Result<(Option<String>, Client),
         .map(|p| p.registry.host.clone())
         .or_else(|| global.registry.clone());
     let credentials = if args.password_stdin {
-        let username = args.username.clone().ok_or_else(|| {
-            pipeline::Error::usage("--password-stdin needs a username").with_hint(format!(
-                "pass --username or set {}",
-                crate::terms::USERNAME_ENV
-            ))
-        })?;
-        let mut password = String::new();
-        std::io::stdin()
-            .read_to_string(&mut password)
-            .map_err(|e| {
-                pipeline::Error::usage(format!("cannot read the password from stdin: {e}"))
-            })?;
-        let password = password.trim_end_matches(['\r', '\n']).to_owned();
-        if password.is_empty() {
-            return Err(pipeline::Error::usage("--password-stdin: stdin was empty").into());
-        }
-        Some(Credentials::Basic {
-            username,
-            password: Secret::new(password),
-        })
+        Some(registry::credentials_from_stdin(args.username.clone())?)
     } else {
         None
     };
