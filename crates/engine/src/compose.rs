@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 
+use registry_client::{ImageName, PinnedImage};
+
 use crate::endpoint::Endpoint;
 use crate::swarm::{Engine, EngineError};
 
@@ -239,21 +241,12 @@ impl ComposeContainer {
         {
             return self.image.clone();
         }
-        let repo = repository_of(&self.image);
+        let repo = ImageName::split(&self.image).repository;
         self.repo_digests
             .iter()
-            .find(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+            .find(|d| ImageName::split(d).repository == repo)
             .cloned()
             .unwrap_or_else(|| self.image.clone())
-    }
-}
-
-/// The repository of `REPO[:TAG][@sha256:…]`.
-fn repository_of(image: &str) -> &str {
-    let name = image.split_once('@').map_or(image, |(n, _)| n);
-    match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[..i],
-        _ => name,
     }
 }
 
@@ -452,9 +445,7 @@ impl Engine {
 
 /// `REPO@sha256:…` of a pinned `REPO[:TAG]@sha256:…`, as `RepoDigests` spells it.
 fn repo_digest(pinned: &str) -> Option<String> {
-    let (_, digest) = pinned.split_once('@')?;
-    // A tag follows the last `:` after the last `/` (a registry port precedes a `/`).
-    Some(format!("{}@{digest}", repository_of(pinned)))
+    PinnedImage::parse(pinned).ok().map(|p| p.repo_digest())
 }
 
 /// Every reason the project is not converged: a service of the file without a running
@@ -517,12 +508,13 @@ pub fn judge(containers: &[ComposeContainer], expected: &BTreeMap<String, String
         match repo_digest(pinned) {
             Some(want) if c.repo_digests.contains(&want) => {}
             Some(want) => {
-                let repo = want.split_once('@').map_or("", |(r, _)| r);
+                let want = ImageName::split(&want);
                 let runs: Vec<&str> = c
                     .repo_digests
                     .iter()
-                    .filter(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
-                    .filter_map(|d| d.split_once('@').map(|(_, d)| d))
+                    .map(|d| ImageName::split(d))
+                    .filter(|d| d.repository == want.repository)
+                    .filter_map(|d| d.digest)
                     .collect();
                 let runs = if runs.is_empty() {
                     format!("image {}", c.image_id)
@@ -532,7 +524,7 @@ pub fn judge(containers: &[ComposeContainer], expected: &BTreeMap<String, String
                 let mut p = problem(
                     format!(
                         "runs {runs}, not the recorded {}",
-                        want.split_once('@').map_or("", |(_, d)| d)
+                        want.digest.unwrap_or_default()
                     ),
                     false,
                 );

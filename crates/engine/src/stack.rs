@@ -48,8 +48,8 @@ pub enum PolicyProblem {
 
 /// Whether `image` is tagged `latest`: `latest`, `REPO:latest`, `REPO:latest@sha256:…`.
 pub fn is_latest(image: &str) -> bool {
-    let name = image.rsplit_once('@').map_or(image, |(name, _)| name);
-    name == "latest" || name.ends_with(":latest")
+    let name = registry_client::ImageName::split(image);
+    name.tag == Some("latest") || (name.tag.is_none() && name.repository == "latest")
 }
 
 /// What policy needs to know about one service of a stack file.

@@ -30,7 +30,7 @@ pub use copy::CopyReport;
 pub use digest::{Digest, InvalidDigest};
 pub use error::{Error, ErrorKind, Hint};
 pub use manifest::{Descriptor, Platform, RawManifest};
-pub use reference::{DOCKER_HUB, InvalidReference, PinnedImage, Reference};
+pub use reference::{DOCKER_HUB, ImageName, InvalidReference, PinnedImage, Reference};
 pub use referrers::{EMPTY_JSON, Referrers, Via, empty_descriptor, referrers_tag};
 pub use resolve::Resolved;
 pub use retry::{RetryPolicy, parse_retry_after};

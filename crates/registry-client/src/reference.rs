@@ -65,6 +65,47 @@ impl PinnedImage {
     }
 }
 
+/// An image name as written, split without normalising it: `[REGISTRY/]REPOSITORY`, the
+/// tag and the digest text, each when present. A tag follows the last `:` after the last
+/// `/` (a registry's port precedes a `/`). For names the engine reports back
+/// (`RepoDigests`, a task's image), which must be compared as spelt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageName<'a> {
+    pub repository: &'a str,
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a str>,
+}
+
+impl<'a> ImageName<'a> {
+    pub fn split(image: &'a str) -> Self {
+        let (name, digest) = match image.rsplit_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (image, None),
+        };
+        let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match name[last_slash..].rfind(':') {
+            Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
+            None => (name, None),
+        };
+        ImageName {
+            repository,
+            tag,
+            digest,
+        }
+    }
+}
+
+impl PinnedImage {
+    /// `REPOSITORY@sha256:…`, the tag dropped, as the engine's `RepoDigests` spell it.
+    pub fn repo_digest(&self) -> String {
+        format!(
+            "{}@{}",
+            ImageName::split(&self.name).repository,
+            self.digest
+        )
+    }
+}
+
 impl fmt::Display for PinnedImage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.name, self.digest)
@@ -355,5 +396,24 @@ mod tests {
             let twice = Reference::parse(&once, None).unwrap().to_string();
             prop_assert_eq!(once, twice);
         }
+    }
+
+    #[test]
+    fn an_image_name_splits_as_written_and_a_port_is_no_tag() {
+        let split = ImageName::split("registry.example.com:5000/shop/api:1.2@sha256:abc");
+        assert_eq!(split.repository, "registry.example.com:5000/shop/api");
+        assert_eq!(split.tag, Some("1.2"));
+        assert_eq!(split.digest, Some("sha256:abc"));
+        let bare = ImageName::split("registry.example.com:5000/shop/api");
+        assert_eq!(
+            (bare.repository, bare.tag, bare.digest),
+            ("registry.example.com:5000/shop/api", None, None)
+        );
+        let pinned =
+            PinnedImage::parse(&format!("r.example.com/api:1@sha256:{}", "a".repeat(64))).unwrap();
+        assert_eq!(
+            pinned.repo_digest(),
+            format!("r.example.com/api@sha256:{}", "a".repeat(64))
+        );
     }
 }

@@ -97,7 +97,7 @@ fn judge(probe: &ComposeProbe, containers: &[ComposeContainer]) -> Probed {
             let runs: Vec<&str> = c
                 .repo_digests
                 .iter()
-                .filter_map(|d| d.split_once('@').map(|(_, d)| d))
+                .filter_map(|d| registry_client::ImageName::split(d).digest)
                 .collect();
             if !runs.contains(&want.as_str()) {
                 problems.push(format!(
