@@ -1,7 +1,8 @@
 //! What every stage is given rather than finding out for itself: the loaded config, the
 //! state directory, who acts, the Jenkins build, and where progress goes. The `release`
-//! command reads all of it from its flags and the process environment; nothing here reads
-//! a variable.
+//! command reads all of it from its flags and the process environment. The one variable
+//! read in this crate is one `release.toml` names itself: a check header's `env:VAR` value,
+//! read when the checks are typed (`checks.rs`), so that a token never sits in the file.
 
 use std::time::Duration;
 
