@@ -43,31 +43,39 @@ pub async fn run_deploy(
     target: Target,
     options: &Options<'_>,
 ) -> Result<Code, Failure> {
-    let deployed = execute(global, target, options).await?;
+    let config = super::load_config(global)?;
+    let deploy_options = deploy_options(options)?;
+    // The environment is checked before the state directory is opened.
+    config.environment(options.env)?;
+    let state = stage::state_dir(global, &config)?;
+    let deployed = execute(global, &config, &state, target, &deploy_options).await?;
     write_outputs(global, options, &deployed)?;
     finish(deployed)
 }
 
-/// The deploy itself, with progress on stderr and nothing on stdout: an error is a deploy
-/// that applied nothing, a failure after applying something is in the `Deployed`.
-pub async fn execute(
-    global: &Global,
-    target: Target,
-    options: &Options<'_>,
-) -> Result<Deployed, Failure> {
-    let started = Instant::now();
-    let config = super::load_config(global)?;
-    let deploy_options = pipeline::deploy::Options {
+/// The deploy's settings from the flags: a duration that does not parse is a usage error
+/// naming its flag.
+pub fn deploy_options<'a>(options: &Options<'a>) -> Result<pipeline::deploy::Options<'a>, Failure> {
+    Ok(pipeline::deploy::Options {
         env: options.env,
         timeout: duration(options.timeout, "--timeout")?,
         lock_wait: duration(options.lock_timeout, "--lock-timeout")?,
-    };
-    // The environment is checked before the state directory is opened.
-    config.environment(options.env)?;
-    let state = stage::state_dir(global, &config)?;
-    let progress = crate::progress::printer(global.quiet, started);
-    let on = stage::of(&config, &state, &progress);
-    Ok(pipeline::deploy::run(&on, target, &deploy_options).await?)
+    })
+}
+
+/// The deploy itself, of the config and state directory the command loaded, with progress
+/// on stderr and nothing on stdout: an error is a deploy that applied nothing, a failure
+/// after applying something is in the `Deployed`.
+pub async fn execute(
+    global: &Global,
+    config: &config::Config,
+    state: &verify::StateDir,
+    target: Target,
+    options: &pipeline::deploy::Options<'_>,
+) -> Result<Deployed, Failure> {
+    let progress = crate::progress::printer(global.quiet, Instant::now());
+    let on = stage::of(config, state, &progress);
+    Ok(pipeline::deploy::run(&on, target, options).await?)
 }
 
 /// The exit of a deploy whose report is printed: its failure, marked reported.
@@ -78,7 +86,7 @@ pub fn finish(deployed: Deployed) -> Result<Code, Failure> {
     }
 }
 
-fn duration(text: Option<&str>, flag: &str) -> Result<Option<Duration>, pipeline::Error> {
+pub fn duration(text: Option<&str>, flag: &str) -> Result<Option<Duration>, pipeline::Error> {
     text.map(|t| {
         config::parse_duration(t).map_err(|e| pipeline::Error::usage(format!("{flag}: {e}")))
     })

@@ -74,7 +74,8 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
         lock_timeout: args.lock_timeout.as_deref(),
         junit: None,
     };
-    let deployed = super::deploy::execute(global, gate.target(), &options)
+    let deploy_options = super::deploy::deploy_options(&options).map_err(announced)?;
+    let deployed = super::deploy::execute(global, &config, &state, gate.target(), &deploy_options)
         .await
         .map_err(announced)?;
     let summary = match &signer {

@@ -35,11 +35,8 @@ pub async fn retire(global: &Global, args: &RetireArgs) -> Result<Code, Failure>
     }
     let env_name = verify::EnvName::parse(&args.env)?;
     let state = stage::state_dir(global, &config)?;
-    let wait = match &args.lock_timeout {
-        Some(t) => config::parse_duration(t)
-            .map_err(|e| pipeline::Error::usage(format!("--lock-timeout: {e}")))?,
-        None => pipeline::deploy::DEFAULT_LOCK_WAIT,
-    };
+    let wait = super::deploy::duration(args.lock_timeout.as_deref(), "--lock-timeout")?
+        .unwrap_or(pipeline::deploy::DEFAULT_LOCK_WAIT);
     let _lock = pipeline::stage::lock(
         &state,
         &env_name,
