@@ -123,18 +123,14 @@ impl Reference {
             input: text.to_owned(),
             reason: reason.to_owned(),
         };
-        let (rest, digest) = match text.rsplit_once('@') {
-            Some((rest, digest)) => (
-                rest,
-                Some(Digest::parse(digest).map_err(|e| fail(&e.to_string()))?),
-            ),
-            None => (text, None),
-        };
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-            None => (rest, None),
-        };
+        let ImageName {
+            repository: name,
+            tag,
+            digest,
+        } = ImageName::split(text);
+        let digest = digest
+            .map(|d| Digest::parse(d).map_err(|e| fail(&e.to_string())))
+            .transpose()?;
         let (registry, repository) = match name.split_once('/') {
             Some((first, path))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
