@@ -21,13 +21,25 @@ pub struct Pushed {
     pub manifest: String,
     /// `recorded`, `unchanged` (same digests already recorded) or `ledger-completed`.
     pub outcome: &'static str,
-    pub services: BTreeMap<String, String>,
+    /// What was pushed, by release service; `--json` shows each digest.
+    #[serde(rename = "services", serialize_with = "digests")]
+    pub images: BTreeMap<String, ServiceImage>,
     /// The digest of the manifest's artifact in the registry, when it was published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
-    /// What was pushed, by release service.
-    #[serde(skip)]
-    pub images: BTreeMap<String, ServiceImage>,
+}
+
+/// Release service → digest, as `--json` shows what was pushed.
+fn digests<S: serde::Serializer>(
+    images: &BTreeMap<String, ServiceImage>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::Serialize as _;
+    let digests: BTreeMap<&str, &str> = images
+        .iter()
+        .map(|(name, image)| (name.as_str(), image.digest.as_str()))
+        .collect();
+    digests.serialize(s)
 }
 
 /// Pushes `services` at `version` (all at once), then records the release. The commit is
@@ -84,9 +96,8 @@ pub async fn run(
             RecordOutcome::Unchanged { .. } => "unchanged",
             RecordOutcome::LedgerCompleted { .. } => "ledger-completed",
         },
-        services: manifest.digest_texts(),
-        artifact,
         images: manifest.services,
+        artifact,
     })
 }
 
@@ -189,6 +200,31 @@ pub fn push_auth(credentials: Credentials, server: &str) -> Option<PushAuth> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--json` shows each pushed service's digest, not the whole image record.
+    #[test]
+    fn the_pushed_report_shows_each_services_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let image = ServiceImage {
+            repository: "r.example.com/shop/api".into(),
+            tag: "1.0.0".into(),
+            digest: Digest::parse(&digest).unwrap(),
+            platform: Some("linux/amd64".into()),
+        };
+        let pushed = Pushed {
+            version: "1.0.0".into(),
+            manifest: "releases/1.0.0.json".into(),
+            outcome: "recorded",
+            images: BTreeMap::from([("api".to_owned(), image)]),
+            artifact: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&pushed).unwrap(),
+            format!(
+                r#"{{"version":"1.0.0","manifest":"releases/1.0.0.json","outcome":"recorded","services":{{"api":"{digest}"}}}}"#
+            )
+        );
+    }
 
     #[test]
     fn every_kind_of_credential_becomes_the_engine_s_push_auth() {
