@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use verify::StateDir;
 use verify::audit;
 
-use super::stage;
 use crate::cli::{AuditVerifyArgs, Global};
 use crate::exit::{Code, Failure};
 use config::Config;
@@ -18,8 +17,7 @@ pub fn run(
     args: &AuditVerifyArgs,
 ) -> Result<Code, Failure> {
     let head_trust = super::keys::ledger_trust(config)?;
-    let report =
-        audit::verify_records(state, head_trust.as_ref()).map_err(stage::record_failure)?;
+    let report = audit::verify_records(state, head_trust.as_ref())?;
     let head_mismatch = match (&args.expect_head, &report.head) {
         (Some(expected), Some(head)) => (expected != head).then(|| head.clone()),
         (Some(_), None) => Some("none (empty ledger)".to_owned()),

@@ -150,11 +150,6 @@ pub fn registry_client(config: &Config) -> Result<registry_client::Client, Failu
     crate::registry::client(Some(config), None, None, crate::registry::Surface::Stage)
 }
 
-/// Maps a records error to the exit code contract.
-pub fn record_failure(e: verify::RecordError) -> Failure {
-    Failure::from(e)
-}
-
 trait WithRoot {
     fn with_root(self, root: &Path) -> Self;
 }
