@@ -345,11 +345,8 @@ impl Campaign {
                 Some(Event::Checked(check)) => {
                     check.failed == 0
                         && check.passed >= 1
-                        && check.env == promoted.evidence.source_env.as_str()
-                        && check.digests.len() == promoted.digests.len()
-                        && promoted.digests.iter().all(|(service, d)| {
-                            check.digests.get(service).map(String::as_str) == Some(d.as_str())
-                        })
+                        && check.env == promoted.evidence.source_env
+                        && check.digests == promoted.digests
                 }
                 _ => false,
             };

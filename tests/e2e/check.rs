@@ -74,7 +74,7 @@ fn record_env(project: &Project, digests: &[(&str, &str)]) {
             version: Version::parse("1.0.0").unwrap(),
             digests: digests
                 .iter()
-                .map(|(s, d)| (s.to_string(), Digest::parse(d).unwrap()))
+                .map(|(s, d)| (s.parse().unwrap(), Digest::parse(d).unwrap()))
                 .collect(),
             updated: time::OffsetDateTime::now_utc(),
             actor: "e2e".to_owned(),

@@ -38,7 +38,7 @@ pub fn record_release(
         let (name, digest) = reference.split_once('@').unwrap();
         let (repository, tag) = name.rsplit_once(':').unwrap();
         services.insert(
-            service.to_owned(),
+            verify::ServiceName::parse(service).unwrap(),
             ServiceImage {
                 repository: repository.to_owned(),
                 tag: tag.to_owned(),
@@ -63,7 +63,11 @@ pub fn forget_local_tags(pinned: &BTreeMap<String, String>) {
 }
 
 /// Records release `version` as the given images, as `release push` would.
-pub fn record_manifest(project: &Project, version: &str, services: BTreeMap<String, ServiceImage>) {
+pub fn record_manifest(
+    project: &Project,
+    version: &str,
+    services: BTreeMap<verify::ServiceName, ServiceImage>,
+) {
     let manifest = ReleaseManifest {
         project: "e2e".to_owned(),
         version: Version::parse(version).unwrap(),
@@ -132,7 +136,7 @@ pub fn assert_second_deploy_recorded(
     let pointer = env_pointer(project, env).unwrap();
     assert_eq!(pointer.version.as_str(), version);
     for (service, image) in pinned {
-        assert!(image.ends_with(pointer.digests[service].as_str()));
+        assert!(image.ends_with(pointer.digests[service.as_str()].as_str()));
     }
     let entries = ledger_entries(project);
     assert_eq!(

@@ -22,27 +22,36 @@ pub use model::{
     Project, Registry, Route, Service, Strategy, TcpCheck,
 };
 
+use std::borrow::Borrow;
+
 use engine::StackFile;
 use serde::de::DeserializeOwned;
 use source::{Seg, Source, keypath};
+use verify::{EnvName, ServiceName};
 
-/// A loaded, validated configuration.
+/// A loaded, validated configuration, its services and environments named by their
+/// validated names. (Validation reads a [`Draft`], the same file with its names as
+/// written.)
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Config<S = ServiceName, E = EnvName> {
     /// The file it came from.
     pub path: PathBuf,
     /// The directory relative paths in the file are resolved against.
     pub dir: PathBuf,
     pub project: Project,
     pub registry: Registry,
-    pub services: BTreeMap<String, Service>,
-    pub environments: BTreeMap<String, Environment>,
+    pub services: BTreeMap<S, Service>,
+    pub environments: BTreeMap<E, Environment>,
     /// `[ledger]`: the key that signs the ledger head after every append, and the keys
     /// `audit verify` accepts for it (the same keys as an environment's evidence block).
     pub ledger: Option<Evidence>,
     /// Each environment's parsed stack file.
-    pub stacks: BTreeMap<String, StackFile>,
+    pub stacks: BTreeMap<E, StackFile>,
 }
+
+/// The file as written, its names not yet parsed: what validation reads, so that an entry
+/// with an unsafe name is still checked for everything else.
+pub(crate) type Draft = Config<String, String>;
 
 /// One problem in a config file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +170,7 @@ fn render(diagnostics: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-impl Config {
+impl<S: Borrow<str> + Ord, E> Config<S, E> {
     /// `REGISTRY/REPOSITORY` of a service.
     pub fn repository(&self, service: &Service) -> String {
         format!("{}/{}", self.registry.host, service.repository)
@@ -169,23 +178,73 @@ impl Config {
 
     /// Release service `service`'s name in the stack file (itself when the config does not
     /// declare it).
-    pub fn stack_name<'a>(&'a self, service: &'a str) -> &'a str {
+    pub fn stack_name<'a>(&'a self, service: &'a (impl AsRef<str> + ?Sized)) -> &'a str {
+        let service = service.as_ref();
         self.services
-            .get(service)
-            .map_or(service, |s| s.stack_service_name(service))
+            .get_key_value(service)
+            .map_or(service, |(name, s)| s.stack_service_name(name.borrow()))
     }
 
     /// The policy's rules for the stack service `stack_name`, when the release manages it.
     pub fn rules_of(&self, stack_name: &str) -> Option<engine::ServiceRules> {
         self.services
             .iter()
-            .find(|(name, s)| s.stack_service_name(name) == stack_name)
+            .find(|(name, s)| s.stack_service_name((*name).borrow()) == stack_name)
             .map(|(_, s)| engine::ServiceRules {
                 internal: s.internal,
                 max_replicas: s.max_replicas,
             })
     }
 
+    /// A path from the config file, resolved against the file's directory.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+}
+
+impl Draft {
+    /// The validated draft with its names parsed. Validation refused every unsafe name
+    /// already, so a refusal here would be a name the two grammars disagree on.
+    fn typed(self) -> Result<Config, Vec<Diagnostic>> {
+        let mut problems = Vec::new();
+        let services = names(self.services, ServiceName::parse, &self.path, &mut problems);
+        let environments = names(self.environments, EnvName::parse, &self.path, &mut problems);
+        let stacks = names(self.stacks, EnvName::parse, &self.path, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            path: self.path,
+            dir: self.dir,
+            project: self.project,
+            registry: self.registry,
+            services,
+            environments,
+            ledger: self.ledger,
+            stacks,
+        })
+    }
+}
+
+/// `map` with its keys parsed by `parse`; each key refused is a problem in `problems`.
+fn names<K: Ord, V>(
+    map: BTreeMap<String, V>,
+    parse: impl Fn(&str) -> Result<K, verify::NameError>,
+    file: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> BTreeMap<K, V> {
+    map.into_iter()
+        .filter_map(|(key, value)| match parse(&key) {
+            Ok(name) => Some((name, value)),
+            Err(e) => {
+                problems.push(Diagnostic::new(file, None, e.to_string()));
+                None
+            }
+        })
+        .collect()
+}
+
+impl Config {
     /// Reads and validates `path`. `registry_override` replaces the file's registry host
     /// (the `release` command takes it from a flag or a variable), which is how the demo
     /// and the tests point the example at the testbed registry.
@@ -236,7 +295,7 @@ impl Config {
         if let Some(host) = registry_override {
             registry.host = host.to_owned();
         }
-        let mut config = Config {
+        let mut config = Draft {
             path: path.to_owned(),
             dir,
             project,
@@ -248,7 +307,7 @@ impl Config {
         };
         validate::validate(&mut config, &source, registry_override, &mut diagnostics);
         if diagnostics.is_empty() {
-            Ok(config)
+            config.typed().map_err(invalid)
         } else {
             diagnostics.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             Err(invalid(diagnostics))
@@ -256,12 +315,17 @@ impl Config {
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        Ok(self.environment_entry(name)?.1)
+    }
+
+    /// Environment `name` with its validated name.
+    pub fn environment_entry(&self, name: &str) -> Result<(&EnvName, &Environment), ConfigError> {
         self.environments
-            .get(name)
+            .get_key_value(name)
             .ok_or_else(|| ConfigError::UnknownEnvironment {
                 name: name.to_owned(),
                 file: self.path.clone(),
-                known: self.environments.keys().cloned().collect(),
+                known: self.environments.keys().map(EnvName::to_string).collect(),
             })
     }
 
@@ -287,11 +351,6 @@ impl Config {
             env: name.to_owned(),
             source,
         })
-    }
-
-    /// A path from the config file, resolved against the file's directory.
-    pub fn resolve(&self, relative: &Path) -> PathBuf {
-        self.dir.join(relative)
     }
 }
 

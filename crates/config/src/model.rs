@@ -89,8 +89,9 @@ fn default_dockerfile() -> String {
 }
 
 impl Service {
-    pub fn stack_service_name<'a>(&'a self, name: &'a str) -> &'a str {
-        self.stack_service.as_deref().unwrap_or(name)
+    /// What the stack file calls the service named `name` here.
+    pub fn stack_service_name<'a>(&'a self, name: &'a (impl AsRef<str> + ?Sized)) -> &'a str {
+        self.stack_service.as_deref().unwrap_or(name.as_ref())
     }
 }
 

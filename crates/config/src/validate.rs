@@ -8,7 +8,7 @@ use engine::StackFile;
 use regex::Regex;
 
 use super::source::{Seg, Source, keypath};
-use super::{Check, Config, Diagnostic, parse_duration};
+use super::{Check, Diagnostic, Draft as Config, parse_duration};
 
 /// Names that end up in file paths (`envs/<env>.json`) and Swarm object names.
 static NAME: LazyLock<Regex> = LazyLock::new(|| fixed(r"^[a-z0-9][a-z0-9_-]{0,62}$"));

@@ -5,17 +5,16 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use verify::audit::{self, Deployment};
-use verify::{StateDir, Version};
+use verify::{Digest, EnvName, ServiceName, StateDir, Version};
 
 use crate::Error;
 use config::Config;
 
 /// Deployments matching `query`, digests completed from the release manifests.
 pub fn deployments(state: &StateDir, query: audit::Query<'_>) -> Result<Vec<Deployment>, Error> {
-    let manifest_digests = |version: &str| {
-        let version = Version::parse(version).ok()?;
-        let recorded = state.load_release(&version).ok()?;
-        Some(recorded.manifest.digest_texts())
+    let manifest_digests = |version: &Version| {
+        let recorded = state.load_release(version).ok()?;
+        Some(recorded.manifest.digests())
     };
     Ok(audit::deployments(
         &state.ledger(),
@@ -27,10 +26,10 @@ pub fn deployments(state: &StateDir, query: audit::Query<'_>) -> Result<Vec<Depl
 /// One service that does not run what was recorded, or whose tag moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Drift {
-    pub env: String,
-    pub service: String,
-    pub recorded: Option<String>,
-    pub live: Option<String>,
+    pub env: EnvName,
+    pub service: ServiceName,
+    pub recorded: Option<Digest>,
+    pub live: Option<Digest>,
     pub problem: String,
 }
 
@@ -53,25 +52,20 @@ pub async fn live(
 ) -> Result<LiveAudit, Error> {
     let now = time::OffsetDateTime::now_utc();
     let deployments = deployments(state, audit::Query { env, at: Some(now) })?;
-    let envs: Vec<&str> = match env {
-        Some(e) => {
-            config.environment(e)?;
-            vec![e]
-        }
-        None => config.environments.keys().map(String::as_str).collect(),
+    let envs: Vec<&EnvName> = match env {
+        Some(e) => vec![config.environment_entry(e)?.0],
+        None => config.environments.keys().collect(),
     };
     let mut drift = Vec::new();
     let mut compared = 0;
     for env_name in envs {
         // With `at`, the query keeps only the latest deployment per environment.
-        let Some(recorded) = deployments.iter().find(|d| d.env == env_name) else {
+        let Some(recorded) = deployments.iter().find(|d| d.env == *env_name) else {
             continue;
         };
-        let (live, _) = crate::live::live_images(config, env_name).await?;
-        let manifest = Version::parse(&recorded.version)
-            .ok()
-            .and_then(|v| state.load_release(&v).ok());
-        let selected: BTreeMap<String, String> = recorded
+        let (live, _) = crate::live::live_images(config, env_name.as_str()).await?;
+        let manifest = state.load_release(&recorded.version).ok();
+        let selected: BTreeMap<ServiceName, Digest> = recorded
             .digests
             .iter()
             .filter(|(name, _)| service.is_none_or(|s| s == name.as_str()))
@@ -79,18 +73,18 @@ pub async fn live(
             .collect();
         compared += selected.len();
         // What each selected release service runs now.
-        let running: BTreeMap<String, String> = live
+        let running: BTreeMap<ServiceName, String> = live
             .into_iter()
             .filter(|(name, _)| selected.contains_key(name))
             .collect();
-        let mut live_drift: BTreeMap<String, verify::drift::Drift> =
+        let mut live_drift: BTreeMap<ServiceName, verify::drift::Drift> =
             verify::drift::compare(&selected, &running)
                 .into_iter()
                 .collect();
-        let drifted = |name: &str, recorded: &str, live: Option<String>, problem: String| Drift {
-            env: env_name.to_owned(),
-            service: name.to_owned(),
-            recorded: Some(recorded.to_owned()),
+        let drifted = |name: &ServiceName, recorded: &Digest, live, problem| Drift {
+            env: env_name.clone(),
+            service: name.clone(),
+            recorded: Some(recorded.clone()),
             live,
             problem,
         };
@@ -98,7 +92,7 @@ pub async fn live(
             // The registry too: a tag that moved since the release no longer names what runs.
             if let Some(image) = manifest
                 .as_ref()
-                .and_then(|m| m.manifest.services.get(name))
+                .and_then(|m| m.manifest.services.get(name.as_str()))
             {
                 let served = crate::stage::resolve_tag(registry, &image.repository, &image.tag)
                     .await
@@ -116,9 +110,7 @@ pub async fn live(
                 None => continue,
                 Some(D::NotRunning) => ("service is not running".to_owned(), None),
                 Some(D::Unpinned { image }) => (format!("runs unpinned image {image}"), None),
-                Some(D::Foreign { live }) => {
-                    ("runs a different digest".to_owned(), Some(live.to_string()))
-                }
+                Some(D::Foreign { live }) => ("runs a different digest".to_owned(), Some(live)),
             };
             drift.push(drifted(name, digest, live_digest, problem));
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use engine::{BuildSecret, BuildSpec, ImageError, SecretSource};
-use verify::Version;
+use verify::{ServiceName, Version};
 
 use crate::{Error, Kind, Setting};
 use config::{Builder, Config, Service};
@@ -116,7 +116,7 @@ pub fn classic(
 /// built. The values are never read here; buildx reads them.
 pub fn missing_inputs(
     config: &Config,
-    services: &[(&String, &Service)],
+    services: &[(&ServiceName, &Service)],
     is_set: impl Fn(&str) -> bool,
 ) -> Result<(), Error> {
     let mut dockerfiles = Vec::new();
@@ -172,7 +172,11 @@ pub fn missing_inputs(
 /// A failed build or push of service `service`, to the registry `registry`: a build that
 /// failed is a verdict on the source, a Dockerfile or context that cannot be used is the
 /// config's, refused credentials are the caller's setting, the rest an outage.
-pub fn image_error(service: &str, registry: &str, e: ImageError) -> Error {
+pub fn image_error(
+    service: &(impl std::fmt::Display + ?Sized),
+    registry: &str,
+    e: ImageError,
+) -> Error {
     let message = format!("service `{service}`: {e}");
     match &e {
         ImageError::BuildFailed { output, .. } => Error::new(Kind::Negative, message)

@@ -4,6 +4,7 @@
 //! colour, through the proxy's preview listener). Running and judging them is
 //! `verify::check`'s.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +13,93 @@ use verify::check::{
     self, CheckReport, CheckSpec, ComposeProbe, ComposeTarget, HttpProbe, NODE_PLACEHOLDER,
     NodeFanout, Probe, SwarmProbe, SwarmTarget, TcpProbe, Timing,
 };
-use verify::{EnvName, EnvPointer};
+use verify::{EnvName, EnvPointer, ServiceName, Version};
 
 use crate::{Error, Kind, Stage, evidence};
 use config::{self, Check, Config, Environment};
 
+/// What `release check` asks: the environment, how many checks at once, and where the
+/// JUnit XML goes (named in the record).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub env: &'a str,
+    pub concurrency: usize,
+    pub junit: Option<&'a Path>,
+}
+
+/// A run of an environment's checks, recorded.
+#[derive(Debug)]
+pub struct Recorded {
+    pub report: CheckReport,
+    pub junit_sha256: verify::Digest,
+    /// What the environment's pointer said was live: the version and digests the run
+    /// vouches for.
+    pub version: Option<Version>,
+    pub digests: BTreeMap<ServiceName, verify::Digest>,
+    /// The `checked` entry's seq.
+    pub seq: u64,
+    /// The signed result's envelope digest and where it went, when the environment signs.
+    pub attested: Option<(verify::Digest, Vec<evidence::Attached>)>,
+    /// What the run means beyond its failed checks: its signed result could not be
+    /// attached, or no check reached its target.
+    pub failure: Option<Error>,
+}
+
+/// `release check`: runs environment `env`'s checks against what its pointer says is live,
+/// writes the JUnit XML, signs the result and attaches it to the checked images when
+/// `signing` is given (before recording, so the entry names it; a registry that refuses
+/// it still leaves the run recorded), and records the `checked` entry.
+pub async fn check(
+    s: &Stage<'_>,
+    request: Request<'_>,
+    signing: Option<(&registry_client::Client, &evidence::Signer)>,
+) -> Result<Recorded, Error> {
+    let Request {
+        env,
+        concurrency,
+        junit,
+    } = request;
+    let CheckRun {
+        report,
+        junit: xml,
+        junit_sha256,
+        mut event,
+    } = run(s, env, concurrency, junit).await?;
+    if let Some(path) = junit {
+        crate::stage::write_junit(path, &xml)?;
+    }
+    let attested = match signing {
+        Some((client, signer)) => Some(attest(s, client, signer, &report, &event, &xml).await),
+        None => None,
+    };
+    if let Some(Ok((envelope, _))) = &attested {
+        event.attestation = Some(envelope.clone());
+    }
+    let version = event.version.clone();
+    let digests = event.digests.clone();
+    let stack = event.stack.clone();
+    let seq = record(s, event)?;
+    let (attested, unattached) = match attested {
+        Some(Ok(attached)) => (Some(attached), None),
+        Some(Err(e)) => (None, Some(self::unattached(env, seq, e))),
+        None => (None, None),
+    };
+    let failure = unattached.or_else(|| unreachable(env, &stack, &report));
+    Ok(Recorded {
+        report,
+        junit_sha256,
+        version,
+        digests,
+        seq,
+        attested,
+        failure,
+    })
+}
+
 /// One run of an environment's declared checks, judged, with the `checked` event that
 /// records it.
 #[derive(Debug)]
-pub struct CheckRun {
+struct CheckRun {
     pub report: CheckReport,
     /// The run's JUnit XML (the event names its sha256, written to a file or not).
     pub junit: Vec<u8>,
@@ -30,8 +109,8 @@ pub struct CheckRun {
 }
 
 /// Runs environment `env`'s checks against what its pointer says is live, `concurrency`
-/// at a time. `junit`: where the caller writes the XML, named in the event.
-pub async fn run(
+/// at a time. `junit`: where the XML is written, named in the event.
+async fn run(
     s: &Stage<'_>,
     env: &str,
     concurrency: usize,
@@ -73,13 +152,13 @@ pub async fn run(
 }
 
 /// Records a run's `checked` event; the entry's seq.
-pub fn record(s: &Stage<'_>, event: verify::ledger::Checked) -> Result<u64, Error> {
+fn record(s: &Stage<'_>, event: verify::ledger::Checked) -> Result<u64, Error> {
     Ok(s.state.ledger().append_event(&s.actor, &event.into())?.seq)
 }
 
 /// What a recorded run means beyond its failed checks: when no check reached its target,
 /// the environment could not be reached (an outage, not a verdict on the release).
-pub fn unreachable(env: &str, stack: &str, report: &CheckReport) -> Option<Error> {
+fn unreachable(env: &str, stack: &str, report: &CheckReport) -> Option<Error> {
     report.unreachable().then(|| {
         Error::infrastructure(format!(
             "environment `{env}` could not be reached: every check failed to reach its target"
@@ -92,14 +171,14 @@ pub fn unreachable(env: &str, stack: &str, report: &CheckReport) -> Option<Error
 
 /// Signs the run's test result and attaches it to every image the environment was
 /// checked with; the envelope's sha256 and where it went.
-pub async fn attest(
+async fn attest(
     s: &Stage<'_>,
     client: &registry_client::Client,
     signer: &evidence::Signer,
     report: &CheckReport,
     event: &verify::ledger::Checked,
     junit: &[u8],
-) -> Result<(String, Vec<evidence::Attached>), Error> {
+) -> Result<(verify::Digest, Vec<evidence::Attached>), Error> {
     let config = s.config;
     let env = report.env.as_str();
     use verify::evidence::{ResourceDescriptor, TestResult};
@@ -138,7 +217,7 @@ pub async fn attest(
 /// A run whose signed result could not be attached ([`attest`]): it is recorded (ledger
 /// `seq`) all the same. A usage problem (nothing recorded to attach to) stays one; the rest
 /// is the registry's.
-pub fn unattached(env: &str, seq: u64, e: Error) -> Error {
+fn unattached(env: &str, seq: u64, e: Error) -> Error {
     let kind = if e.kind == Kind::Usage {
         Kind::Usage
     } else {

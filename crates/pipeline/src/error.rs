@@ -62,12 +62,12 @@ impl Error {
     }
 
     /// Prefixes the message with the environment it concerns.
-    pub fn with_env(self, env: &str) -> Self {
+    pub fn with_env(self, env: &(impl fmt::Display + ?Sized)) -> Self {
         self.prefixed(&format!("environment `{env}`"))
     }
 
     /// Prefixes the message with the service it concerns.
-    pub fn with_service(self, service: &str) -> Self {
+    pub fn with_service(self, service: &(impl fmt::Display + ?Sized)) -> Self {
         self.prefixed(&format!("service `{service}`"))
     }
 

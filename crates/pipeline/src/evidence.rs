@@ -2,7 +2,7 @@
 //! referrers (DSSE envelopes of in-toto statements, `verify::evidence`), and release
 //! manifests published as OCI artifacts.
 //!
-//! `release check` attaches a test result ([`crate::checks::attest`]), `release promote`
+//! `release check` attaches a test result ([`crate::checks::check`]), `release promote`
 //! reads the source's test results for its gate and attaches a verification summary, and
 //! `release image verify` answers an auditor from the registry alone. The keys are the
 //! caller's to read: this crate is given a [`Signer`] and a trust store.
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use futures_util::{StreamExt, TryStreamExt};
 use registry_client::{Client, Descriptor, Digest, Reference};
+use verify::ServiceName;
 use verify::evidence::{Envelope, SigningKey, Statement, VerificationSummary};
 
 use crate::Error;
@@ -46,19 +47,19 @@ impl std::fmt::Debug for Signer {
 /// One image an attestation is about: its repository (`REGISTRY/REPO`) and digest.
 #[derive(Debug, Clone)]
 pub struct Subject {
-    pub service: String,
+    pub service: ServiceName,
     pub repository: String,
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// A signed envelope attached to one image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Attached {
-    pub service: String,
+    pub service: ServiceName,
     /// The image it is attached to, `REGISTRY/REPO@sha256:…`.
     pub subject: String,
     /// The attestation manifest's digest (the referrer).
-    pub manifest: String,
+    pub manifest: Digest,
 }
 
 /// Signs `statement` once, and attaches the envelope to every subject's manifest as an
@@ -69,12 +70,12 @@ pub async fn attach(
     env: &str,
     statement: &Statement,
     subjects: &[Subject],
-) -> Result<(String, Vec<Attached>), Error> {
+) -> Result<(Digest, Vec<Attached>), Error> {
     let envelope = statement
         .sign(&signer.key, &signer.key_id)
         .map_err(|e| Error::infrastructure(format!("cannot sign the statement: {e}")))?;
     let json = envelope.to_json();
-    let envelope_digest = Digest::of(&json).as_str().to_owned();
+    let envelope_digest = Digest::of(&json);
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -122,24 +123,24 @@ async fn attach_one(
     Ok(Attached {
         service: subject.service.clone(),
         subject: format!("{}@{}", subject.repository, subject.digest),
-        manifest: pushed.digest.as_str().to_owned(),
+        manifest: pushed.digest,
     })
 }
 
 pub use verify::gate::Found;
 
-/// The envelopes attached to `subject` whose predicate is `predicate` (every predicate
+/// The envelopes attached to `REPOSITORY@DIGEST` whose predicate is `predicate` (every predicate
 /// when `None`), as the referrers list names them; an artifact that is not one of ours is
 /// left out.
 pub async fn fetch(
     client: &Client,
-    subject: &Subject,
+    repository: &str,
+    digest: &Digest,
     predicate: Option<&str>,
 ) -> Result<Vec<Found>, registry_client::Error> {
-    let digest = Digest::parse(&subject.digest)?;
-    let image = Reference::parse(&format!("{}@{digest}", subject.repository), None)?;
+    let image = Reference::parse(&format!("{repository}@{digest}"), None)?;
     let listed = client
-        .referrers(&image, &digest, Some(ARTIFACT_TYPE))
+        .referrers(&image, digest, Some(ARTIFACT_TYPE))
         .await?;
     let wanted = listed.descriptors.iter().filter(|referrer| {
         predicate.is_none_or(|wanted| {
@@ -165,7 +166,7 @@ pub async fn fetch(
                 registry_client::ErrorKind::Infrastructure | registry_client::ErrorKind::Auth => {
                     Err(e)
                 }
-                _ => Ok(Some((referrer.digest.as_str().to_owned(), Vec::new()))),
+                _ => Ok(Some((referrer.digest.clone(), Vec::new()))),
             };
             let manifest = match client.fetch_manifest(&at).await {
                 Ok(m) => m,
@@ -175,10 +176,9 @@ pub async fn fetch(
                 return Ok(None);
             };
             match client.fetch_blob(image, &layer, ENVELOPE_LIMIT).await {
-                Ok(bytes) => Ok::<_, registry_client::Error>(Some((
-                    referrer.digest.as_str().to_owned(),
-                    bytes.to_vec(),
-                ))),
+                Ok(bytes) => {
+                    Ok::<_, registry_client::Error>(Some((referrer.digest.clone(), bytes.to_vec())))
+                }
                 Err(e) => unreadable(e),
             }
         }
@@ -206,11 +206,11 @@ fn pinned(subject: &Subject) -> Result<Reference, Error> {
 }
 
 /// The subjects of a release in `config`'s registry: one per service digest.
-pub fn subjects(config: &Config, digests: &BTreeMap<String, String>) -> Vec<Subject> {
+pub fn subjects(config: &Config, digests: &BTreeMap<ServiceName, Digest>) -> Vec<Subject> {
     digests
         .iter()
         .filter_map(|(service, digest)| {
-            let s = config.services.get(service)?;
+            let s = config.services.get(service.as_str())?;
             Some(Subject {
                 service: service.clone(),
                 repository: config.repository(s),
@@ -227,7 +227,7 @@ pub async fn attach_summary(
     env: &str,
     summary: &VerificationSummary,
     subjects: &[Subject],
-) -> Result<(String, Vec<Attached>), Error> {
+) -> Result<(Digest, Vec<Attached>), Error> {
     let mut statement = summary.to_statement("", "");
     statement.subject = statement_subjects(subjects);
     attach(client, signer, env, &statement, subjects).await
@@ -237,7 +237,7 @@ pub async fn attach_summary(
 pub fn statement_subjects(subjects: &[Subject]) -> Vec<verify::evidence::ResourceDescriptor> {
     subjects
         .iter()
-        .map(|s| verify::evidence::ResourceDescriptor::named(&s.repository, &s.digest))
+        .map(|s| verify::evidence::ResourceDescriptor::named(&s.repository, s.digest.as_str()))
         .collect()
 }
 
@@ -278,7 +278,7 @@ pub async fn publish_manifest(
     config: &Config,
     version: &str,
     bytes: &[u8],
-) -> Result<String, registry_client::Error> {
+) -> Result<Digest, registry_client::Error> {
     let reference = manifest_reference(config, version)?;
     let annotations = BTreeMap::from([(
         "org.opencontainers.image.version".to_owned(),
@@ -292,7 +292,7 @@ pub async fn publish_manifest(
             annotations,
         )
         .await?;
-    Ok(pushed.digest.as_str().to_owned())
+    Ok(pushed.digest)
 }
 
 /// The release manifest of `version` as published: the artifact's digest and the file's
@@ -301,7 +301,7 @@ pub async fn fetch_manifest(
     client: &Client,
     config: &Config,
     version: &str,
-) -> Result<Option<(String, Vec<u8>)>, registry_client::Error> {
+) -> Result<Option<(Digest, Vec<u8>)>, registry_client::Error> {
     let reference = manifest_reference(config, version)?;
     let manifest = match client.fetch_manifest(&reference).await {
         Ok(m) => m,
@@ -325,5 +325,5 @@ pub async fn fetch_manifest(
     let bytes = client
         .fetch_blob(&reference, &layer, MANIFEST_LIMIT)
         .await?;
-    Ok(Some((manifest.digest.as_str().to_owned(), bytes.to_vec())))
+    Ok(Some((manifest.digest, bytes.to_vec())))
 }

@@ -11,7 +11,7 @@ use verify::evidence::{
 };
 
 use crate::Error;
-use crate::evidence::{self, Subject};
+use crate::evidence;
 use config::Config;
 
 /// One attestation as an auditor reads it.
@@ -84,14 +84,12 @@ pub async fn read(
         Some(d) => d.clone(),
         None => client.resolve(&parsed, false).await?.digest,
     };
-    let subject = Subject {
-        service: String::new(),
-        repository: parsed.name(),
-        digest: digest.as_str().to_owned(),
-    };
-    let found = evidence::fetch(client, &subject, None).await?;
-    let views: Vec<Evidence> = found.iter().map(|(r, json)| view(r, json, trust)).collect();
-    let test_results: Vec<(String, Vec<u8>)> = found
+    let found = evidence::fetch(client, &parsed.name(), &digest, None).await?;
+    let views: Vec<Evidence> = found
+        .iter()
+        .map(|(r, json)| view(r.as_str(), json, trust))
+        .collect();
+    let test_results: Vec<evidence::Found> = found
         .into_iter()
         .zip(&views)
         .filter(|(_, v)| v.kind != "verification-summary")

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use verify::ServiceName;
 use verify::colours::Colour;
 
 use crate::Error;
@@ -46,7 +47,7 @@ pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Error>
 pub async fn live_images(
     config: &Config,
     env: &str,
-) -> Result<(BTreeMap<String, String>, Option<time::OffsetDateTime>), Error> {
+) -> Result<(BTreeMap<ServiceName, String>, Option<time::OffsetDateTime>), Error> {
     let environment = config.environment(env)?;
     let stack_names = config
         .services

@@ -1,6 +1,6 @@
 //! A promotion's gate: what it observes, its verdict, what a refusal records, and the
-//! signed verification summary of a passed one. The deploy that follows a passed gate is
-//! [`crate::deploy::run`] with [`Gate::target`].
+//! signed verification summary of a passed one; [`run`] is the whole promotion. The deploy
+//! that follows a passed gate is [`crate::deploy::run`] with [`Gate::target`].
 //!
 //! The gate's conditions are decided in `verify::gate` from what is observed here: the
 //! records, the source environment's live services and the registry. Infrastructure
@@ -17,7 +17,7 @@ use registry_client::{Client, ErrorKind};
 use verify::evidence::{TrustStore, VerificationSummary};
 use verify::gate::{self, Observations, Verdict};
 use verify::ledger::GateRefused;
-use verify::{ReleaseManifest, Version};
+use verify::{Digest, EnvName, ReleaseManifest, Version};
 
 use crate::deploy::Target;
 use crate::{Error, Kind, Stage, evidence};
@@ -34,36 +34,115 @@ pub struct Request<'a> {
     pub approver: Option<&'a str>,
 }
 
+/// A promotion as `release promote` runs it: the request, the target's trusted keys and
+/// signing key, the deploy's settings, and whether it only evaluates the gate.
+#[derive(Debug, Clone)]
+pub struct Promotion<'a> {
+    pub request: Request<'a>,
+    /// When it holds keys, the gate requires the source's signed test results.
+    pub trust: &'a TrustStore,
+    /// Signs the verification summary of a promotion that converged.
+    pub signer: Option<&'a evidence::Signer>,
+    pub deploy: crate::deploy::Options<'a>,
+    pub dry_run: bool,
+}
+
+/// What a promotion came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A dry run: the gate evaluated, nothing acted on ([`Gate::dry_run_outage`] says
+    /// whether it could look).
+    DryRun(Gate),
+    /// The gate refused; the refusal is recorded, and this is its error.
+    Refused(Gate, Error),
+    /// The gate passed and the deploy ran.
+    Promoted(Box<Promoted>),
+}
+
+/// A passed gate and what followed it.
+#[derive(Debug)]
+pub struct Promoted {
+    pub gate: Gate,
+    /// The deploy of the gate's digests; its `failure` says whether it converged.
+    pub deployed: crate::deploy::Deployed,
+    /// The signed verification summary's envelope digest and where it went, when the
+    /// target signs and the deploy converged; `Err` when it could not be attached (the
+    /// promotion stands).
+    pub summary: Option<Result<(Digest, Vec<evidence::Attached>), Error>>,
+}
+
+/// `release promote`: evaluates the gate ([`evaluate`]) and hands it to `judged` (which
+/// reports the verdict before anything acts on it); then, unless a dry run, records a
+/// refusal, or records a manifest taken from the registry, deploys the gate's digests
+/// ([`crate::deploy::run`]) and signs the summary. An error is a promotion that stopped
+/// before its outcome: the gate could not be evaluated, `judged` failed, or the deploy
+/// applied nothing.
+pub async fn run<E: From<Error>>(
+    s: &Stage<'_>,
+    client: &Client,
+    promotion: &Promotion<'_>,
+    judged: impl FnOnce(&Gate) -> Result<(), E>,
+) -> Result<Outcome, E> {
+    let gate = evaluate(s, client, promotion.request, promotion.trust).await?;
+    judged(&gate)?;
+    if promotion.dry_run {
+        return Ok(Outcome::DryRun(gate));
+    }
+    if !gate.passed() {
+        let refusal = gate.refuse(s);
+        return Ok(Outcome::Refused(gate, refusal));
+    }
+    if let Some(artifact) = gate.record_published(s)? {
+        s.say(format!(
+            "release {} recorded from the registry (artifact {artifact})",
+            gate.version
+        ));
+    }
+    let deployed = crate::deploy::run(s, gate.target(), &promotion.deploy).await?;
+    let summary = match promotion.signer {
+        Some(signer) if deployed.failure.is_none() => {
+            Some(gate.attach_summary(s, client, signer).await)
+        }
+        _ => None,
+    };
+    Ok(Outcome::Promoted(Box::new(Promoted {
+        gate,
+        deployed,
+        summary,
+    })))
+}
+
 /// A gate evaluated: the verdict, and what a refusal, a deploy or a summary needs of what
 /// was observed.
 #[derive(Debug)]
 pub struct Gate {
     pub version: Version,
-    pub target: String,
-    pub source: String,
+    pub target: EnvName,
+    pub source: EnvName,
     pub approver: Option<String>,
     pub verdict: Verdict,
     /// What the gate could not reach, with its hint: a refused gate with any is an outage.
     pub unreachable: Vec<(String, Option<String>)>,
     /// The release manifest taken from the registry (its artifact's digest), when this
     /// agent had none recorded.
-    pub published: Option<(String, ReleaseManifest)>,
+    pub published: Option<(Digest, ReleaseManifest)>,
     /// The release's service → digest, when its manifest could be read.
-    digests: Option<BTreeMap<String, String>>,
+    digests: Option<gate::Digests>,
     refusal: GateRefused,
 }
 
 /// The environment `to` promotes from; an environment without `promote_from` is not a
 /// promotion target.
-pub fn source(config: &Config, to: &str) -> Result<String, Error> {
-    config.environment(to)?.promote_from.clone().ok_or_else(|| {
-        Error::usage(format!(
+pub fn source(config: &Config, to: &str) -> Result<EnvName, Error> {
+    let Some(from) = &config.environment(to)?.promote_from else {
+        return Err(Error::usage(format!(
             "environment `{to}` has no `promote_from`: it is not a promotion target"
         ))
         .with_hint(format!(
             "deploy to it with `release deploy --env {to} --version …`"
-        ))
-    })
+        )));
+    };
+    Ok(config.environment_entry(from)?.0.clone())
 }
 
 /// Observes what the gate reads and evaluates it. `trust` is the target's trusted keys:
@@ -83,20 +162,13 @@ pub async fn evaluate(
         approver,
     } = request;
     let source = source(config, to)?;
-    let target = config.environment(to)?;
-    let target_env = verify::EnvName::parse(to)?;
+    let (target_env, target) = config.environment_entry(to)?;
     let loaded = s.state.load_release(version);
     // Only a manifest this agent never recorded is looked up in the registry: one that is
     // recorded but unreadable or altered fails the gate.
     let not_recorded = matches!(loaded, Err(verify::RecordError::NotRecorded { .. }));
     let mut manifest = loaded
-        .map(|r| {
-            (
-                r.manifest.digest_texts(),
-                r.sha256.as_str().to_owned(),
-                r.manifest,
-            )
-        })
+        .map(|r| (r.manifest.digests(), r.sha256, r.manifest))
         .map_err(|e| e.to_string());
     // An agent without the source's records takes the manifest from the registry, where
     // `push` published it; with signed evidence required, the signed results vouch for its
@@ -108,8 +180,8 @@ pub async fn evaluate(
         {
             match ReleaseManifest::from_bytes(&bytes) {
                 Ok(m) if m.version == *version => {
-                    let sha = verify::Digest::of(&bytes).as_str().to_owned();
-                    manifest = Ok((m.digest_texts(), sha, m.clone()));
+                    let sha = Digest::of(&bytes);
+                    manifest = Ok((m.digests(), sha, m.clone()));
                     published = Some((artifact, m));
                 }
                 Ok(m) => {
@@ -132,16 +204,17 @@ pub async fn evaluate(
     let mut unreachable = Vec::new();
     // A source whose engine cannot be addressed as configured is a usage error, not a
     // verdict on the release: it stops here, before anything is recorded.
-    let (live_source, source_updated_at) = match crate::live::live_images(config, &source).await {
-        Ok((live, updated)) => (Ok(live), updated),
-        Err(e) if e.kind == Kind::Usage => return Err(e),
-        Err(e) => {
-            if e.kind == Kind::Infrastructure {
-                unreachable.push((e.message.clone(), e.hint.clone()));
+    let (live_source, source_updated_at) =
+        match crate::live::live_images(config, source.as_str()).await {
+            Ok((live, updated)) => (Ok(live), updated),
+            Err(e) if e.kind == Kind::Usage => return Err(e),
+            Err(e) => {
+                if e.kind == Kind::Infrastructure {
+                    unreachable.push((e.message.clone(), e.hint.clone()));
+                }
+                (Err(e.message), None)
             }
-            (Err(e.message), None)
-        }
-    };
+        };
     let mut outage = |e: &registry_client::Error| {
         if e.kind() == ErrorKind::Infrastructure {
             unreachable.push((e.to_string(), None));
@@ -162,7 +235,8 @@ pub async fn evaluate(
             let answers = futures_util::future::join_all(subjects.iter().map(|subject| {
                 evidence::fetch(
                     client,
-                    subject,
+                    &subject.repository,
+                    &subject.digest,
                     Some(verify::evidence::TEST_RESULT_PREDICATE),
                 )
             }))
@@ -174,7 +248,7 @@ pub async fn evaluate(
     }
     let observations = Observations {
         version,
-        target_env: &target_env,
+        target_env,
         source_env: Some(&source),
         manifest: manifest
             .as_ref()
@@ -193,7 +267,7 @@ pub async fn evaluate(
     let refusal = verdict.refusal(&observations, s.jenkins.clone());
     Ok(Gate {
         version: version.clone(),
-        target: to.to_owned(),
+        target: target_env.clone(),
         source,
         approver: approver.map(str::to_owned),
         verdict,
@@ -228,7 +302,7 @@ impl Gate {
 
     /// Records a refused gate (`gate-refused`, every reason) and returns the refusal as an
     /// error: an outage when the gate could not reach what it reads, else a verdict.
-    pub fn refuse(&self, s: &Stage<'_>) -> Error {
+    fn refuse(&self, s: &Stage<'_>) -> Error {
         if let Err(e) = s.append(&self.refusal.clone().into()) {
             return e;
         }
@@ -257,7 +331,7 @@ impl Gate {
 
     /// Records a release manifest taken from the registry, naming its artifact, so that
     /// the deploy reads it from this agent's records; the artifact, when there was one.
-    pub fn record_published(&self, s: &Stage<'_>) -> Result<Option<&str>, Error> {
+    fn record_published(&self, s: &Stage<'_>) -> Result<Option<&Digest>, Error> {
         let Some((artifact, manifest)) = &self.published else {
             return Ok(None);
         };
@@ -268,7 +342,7 @@ impl Gate {
 
     /// The deploy a passed gate allows: the same digests, with the approver and the
     /// evidence the gate accepted.
-    pub fn target(&self) -> Target {
+    fn target(&self) -> Target {
         Target::Promote {
             version: self.version.as_str().to_owned(),
             approver: self.approver.clone(),
@@ -279,16 +353,17 @@ impl Gate {
     /// Signs the verification summary of this (passed) gate and attaches it to every
     /// promoted image: the envelope's sha256 and where it went. A failure says the
     /// promotion itself stands.
-    pub async fn attach_summary(
+    async fn attach_summary(
         &self,
         s: &Stage<'_>,
         client: &Client,
         signer: &evidence::Signer,
-    ) -> Result<(String, Vec<evidence::Attached>), Error> {
+    ) -> Result<(Digest, Vec<evidence::Attached>), Error> {
         let subjects =
             evidence::subjects(s.config, self.digests.as_ref().unwrap_or(&BTreeMap::new()));
+        let summary = self.summary();
         let attached =
-            evidence::attach_summary(client, signer, &self.target, &self.summary(), &subjects)
+            evidence::attach_summary(client, signer, self.target.as_str(), &summary, &subjects)
                 .await;
         attached.map_err(|e| {
             Error::infrastructure(format!(
@@ -321,14 +396,14 @@ impl Gate {
             .verdict
             .attestations
             .values()
-            .map(|a| ResourceDescriptor::at_uri(&format!("oci-referrer:{a}"), a))
+            .map(|a| ResourceDescriptor::at_uri(&format!("oci-referrer:{a}"), a.as_str()))
             .collect();
         VerificationSummary::new(SummaryInput {
             verifier_id: VERIFIER_ID,
             release_version: env!("CARGO_PKG_VERSION"),
             time_verified: time::OffsetDateTime::now_utc(),
             resource_uri: &format!("release:{}", self.version.as_str()),
-            environment: &self.target,
+            environment: self.target.as_str(),
             input_attestations: inputs,
             approver: self.approver.as_deref().unwrap_or("not required"),
             conditions,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use engine::{Engine, Progress, PushAuth};
 use registry_client::{Client, Credentials};
 use serde::Serialize;
-use verify::{Digest, RecordOutcome, ReleaseManifest, ServiceImage, Version};
+use verify::{Digest, RecordOutcome, ReleaseManifest, ServiceImage, ServiceName, Version};
 
 use crate::{Error, Kind, Stage};
 use config::Service;
@@ -23,15 +23,15 @@ pub struct Pushed {
     pub outcome: &'static str,
     /// What was pushed, by release service; `--json` shows each digest.
     #[serde(rename = "services", serialize_with = "digests")]
-    pub images: BTreeMap<String, ServiceImage>,
+    pub images: BTreeMap<ServiceName, ServiceImage>,
     /// The digest of the manifest's artifact in the registry, when it was published.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<String>,
+    pub artifact: Option<Digest>,
 }
 
 /// Release service → digest, as `--json` shows what was pushed.
 fn digests<S: serde::Serializer>(
-    images: &BTreeMap<String, ServiceImage>,
+    images: &BTreeMap<ServiceName, ServiceImage>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::Serialize as _;
@@ -49,14 +49,14 @@ pub async fn run(
     engine: &Engine,
     registry: &Client,
     version: &Version,
-    services: &[(&String, &Service)],
+    services: &[(&ServiceName, &Service)],
     auth: Option<&PushAuth>,
     git_commit: Option<String>,
 ) -> Result<Pushed, Error> {
     let pushes = services
         .iter()
         .map(|(name, service)| push_one(s, engine, registry, name, service, version, auth));
-    let images: BTreeMap<String, ServiceImage> = futures_util::future::join_all(pushes)
+    let images: BTreeMap<ServiceName, ServiceImage> = futures_util::future::join_all(pushes)
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
@@ -87,7 +87,7 @@ pub async fn run(
     };
     let outcome = s
         .state
-        .record_published_release(&manifest, &s.actor, artifact.as_deref())?;
+        .record_published_release(&manifest, &s.actor, artifact.as_ref())?;
     Ok(Pushed {
         version: version.as_str().to_owned(),
         manifest: s.state.release_path(version).display().to_string(),
@@ -107,16 +107,16 @@ async fn push_one(
     s: &Stage<'_>,
     engine: &Engine,
     registry: &Client,
-    name: &str,
+    name: &ServiceName,
     service: &Service,
     version: &Version,
     auth: Option<&PushAuth>,
-) -> Result<(String, ServiceImage), Error> {
+) -> Result<(ServiceName, ServiceImage), Error> {
     let repository = s.config.repository(service);
     let tag = version.as_str();
     let say = |state: String| {
         (s.progress)(Progress {
-            service: name,
+            service: name.as_str(),
             state,
         })
     };
@@ -133,7 +133,7 @@ async fn push_one(
     let served = crate::stage::resolve_tag(registry, &repository, tag)
         .await
         .map_err(|e| Error::from(e).with_service(name))?;
-    if served != digest.as_str() {
+    if served != digest {
         return Err(Error::new(
             Kind::Negative,
             format!(
@@ -146,7 +146,7 @@ async fn push_one(
     let platform = engine.image_platform(&format!("{repository}:{tag}")).await;
     say(format!("pushed {repository}:{tag}@{}", digest.as_str()));
     Ok((
-        name.to_owned(),
+        name.clone(),
         ServiceImage {
             repository,
             tag: tag.to_owned(),
@@ -162,7 +162,7 @@ async fn publish(
     s: &Stage<'_>,
     registry: &Client,
     manifest: &ReleaseManifest,
-) -> Result<String, Error> {
+) -> Result<Digest, Error> {
     let version = &manifest.version;
     let bytes = match std::fs::read(s.state.release_path(version)) {
         Ok(bytes) => bytes,
@@ -215,7 +215,7 @@ mod tests {
             version: "1.0.0".into(),
             manifest: "releases/1.0.0.json".into(),
             outcome: "recorded",
-            images: BTreeMap::from([("api".to_owned(), image)]),
+            images: BTreeMap::from([(ServiceName::parse("api").unwrap(), image)]),
             artifact: None,
         };
         assert_eq!(

@@ -89,12 +89,20 @@ pub async fn resolve_tag(
     client: &registry_client::Client,
     repository: &str,
     tag: &str,
-) -> Result<String, registry_client::Error> {
+) -> Result<verify::Digest, registry_client::Error> {
     let reference = registry_client::Reference::parse(&format!("{repository}:{tag}"), None)?;
-    Ok(client
-        .resolve(&reference, false)
-        .await?
-        .digest
-        .as_str()
-        .to_owned())
+    Ok(client.resolve(&reference, false).await?.digest)
+}
+
+/// Writes JUnit XML that is already encoded (`release check` hashes it for its record
+/// first): missing directories created, the file replaced atomically, so a stage that ran
+/// is not reported as failed for want of `target/junit/`.
+pub fn write_junit(path: &std::path::Path, xml: &[u8]) -> Result<(), Error> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        Error::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
+    }
+    verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
 }

@@ -4,14 +4,14 @@
 //! the records say it runs). `release status` renders it.
 
 use serde::Serialize;
-use verify::{EnvName, StateDir};
+use verify::{EnvName, ServiceName, StateDir};
 
 use crate::Error;
 use config::Config;
 
 #[derive(Debug, Serialize)]
 pub struct SwarmStatus {
-    pub env: String,
+    pub env: EnvName,
     pub stack: String,
     pub docker_host: String,
     pub services: Vec<SwarmRow>,
@@ -24,7 +24,7 @@ pub struct SwarmStatus {
 #[derive(Debug, Serialize)]
 pub struct SwarmRow {
     /// The service's name in release.toml, if the config knows it.
-    pub service: Option<String>,
+    pub service: Option<ServiceName>,
     /// The Swarm service name (`<stack>_<name>`), if it exists.
     pub swarm_service: Option<String>,
     pub image: Option<String>,
@@ -40,7 +40,7 @@ pub struct SwarmRow {
 
 /// A Swarm environment's stack (for blue-green, the colour the proxy serves).
 pub async fn swarm(config: &Config, env: &str) -> Result<SwarmStatus, Error> {
-    let environment = config.environment(env)?;
+    let (env_name, environment) = config.environment_entry(env)?;
     let engine = crate::stage::connect(config, env).await?;
     // A blue-green environment: the colour the proxy sends traffic to.
     let stack = crate::live::live_project(config, env)?
@@ -74,7 +74,7 @@ pub async fn swarm(config: &Config, env: &str) -> Result<SwarmStatus, Error> {
     }
     Ok(SwarmStatus {
         flagged: rows.iter().any(|r| !r.flags.is_empty()),
-        env: env.to_owned(),
+        env: env_name.clone(),
         stack: stack.clone(),
         docker_host: engine.host().to_owned(),
         services: rows,
@@ -83,7 +83,7 @@ pub async fn swarm(config: &Config, env: &str) -> Result<SwarmStatus, Error> {
 }
 
 fn swarm_row(
-    service: Option<String>,
+    service: Option<ServiceName>,
     state: &engine::ServiceState,
     placement: &engine::Placement,
 ) -> SwarmRow {
@@ -127,7 +127,7 @@ fn swarm_row(
 
 #[derive(Debug, Serialize)]
 pub struct ComposeStatus {
-    pub env: String,
+    pub env: EnvName,
     pub project: String,
     pub docker_host: String,
     pub containers: Vec<ComposeRow>,
@@ -138,7 +138,7 @@ pub struct ComposeStatus {
 #[derive(Debug, Serialize)]
 pub struct ComposeRow {
     /// The service's name in release.toml, if the config knows it.
-    pub service: Option<String>,
+    pub service: Option<ServiceName>,
     /// The container, if the service has one.
     pub container: Option<String>,
     /// The image the container runs, pinned to the digest it really runs when known.
@@ -157,7 +157,7 @@ pub async fn compose(
     env: &str,
     state: Option<&StateDir>,
 ) -> Result<ComposeStatus, Error> {
-    let environment = config.environment(env)?;
+    let (env_name, environment) = config.environment_entry(env)?;
     // A blue-green environment: the colour the proxy sends traffic to.
     let project = crate::live::live_project(config, env)?
         .unwrap_or_else(|| format!("{}-blue", environment.compose_project()));
@@ -168,14 +168,8 @@ pub async fn compose(
         .map_err(|e| Error::from(e).with_env(env))?;
     // What the records say the environment runs, when this agent has them.
     let recorded = state
-        .and_then(|state| state.read_env(&EnvName::parse(env).ok()?).ok().flatten())
-        .map(|pointer| {
-            pointer
-                .digests
-                .into_iter()
-                .map(|(service, digest)| (service, digest.as_str().to_owned()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-        })
+        .and_then(|state| state.read_env(env_name).ok().flatten())
+        .map(|pointer| pointer.digests)
         .unwrap_or_default();
 
     let mut rows = Vec::new();
@@ -199,11 +193,7 @@ pub async fn compose(
         }
         for c in mine {
             seen.push(c.name.clone());
-            rows.push(compose_row(
-                Some(name.clone()),
-                c,
-                recorded.get(name).map(String::as_str),
-            ));
+            rows.push(compose_row(Some(name.clone()), c, recorded.get(name)));
         }
     }
     for c in containers.iter().filter(|c| !seen.contains(&c.name)) {
@@ -211,7 +201,7 @@ pub async fn compose(
     }
     Ok(ComposeStatus {
         flagged: rows.iter().any(|r| !r.flags.is_empty()),
-        env: env.to_owned(),
+        env: env_name.clone(),
         project,
         docker_host: engine.host().to_owned(),
         containers: rows,
@@ -219,9 +209,9 @@ pub async fn compose(
 }
 
 fn compose_row(
-    service: Option<String>,
+    service: Option<ServiceName>,
     c: &engine::ComposeContainer,
-    recorded: Option<&str>,
+    recorded: Option<&verify::Digest>,
 ) -> ComposeRow {
     let image = c.running_image();
     let pinned = registry_client::PinnedImage::parse(&image).ok();

@@ -12,7 +12,7 @@ use crate::exit::Failure;
 pub fn write(path: &std::path::Path, suites: &[verify::junit::Suite]) -> Result<(), Failure> {
     let xml = verify::junit::render(suites)
         .map_err(|e| pipeline::Error::infrastructure(e.to_string()))?;
-    Ok(write_xml(path, &xml)?)
+    Ok(pipeline::stage::write_junit(path, &xml)?)
 }
 
 /// The moment a stage that has run for `seconds` started.
@@ -20,22 +20,10 @@ pub fn started_ago(seconds: f64) -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc() - time::Duration::seconds_f64(seconds)
 }
 
-/// Writes JUnit XML that is already encoded (`release check` hashes it for its record
-/// first): missing directories created, the file replaced atomically.
-pub fn write_xml(path: &std::path::Path, xml: &[u8]) -> Result<(), pipeline::Error> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        pipeline::Error::infrastructure(format!("cannot write JUnit file {}: {e}", path.display()))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
-    }
-    verify::atomic::write_atomic(path, xml).map_err(|e| cannot(&e))
-}
-
 /// One JUnit test case per service of the rendered stack (`classname` `deploy.<env>`), in
 /// the shape every stage writes (`verify::junit`).
 pub fn of_deploy(report: &Report) -> Suite {
-    let classname = junit::classname(&["deploy", &report.env]);
+    let classname = junit::classname(&["deploy", report.env.as_str()]);
     let cases = report
         .services
         .iter()
@@ -108,10 +96,10 @@ mod tests {
             seconds: 1.5,
         };
         let report = Report {
-            env: "dev".into(),
+            env: "dev".parse().unwrap(),
             stack: "t-dev".into(),
-            version: "1.2.0".into(),
-            previous_version: Some("1.1.0".into()),
+            version: "1.2.0".parse().unwrap(),
+            previous_version: Some("1.1.0".parse().unwrap()),
             outcome: "deploy-failed",
             rendered_stack: PathBuf::from("stacks/dev/1.2.0.yml"),
             seconds: 9.0,

@@ -13,7 +13,8 @@ use crate::fs::sha256_prefixed;
 use crate::ledger::head::{self, HeadCheck};
 use crate::ledger::{Event, Recorded, RolledBack};
 use crate::{
-    Digest, EntryKind, JenkinsBuild, Ledger, LedgerError, RecordError, StateDir, VerifyReport,
+    Digest, EntryKind, EnvName, JenkinsBuild, Ledger, LedgerError, RecordError, ServiceName,
+    StateDir, VerifyReport, Version,
 };
 
 /// One change of what an environment runs: a deploy, a promotion or a rollback.
@@ -23,10 +24,10 @@ pub struct Deployment {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     pub kind: EntryKind,
-    pub env: String,
-    pub version: String,
+    pub env: EnvName,
+    pub version: Version,
     /// Service → digest that the environment ran from this event on.
-    pub digests: BTreeMap<String, String>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     pub actor: String,
     pub approver: Option<String>,
     /// The Jenkins build (`{build_url, build_number, job_name}`), when one acted.
@@ -53,7 +54,7 @@ pub struct Query<'a> {
 pub fn deployments(
     ledger: &Ledger,
     query: Query<'_>,
-    manifest_digests: impl Fn(&str) -> Option<BTreeMap<String, String>>,
+    manifest_digests: impl Fn(&Version) -> Option<BTreeMap<ServiceName, Digest>>,
 ) -> Result<Vec<Deployment>, LedgerError> {
     // With `at`, only the latest candidate per env survives.
     let mut kept: Vec<(u64, OffsetDateTime, String, Event)> = Vec::new();
@@ -111,20 +112,15 @@ fn deployment(
     time: OffsetDateTime,
     actor: String,
     event: &Event,
-    manifest_digests: &impl Fn(&str) -> Option<BTreeMap<String, String>>,
+    manifest_digests: &impl Fn(&Version) -> Option<BTreeMap<ServiceName, Digest>>,
 ) -> Option<Deployment> {
-    let digests = |d: &BTreeMap<String, Digest>| {
-        d.iter()
-            .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
-            .collect()
-    };
     let jenkins = |j: &Option<JenkinsBuild>| j.as_ref().map(jenkins_value);
-    let row = |env: &str, version: &str, digests, approver, jenkins, evidence| Deployment {
+    let row = |env: &EnvName, version: &Version, digests, approver, jenkins, evidence| Deployment {
         seq,
         time,
         kind: event.kind(),
-        env: env.to_owned(),
-        version: version.to_owned(),
+        env: env.clone(),
+        version: version.clone(),
         digests,
         actor: actor.clone(),
         approver,
@@ -133,17 +129,17 @@ fn deployment(
     };
     match event {
         Event::Deployed(p) => Some(row(
-            p.env.as_str(),
-            p.version.as_str(),
-            digests(&p.digests),
+            &p.env,
+            &p.version,
+            p.digests.clone(),
             None,
             jenkins(&p.jenkins),
             Some(p.stack_sha256.as_str().to_owned()),
         )),
         Event::Promoted(p) => Some(row(
-            p.env.as_str(),
-            p.version.as_str(),
-            digests(&p.digests),
+            &p.env,
+            &p.version,
+            p.digests.clone(),
             p.approved_by.clone(),
             jenkins(&p.jenkins),
             p.evidence
@@ -152,9 +148,9 @@ fn deployment(
                 .or_else(|| Some(p.stack_sha256.as_str().to_owned())),
         )),
         Event::RolledBack(RolledBack::Requested(p)) => Some(row(
-            p.env.as_str(),
-            p.to_version.as_str(),
-            digests(&p.digests),
+            &p.env,
+            &p.to_version,
+            p.digests.clone(),
             None,
             jenkins(&p.jenkins),
             Some(p.stack_sha256.as_str().to_owned()),
@@ -162,9 +158,9 @@ fn deployment(
         // A rollback after a failed deploy names only versions; nothing to return to is
         // not a deployment.
         Event::RolledBack(RolledBack::AfterFailedDeploy(p)) => {
-            let version = p.to_version.as_ref()?.as_str();
+            let version = p.to_version.as_ref()?;
             Some(row(
-                p.env.as_str(),
+                &p.env,
                 version,
                 manifest_digests(version).unwrap_or_default(),
                 None,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use registry_client::PinnedImage;
 
 use crate::digest::Digest;
+use crate::name::ServiceName;
 
 /// How a service's live state differs from its recorded digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +22,12 @@ pub enum Drift {
 
 /// How one running image differs from the digest recorded for it; `None`: it is pinned
 /// to exactly that digest.
-pub fn of_image(want: &str, image: &str) -> Option<Drift> {
+pub fn of_image(want: &Digest, image: &str) -> Option<Drift> {
     match PinnedImage::parse(image) {
         Err(_) => Some(Drift::Unpinned {
             image: image.to_owned(),
         }),
-        Ok(pinned) if pinned.digest().as_str() == want => None,
+        Ok(pinned) if pinned.digest() == want => None,
         Ok(pinned) => Some(Drift::Foreign {
             live: pinned.digest().clone(),
         }),
@@ -37,9 +38,9 @@ pub fn of_image(want: &str, image: &str) -> Option<Drift> {
 /// service order. `recorded`: service → digest; `live`: service → the image its running
 /// service names (absent when it does not run).
 pub fn compare(
-    recorded: &BTreeMap<String, String>,
-    live: &BTreeMap<String, String>,
-) -> Vec<(String, Drift)> {
+    recorded: &BTreeMap<ServiceName, Digest>,
+    live: &BTreeMap<ServiceName, String>,
+) -> Vec<(ServiceName, Drift)> {
     recorded
         .iter()
         .filter_map(|(service, want)| {
@@ -59,32 +60,33 @@ mod tests {
     #[test]
     fn every_way_a_service_can_differ_from_its_record() {
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
-        let recorded: BTreeMap<String, String> = ["api", "web", "db", "cache"]
+        let name = |s: &str| ServiceName::parse(s).unwrap();
+        let recorded: BTreeMap<ServiceName, Digest> = ["api", "web", "db", "cache"]
             .iter()
-            .map(|s| ((*s).to_owned(), d('a')))
+            .map(|s| (name(s), Digest::parse(&d('a')).unwrap()))
             .collect();
-        let live: BTreeMap<String, String> = [
+        let live: BTreeMap<ServiceName, String> = [
             ("api", format!("r.example.com/api:1@{}", d('a'))),
             ("web", format!("r.example.com/web:1@{}", d('b'))),
             ("db", "postgres:16".to_owned()),
             ("extra", "x:1".to_owned()),
         ]
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .map(|(k, v)| (name(k), v.clone()))
         .collect();
         let drift = compare(&recorded, &live);
         assert_eq!(
             drift,
             [
-                ("cache".to_owned(), Drift::NotRunning),
+                (name("cache"), Drift::NotRunning),
                 (
-                    "db".to_owned(),
+                    name("db"),
                     Drift::Unpinned {
                         image: "postgres:16".to_owned()
                     }
                 ),
                 (
-                    "web".to_owned(),
+                    name("web"),
                     Drift::Foreign {
                         live: Digest::parse(&d('b')).unwrap()
                     }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::atomic::write_atomic;
 use crate::digest::Digest;
-use crate::name::{EnvName, Version};
+use crate::name::{EnvName, ServiceName, Version};
 use crate::state::{RecordError, StateDir, create_private_dir, read_optional};
 
 /// What is deployed in an environment, as last recorded by this toolchain.
@@ -19,7 +19,7 @@ pub struct EnvPointer {
     pub env: EnvName,
     pub version: Version,
     /// Service name → digest running there.
-    pub digests: BTreeMap<String, Digest>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated: OffsetDateTime,
     pub actor: String,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::audit::{Deployment, deployments_in};
 use crate::ledger::{Checked, Event, Recorded};
+use crate::{Digest, ServiceName};
 
 /// Everything the gate looks at, gathered by the caller.
 #[derive(Debug)]
@@ -19,17 +20,17 @@ pub struct Observations<'a> {
     pub version: &'a crate::Version,
     pub target_env: &'a crate::EnvName,
     /// `promote_from` of the target; `None` means the target is not a promotion target.
-    pub source_env: Option<&'a str>,
+    pub source_env: Option<&'a crate::EnvName>,
     /// The release manifest's digests and its file's sha256, or why it could not be loaded.
-    pub manifest: Result<(BTreeMap<String, String>, String), String>,
+    pub manifest: Result<(Digests, Digest), String>,
     /// The whole ledger, in order, payloads typed ([`crate::Ledger::read_events`]).
     pub entries: &'a [Recorded],
     /// What the source environment's Swarm services run now: release service → the image
-    /// its service names (absent when it does not run); `Err` when the Swarm could not be
-    /// read. Compared with [`crate::drift::compare`].
-    pub live_source: Result<BTreeMap<String, String>, String>,
+    /// its service names, as the engine spells it (absent when it does not run); `Err`
+    /// when the Swarm could not be read. Compared with [`crate::drift::compare`].
+    pub live_source: Result<BTreeMap<ServiceName, String>, String>,
     /// What each service's tag resolves to in the registry now, or why it could not.
-    pub registry: BTreeMap<String, Result<String, String>>,
+    pub registry: BTreeMap<ServiceName, Result<Digest, String>>,
     pub approval_required: bool,
     pub approver: Option<&'a str>,
     /// The source's signed test results in the registry, when the target trusts keys;
@@ -37,7 +38,7 @@ pub struct Observations<'a> {
     pub attestations: Option<Attestations<'a>>,
     /// When the manifest is not in the records but was fetched from the registry: the
     /// digest of its artifact there.
-    pub manifest_artifact: Option<String>,
+    pub manifest_artifact: Option<Digest>,
     /// When the source's release services last changed, read from its Swarm (their
     /// `UpdatedAt`): what dates the signed evidence when this agent holds no record of
     /// the source's deploy.
@@ -45,7 +46,10 @@ pub struct Observations<'a> {
 }
 
 /// One attestation as the registry gave it: the referrer's digest and the envelope.
-pub type Found = (String, Vec<u8>);
+pub type Found = (Digest, Vec<u8>);
+
+/// Release service → digest: what a manifest names, and what the gate compares.
+pub type Digests = BTreeMap<ServiceName, Digest>;
 
 /// What the registry holds as signed evidence, and whom the target trusts.
 #[derive(Debug)]
@@ -53,7 +57,7 @@ pub struct Attestations<'a> {
     pub trust: &'a crate::evidence::TrustStore,
     /// Release service → the attestations attached to its digest (the referrer's digest
     /// and the envelope's bytes), or why the registry could not be read.
-    pub found: BTreeMap<String, Result<Vec<Found>, String>>,
+    pub found: BTreeMap<ServiceName, Result<Vec<Found>, String>>,
 }
 
 /// One gate condition; each becomes a JUnit test case.
@@ -75,7 +79,7 @@ pub struct Verdict {
     /// Release service → the signed test result the gate accepted for its digest (the
     /// referrer's digest), when the target requires signed evidence.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub attestations: BTreeMap<String, String>,
+    pub attestations: Digests,
 }
 
 impl Verdict {
@@ -95,11 +99,11 @@ impl Verdict {
     }
 
     /// What a promotion on this verdict relies on: the source's passing check.
-    pub fn evidence(&self, source_env: &str) -> crate::ledger::Evidence {
+    pub fn evidence(&self, source_env: &crate::EnvName) -> crate::ledger::Evidence {
         crate::ledger::Evidence {
             checked_seq: self.evidence_seq,
             junit_sha256: self.evidence_junit_sha256.clone(),
-            source_env: source_env.to_owned(),
+            source_env: source_env.clone(),
             attestations: self.attestations.clone(),
         }
     }
@@ -115,7 +119,7 @@ impl Verdict {
             env: observed.target_env.clone(),
             jenkins,
             reasons: self.reasons(),
-            source_env: observed.source_env.unwrap_or_default().to_owned(),
+            source_env: observed.source_env.cloned(),
             version: observed.version.clone(),
         }
     }
@@ -150,7 +154,7 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
         };
     };
     let history = deployments_in(o.entries);
-    let last_deploy = history.iter().rev().find(|d| d.env == source);
+    let last_deploy = history.iter().rev().find(|d| d.env == *source);
     // An agent without the source's records (another agent's state directory) decides
     // from the registry: the source's Swarm dates its deploy, its signed results stand
     // for its checks.
@@ -220,7 +224,7 @@ pub fn evaluate(o: &Observations<'_>) -> Verdict {
 }
 
 /// The name of the signed-evidence condition of one service.
-pub fn signed_condition_name(source: &str, service: &str) -> String {
+pub fn signed_condition_name(source: &crate::EnvName, service: &ServiceName) -> String {
     format!("`{source}` signed a passing check of {service}")
 }
 
@@ -230,10 +234,10 @@ pub fn signed_condition_name(source: &str, service: &str) -> String {
 fn signed_conditions(
     o: &Observations<'_>,
     signed: &Attestations<'_>,
-    source: &str,
+    source: &crate::EnvName,
     not_before: Option<time::OffsetDateTime>,
-    digests: Option<&BTreeMap<String, String>>,
-) -> Vec<(Condition, Option<(String, String)>)> {
+    digests: Option<&Digests>,
+) -> Vec<(Condition, Option<(ServiceName, Digest)>)> {
     let Some(digests) = digests else {
         return Vec::new();
     };
@@ -264,13 +268,18 @@ fn signed_conditions(
             };
             let assessment = crate::evidence::evaluate_test_results(
                 found,
-                digest,
+                digest.as_str(),
                 signed.trust,
-                source,
+                source.as_str(),
                 not_before,
             );
-            match &assessment.accepted {
-                Some(accepted) => (
+            // The accepted attestation is one of `found`, named by its referrer's digest.
+            let accepted = assessment.accepted.as_ref().and_then(|a| {
+                let (referrer, _) = found.iter().find(|(d, _)| *d == a.attestation)?;
+                Some((a, referrer))
+            });
+            match accepted {
+                Some((accepted, referrer)) => (
                     Condition {
                         name: name.clone(),
                         passed: true,
@@ -281,7 +290,7 @@ fn signed_conditions(
                             accepted.result.passed_tests.len()
                         ),
                     },
-                    Some((service.clone(), accepted.attestation.clone())),
+                    Some((service.clone(), referrer.clone())),
                 ),
                 None => fail(
                     assessment
@@ -307,9 +316,7 @@ fn manifest_condition(o: &Observations<'_>) -> Condition {
         Err(e) => return fail(e.clone()),
     };
     let released = o.entries.iter().rev().find_map(|r| match &r.event {
-        Event::Released(p) if p.version == *o.version => {
-            Some((r.entry.seq, p.manifest_sha256.as_str()))
-        }
+        Event::Released(p) if p.version == *o.version => Some((r.entry.seq, &p.manifest_sha256)),
         _ => None,
     });
     match released {
@@ -336,9 +343,9 @@ fn manifest_condition(o: &Observations<'_>) -> Condition {
 
 fn source_live_condition(
     o: &Observations<'_>,
-    source: &str,
+    source: &crate::EnvName,
     last_deploy: Option<&Deployment>,
-    digests: Option<&BTreeMap<String, String>>,
+    digests: Option<&Digests>,
 ) -> Condition {
     let fail = source_live_failed;
     match last_deploy {
@@ -357,8 +364,8 @@ fn source_live_condition(
 /// The source's Swarm against the release's digests.
 fn live_comparison(
     o: &Observations<'_>,
-    source: &str,
-    digests: Option<&BTreeMap<String, String>>,
+    source: &crate::EnvName,
+    digests: Option<&Digests>,
 ) -> Condition {
     let fail = source_live_failed;
     let Some(digests) = digests else {
@@ -405,8 +412,8 @@ fn source_live_failed(detail: String) -> Condition {
 /// What the source runs, from its Swarm alone: for an agent with no record of its deploy.
 fn source_live_from_swarm(
     o: &Observations<'_>,
-    source: &str,
-    digests: Option<&BTreeMap<String, String>>,
+    source: &crate::EnvName,
+    digests: Option<&Digests>,
 ) -> Condition {
     let mut condition = live_comparison(o, source, digests);
     if condition.passed {
@@ -421,9 +428,9 @@ fn source_live_from_swarm(
 /// a later failing check revokes an earlier pass.
 fn checked_condition(
     o: &Observations<'_>,
-    source: &str,
+    source: &crate::EnvName,
     last_deploy: Option<&Deployment>,
-    digests: Option<&BTreeMap<String, String>>,
+    digests: Option<&Digests>,
 ) -> (Condition, Option<(u64, Option<String>)>) {
     let fail = |detail: String| {
         (
@@ -442,7 +449,7 @@ fn checked_condition(
         ));
     };
     let last_check = o.entries.iter().rev().find_map(|r| match &r.event {
-        Event::Checked(p) if r.entry.seq > deploy.seq && p.env == source => Some((r.entry.seq, p)),
+        Event::Checked(p) if r.entry.seq > deploy.seq && p.env == *source => Some((r.entry.seq, p)),
         _ => None,
     });
     let Some((seq, check)) = last_check else {
@@ -459,9 +466,9 @@ fn checked_condition(
         ));
     }
     if let Some(want) = digests {
-        let differs: Vec<&String> = want
+        let differs: Vec<&ServiceName> = want
             .iter()
-            .filter(|(s, d)| checked.get(*s) != Some(*d))
+            .filter(|(s, d)| checked.get(*s) != Some(d))
             .map(|(s, _)| s)
             .collect();
         if !differs.is_empty() {
@@ -492,10 +499,7 @@ fn checked_condition(
     )
 }
 
-fn registry_condition(
-    o: &Observations<'_>,
-    digests: Option<&BTreeMap<String, String>>,
-) -> Condition {
+fn registry_condition(o: &Observations<'_>, digests: Option<&Digests>) -> Condition {
     let Some(digests) = digests else {
         return Condition {
             name: REGISTRY.into(),

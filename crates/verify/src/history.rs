@@ -9,7 +9,7 @@ use crate::ledger::{
     Deployed, Event, Evidence, Promoted, Recorded, RequestedRollback, RequestedTrigger,
 };
 use crate::manifest::JenkinsBuild;
-use crate::name::{EnvName, NameError, Version};
+use crate::name::{EnvName, NameError, ServiceName, Version};
 use crate::state::{RecordError, StateDir};
 
 /// Why the history names no rollback target.
@@ -113,7 +113,7 @@ pub struct Live {
     pub version: Version,
     pub previous_version: Option<Version>,
     /// Release service → the digest now running.
-    pub digests: BTreeMap<String, Digest>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     /// The services the deploy changed.
     pub changed: Vec<String>,
     /// sha256 of the rendered stack file applied.
@@ -281,7 +281,7 @@ mod tests {
                 attestations: Default::default(),
                 checked_seq: Some(1),
                 junit_sha256: None,
-                source_env: "dev".into(),
+                source_env: EnvName::parse("dev").unwrap(),
             },
         };
         for v in ["1.0.0", "1.1.0"] {
@@ -351,7 +351,7 @@ mod tests {
                 attestations: Default::default(),
                 checked_seq: Some(4),
                 junit_sha256: None,
-                source_env: "dev".into(),
+                source_env: EnvName::parse("dev").unwrap(),
             },
         });
         let Event::Promoted(p) = promoted else {
@@ -367,7 +367,8 @@ mod tests {
         let state = StateDir::open(dir.path().join("state")).unwrap();
         let env = EnvName::parse("dev").unwrap();
         let mut made = live("dev", "1.2.0");
-        made.digests.insert("api".into(), Digest::of(b"api image"));
+        made.digests
+            .insert(ServiceName::parse("api").unwrap(), Digest::of(b"api image"));
         made.record(&state, "alice", MadeLive::Deploy).unwrap();
         let pointer = state.read_env(&env).unwrap().unwrap();
         assert_eq!(pointer.version.to_string(), "1.2.0");

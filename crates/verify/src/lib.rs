@@ -35,5 +35,5 @@ pub use lock::{LockError, LockGuard};
 pub use manifest::{
     DigestChange, JenkinsBuild, RecordOutcome, RecordedRelease, ReleaseManifest, ServiceImage,
 };
-pub use name::{EnvName, NameError, Version, VersionPattern};
+pub use name::{EnvName, NameError, ServiceName, Version, VersionPattern};
 pub use state::{DEFAULT_LOCK_TIMEOUT, ErrorKind, RecordError, StateDir};

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::digest::Digest;
 use crate::ledger::Entry;
-use crate::name::Version;
+use crate::name::{ServiceName, Version};
 
 /// A recorded release. Field names are the file format; unknown fields are refused when
 /// reading, so a hand-edited or foreign file is not half-understood.
@@ -25,7 +25,7 @@ pub struct ReleaseManifest {
     pub git_commit: Option<String>,
     pub jenkins: Option<JenkinsBuild>,
     /// Service name → the image pushed for it.
-    pub services: BTreeMap<String, ServiceImage>,
+    pub services: BTreeMap<ServiceName, ServiceImage>,
 }
 
 /// The Jenkins build that produced a release, for auditors.
@@ -50,20 +50,12 @@ pub struct ServiceImage {
 }
 
 impl ReleaseManifest {
-    /// Service name → digest, owned and as text: what the gate, `audit` and the evidence
-    /// compare with what runs.
-    pub fn digest_texts(&self) -> BTreeMap<String, String> {
+    /// Service name → digest: the identity of a release, and what the gate, `audit` and
+    /// the evidence compare with what runs.
+    pub fn digests(&self) -> BTreeMap<ServiceName, Digest> {
         self.services
             .iter()
-            .map(|(name, image)| (name.clone(), image.digest.as_str().to_owned()))
-            .collect()
-    }
-
-    /// Service name → digest; the identity of a release.
-    pub fn digests(&self) -> BTreeMap<&str, &Digest> {
-        self.services
-            .iter()
-            .map(|(name, image)| (name.as_str(), &image.digest))
+            .map(|(name, image)| (name.clone(), image.digest.clone()))
             .collect()
     }
 
@@ -85,9 +77,6 @@ impl ReleaseManifest {
             return Err("it lists no services".into());
         }
         for (name, image) in &self.services {
-            if name.trim().is_empty() {
-                return Err("a service has an empty name".into());
-            }
             if image.repository.trim().is_empty() || image.tag.trim().is_empty() {
                 return Err(format!(
                     "service {name}: repository and tag must not be empty"
@@ -108,16 +97,15 @@ impl ReleaseManifest {
     /// including services present in only one of them.
     pub(crate) fn changes_to(&self, attempted: &ReleaseManifest) -> Vec<DigestChange> {
         let (old, new) = (self.digests(), attempted.digests());
-        let mut names: Vec<&str> = old.keys().chain(new.keys()).copied().collect();
-        names.sort_unstable();
-        names.dedup();
+        let names: std::collections::BTreeSet<&ServiceName> =
+            old.keys().chain(new.keys()).collect();
         names
             .into_iter()
-            .filter(|name| old.get(name) != new.get(name))
+            .filter(|name| old.get(*name) != new.get(*name))
             .map(|name| DigestChange {
-                service: name.to_owned(),
-                recorded: old.get(name).map(|d| (*d).clone()),
-                attempted: new.get(name).map(|d| (*d).clone()),
+                service: name.clone(),
+                recorded: old.get(name).cloned(),
+                attempted: new.get(name).cloned(),
             })
             .collect()
     }
@@ -154,7 +142,7 @@ pub enum RecordOutcome {
 /// absent on that side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestChange {
-    pub service: String,
+    pub service: ServiceName,
     pub recorded: Option<Digest>,
     pub attempted: Option<Digest>,
 }

@@ -1,7 +1,8 @@
-//! Validated names used in record paths: release versions and environment names.
+//! Validated names used in records: release versions, environment and service names.
 //!
-//! Both end up as file names under the state directory and as Docker tags, so they are
-//! parsed once at the edge and passed inward as newtypes; nothing downstream re-checks them.
+//! They end up in file names under the state directory, in Docker tags and in Swarm names,
+//! so they are parsed once at the edge and passed inward as newtypes; nothing downstream
+//! re-checks them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 const MAX_VERSION_LEN: usize = 128;
 /// Longest environment name.
 const MAX_ENV_LEN: usize = 64;
+/// Longest service name.
+const MAX_SERVICE_LEN: usize = 63;
 
 /// Why a version, environment name or version pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +32,12 @@ pub enum NameError {
         reason: String,
         hint: &'static str,
     },
+    #[error("invalid service name {value:?}: {reason}")]
+    Service {
+        value: String,
+        reason: String,
+        hint: &'static str,
+    },
     #[error("version {value:?} does not match the configured version pattern `{pattern}`")]
     PatternMismatch { value: String, pattern: String },
     #[error("invalid version pattern {pattern:?}: {reason}")]
@@ -39,7 +48,9 @@ impl NameError {
     /// The next step for the user.
     pub fn hint(&self) -> String {
         match self {
-            NameError::Version { hint, .. } | NameError::Env { hint, .. } => (*hint).to_owned(),
+            NameError::Version { hint, .. }
+            | NameError::Env { hint, .. }
+            | NameError::Service { hint, .. } => (*hint).to_owned(),
             NameError::PatternMismatch { .. } => {
                 "choose a version of the form the project requires".to_owned()
             }
@@ -171,38 +182,70 @@ pub struct EnvName(String);
 impl EnvName {
     pub fn parse(value: &str) -> Result<Self, NameError> {
         const HINT: &str = "use lowercase letters, digits, '-' and '_', e.g. dev or prod";
-        let refuse = |reason: String| NameError::Env {
-            value: value.to_owned(),
-            reason,
-            hint: HINT,
-        };
-        if value.is_empty() {
-            return Err(refuse("it is empty".into()));
-        }
-        if value.len() > MAX_ENV_LEN {
-            return Err(refuse(format!(
-                "it is {} bytes long; at most {MAX_ENV_LEN} are allowed",
-                value.len()
-            )));
-        }
-        let first = value.chars().next().unwrap_or('a');
-        if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
-            return Err(refuse(format!(
-                "it starts with {first:?}; it must start with a lowercase letter or digit"
-            )));
-        }
-        if let Some((pos, bad)) = value
-            .char_indices()
-            .find(|&(_, c)| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
-        {
-            return Err(refuse(format!("it contains {bad:?} at byte {pos}")));
-        }
-        Ok(Self(value.to_owned()))
+        lower_name(value, MAX_ENV_LEN)
+            .map(Self)
+            .map_err(|reason| NameError::Env {
+                value: value.to_owned(),
+                reason,
+                hint: HINT,
+            })
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A release service: a key of `[services]` in `release.toml` (`api`, `worker-2`),
+/// `[a-z0-9][a-z0-9_-]{0,62}`. It names the service's records, its digests in a manifest
+/// and its Swarm service; what a stack file calls the service may differ
+/// (`stack_service`), and a stack's own names are plain text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        const HINT: &str = "use lowercase letters, digits, '-' and '_', e.g. api or worker";
+        lower_name(value, MAX_SERVICE_LEN)
+            .map(Self)
+            .map_err(|reason| NameError::Service {
+                value: value.to_owned(),
+                reason,
+                hint: HINT,
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]*`, at most `max` bytes: the grammar of environment and service
+/// names, which become file names and Swarm names. The reason it is refused otherwise.
+fn lower_name(value: &str, max: usize) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    if value.len() > max {
+        return Err(format!(
+            "it is {} bytes long; at most {max} are allowed",
+            value.len()
+        ));
+    }
+    let first = value.chars().next().unwrap_or('a');
+    if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
+        return Err(format!(
+            "it starts with {first:?}; it must start with a lowercase letter or digit"
+        ));
+    }
+    if let Some((pos, bad)) = value
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+    {
+        return Err(format!("it contains {bad:?} at byte {pos}"));
+    }
+    Ok(value.to_owned())
 }
 
 macro_rules! string_newtype_impls {
@@ -239,6 +282,11 @@ macro_rules! string_newtype_impls {
                 self.0 == other
             }
         }
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
         impl PartialEq<&str> for $ty {
             fn eq(&self, other: &&str) -> bool {
                 self.0 == *other
@@ -249,3 +297,4 @@ macro_rules! string_newtype_impls {
 
 string_newtype_impls!(Version);
 string_newtype_impls!(EnvName);
+string_newtype_impls!(ServiceName);

@@ -38,7 +38,7 @@ impl StateDir {
         &self,
         manifest: &ReleaseManifest,
         actor: &str,
-        artifact: Option<&str>,
+        artifact: Option<&Digest>,
     ) -> Result<RecordOutcome, RecordError> {
         let version = &manifest.version;
         manifest
@@ -178,16 +178,12 @@ impl StateDir {
         manifest: &ReleaseManifest,
         manifest_sha256: &Digest,
         actor: &str,
-        artifact: Option<&str>,
+        artifact: Option<&Digest>,
     ) -> Result<Entry, RecordError> {
         let event = Released {
-            artifact: artifact.map(str::to_owned),
+            artifact: artifact.cloned(),
             manifest_sha256: manifest_sha256.clone(),
-            services: manifest
-                .digests()
-                .into_iter()
-                .map(|(name, digest)| (name.to_owned(), digest.clone()))
-                .collect(),
+            services: manifest.digests(),
             version: manifest.version.clone(),
         };
         Ok(self.ledger().append_event(actor, &event.into())?)

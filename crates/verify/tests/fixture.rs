@@ -126,9 +126,9 @@ fn every_v1_payload_serializes_back_to_its_bytes() {
 #[test]
 fn audit_answers_from_the_v1_records() {
     let (_dir, state) = state();
-    let manifest_digests = |version: &str| {
-        let recorded = state.load_release(&Version::parse(version).ok()?).ok()?;
-        Some(recorded.manifest.digest_texts())
+    let manifest_digests = |version: &Version| {
+        let recorded = state.load_release(version).ok()?;
+        Some(recorded.manifest.digests())
     };
     let all = audit::deployments(&state.ledger(), Query::default(), manifest_digests).unwrap();
     let rows: Vec<(u64, &str, &str, EntryKind)> = all
@@ -181,7 +181,7 @@ fn the_gate_answers_from_the_v1_records() {
     let observe = |version: &str, entries| {
         let version = &Version::parse(version).unwrap();
         let recorded = state.load_release(version).unwrap();
-        let digests = recorded.manifest.digest_texts();
+        let digests = recorded.manifest.digests();
         let live = digests
             .iter()
             .map(|(k, v)| (k.clone(), format!("r.example.com/{k}:{version}@{v}")))
@@ -193,8 +193,8 @@ fn the_gate_answers_from_the_v1_records() {
         gate::evaluate(&Observations {
             version,
             target_env: &verify::EnvName::parse("prod").unwrap(),
-            source_env: Some("dev"),
-            manifest: Ok((digests, recorded.sha256.as_str().to_owned())),
+            source_env: Some(&verify::EnvName::parse("dev").unwrap()),
+            manifest: Ok((digests, recorded.sha256.clone())),
             entries,
             live_source: Ok(live),
             registry,

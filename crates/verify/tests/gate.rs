@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use verify::gate::{self, Observations};
 use verify::ledger::{Checked, Deployed, Event, Released};
-use verify::{Digest, StateDir};
+use verify::{Digest, ServiceName, StateDir};
 
 const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -19,8 +19,17 @@ static V1: std::sync::LazyLock<verify::Version> =
 static PROD: std::sync::LazyLock<verify::EnvName> =
     std::sync::LazyLock::new(|| verify::EnvName::parse("prod").unwrap());
 
+/// The environment every promotion here promotes from.
+static DEV: std::sync::LazyLock<verify::EnvName> =
+    std::sync::LazyLock::new(|| verify::EnvName::parse("dev").unwrap());
+
 fn digest(s: &str) -> Digest {
     Digest::parse(s).unwrap()
+}
+
+/// The one service of every release here.
+fn api() -> ServiceName {
+    ServiceName::parse("api").unwrap()
 }
 
 struct Story {
@@ -37,7 +46,7 @@ impl Story {
         story.append(Released {
             artifact: None,
             manifest_sha256: digest(M),
-            services: BTreeMap::from([("api".to_owned(), digest(A))]),
+            services: BTreeMap::from([(api(), digest(A))]),
             version: verify::Version::parse("1.0.0").unwrap(),
         });
         story.deploy("1.0.0", A);
@@ -52,10 +61,10 @@ impl Story {
             .unwrap();
     }
 
-    fn deploy(&self, version: &str, api: &str) {
+    fn deploy(&self, version: &str, image: &str) {
         self.append(Deployed {
             changed: vec!["api".into()],
-            digests: BTreeMap::from([("api".to_owned(), digest(api))]),
+            digests: BTreeMap::from([(api(), digest(image))]),
             env: verify::EnvName::parse("dev").unwrap(),
             jenkins: None,
             previous_version: None,
@@ -64,10 +73,10 @@ impl Story {
         });
     }
 
-    fn checked(&self, api: &str, failed: u64) {
+    fn checked(&self, image: &str, failed: u64) {
         self.append(Checked {
             attestation: None,
-            digests: BTreeMap::from([("api".to_owned(), api.to_owned())]),
+            digests: BTreeMap::from([(api(), digest(image))]),
             env: verify::EnvName::parse("dev").unwrap(),
             failed,
             failed_checks: Vec::new(),
@@ -99,14 +108,11 @@ fn observations(entries: &[verify::Recorded]) -> Observations<'_> {
     Observations {
         version: &V1,
         target_env: &PROD,
-        source_env: Some("dev"),
-        manifest: Ok((
-            BTreeMap::from([("api".to_owned(), A.to_owned())]),
-            M.to_owned(),
-        )),
+        source_env: Some(&DEV),
+        manifest: Ok((BTreeMap::from([(api(), digest(A))]), digest(M))),
         entries,
-        live_source: Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{A}"))])),
-        registry: BTreeMap::from([("api".to_owned(), Ok(A.to_owned()))]),
+        live_source: Ok(BTreeMap::from([(api(), format!("r/api:1@{A}"))])),
+        registry: BTreeMap::from([(api(), Ok(digest(A)))]),
         approval_required: true,
         approver: Some("alice"),
         attestations: None,
@@ -135,7 +141,7 @@ fn a_green_release_passes_with_its_evidence() {
 #[test]
 fn a_moved_tag_blocks() {
     let verdict = Story::green().verdict(|o| {
-        o.registry.insert("api".into(), Ok(B.into()));
+        o.registry.insert(api(), Ok(digest(B)));
     });
     assert_eq!(failed(&verdict), [gate::REGISTRY]);
     assert!(verdict.conditions[3].detail.contains("tag moved"));
@@ -171,7 +177,7 @@ fn a_check_of_other_digests_does_not_count() {
 #[test]
 fn a_hand_updated_source_service_blocks() {
     let verdict = Story::green().verdict(|o| {
-        o.live_source = Ok(BTreeMap::from([("api".to_owned(), format!("r/api:1@{B}"))]));
+        o.live_source = Ok(BTreeMap::from([(api(), format!("r/api:1@{B}"))]));
     });
     assert_eq!(failed(&verdict), [gate::SOURCE_LIVE]);
 }
@@ -204,10 +210,7 @@ fn missing_approval_blocks_only_where_required() {
 #[test]
 fn an_edited_manifest_blocks() {
     let verdict = Story::green().verdict(|o| {
-        o.manifest = Ok((
-            BTreeMap::from([("api".to_owned(), A.to_owned())]),
-            B.to_owned(),
-        ));
+        o.manifest = Ok((BTreeMap::from([(api(), digest(A))]), digest(B)));
     });
     assert_eq!(failed(&verdict), [gate::MANIFEST]);
 }
@@ -218,8 +221,7 @@ fn every_failure_is_listed_together() {
     story.check(2);
     let verdict = story.verdict(|o| {
         o.approver = None;
-        o.registry
-            .insert("api".into(), Err("registry unreachable".into()));
+        o.registry.insert(api(), Err("registry unreachable".into()));
     });
     assert_eq!(
         failed(&verdict),
@@ -233,19 +235,19 @@ fn every_failure_is_listed_together() {
 fn a_verdict_records_its_refusal_or_its_evidence() {
     let story = Story::green();
     let verdict = story.verdict(|_| {});
-    let evidence = verdict.evidence("dev");
+    let evidence = verdict.evidence(&DEV);
     assert_eq!(evidence.checked_seq, Some(3));
     assert_eq!(evidence.junit_sha256.as_deref(), Some("sha256:junit"));
-    assert_eq!(evidence.source_env, "dev");
+    assert_eq!(evidence.source_env, *DEV);
 
     let entries = story.state.ledger().read_events().unwrap();
     let mut o = observations(&entries);
-    o.registry.insert("api".into(), Ok(B.into()));
+    o.registry.insert(api(), Ok(digest(B)));
     o.approver = None;
     let refused = gate::evaluate(&o);
     let event = refused.refusal(&o, None);
     assert_eq!(event.env, "prod");
-    assert_eq!(event.source_env, "dev");
+    assert_eq!(event.source_env.as_ref(), Some(&*DEV));
     assert_eq!(event.version, "1.0.0");
     assert_eq!(event.approved_by, None);
     assert_eq!(event.reasons.len(), 2, "{:?}", event.reasons);

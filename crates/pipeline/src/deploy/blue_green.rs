@@ -350,7 +350,7 @@ pub(super) async fn deploy(
             changes: &changes,
             outcomes,
         }
-        .report(c.env_name.as_str())
+        .report(c.env_name)
     };
     let failed = |failures: BTreeMap<String, String>| Failed {
         c,
@@ -699,7 +699,7 @@ async fn switch_back(
         changes: &changes,
         outcomes: &[],
     }
-    .report(c.env_name.as_str());
+    .report(c.env_name);
     Ok(Deployed {
         switched_back: Some(SwitchedBack {
             proxy_url: sw.bg.proxy_url.clone(),

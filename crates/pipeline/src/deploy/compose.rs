@@ -87,7 +87,7 @@ pub(super) async fn deploy(
             changes: &changes,
             outcomes: &outcomes,
         }
-        .report(c.env_name.as_str())
+        .report(c.env_name)
     };
 
     if failed.is_empty() {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use verify::colours::Colour;
 use verify::history::MadeLive;
 use verify::ledger::{DeployFailed, Evidence, FailureTrigger, RollbackAfterFailure};
-use verify::{EnvName, EnvPointer, StateDir, Version};
+use verify::{EnvName, EnvPointer, ServiceName, StateDir, Version};
 
 use crate::stage::{self, Stage};
 use crate::{Error, Kind};
@@ -80,7 +80,7 @@ pub(crate) struct Plan<'a> {
     pub previous: Option<EnvPointer>,
     pub version: &'a Version,
     /// Release service → the digest the environment will run.
-    pub digests: BTreeMap<String, verify::Digest>,
+    pub digests: BTreeMap<ServiceName, verify::Digest>,
     pub timeout: Duration,
     pub started: Instant,
     pub rolling_back: bool,
@@ -232,10 +232,10 @@ impl Deployed {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
-    pub env: String,
+    pub env: EnvName,
     pub stack: String,
-    pub version: String,
-    pub previous_version: Option<String>,
+    pub version: Version,
+    pub previous_version: Option<Version>,
     /// `deployed`, `rolled-back` (a `release rollback` that converged) or `deploy-failed`.
     pub outcome: &'static str,
     pub rendered_stack: PathBuf,
@@ -245,6 +245,7 @@ pub struct Report {
 
 #[derive(Debug, Serialize)]
 pub struct ServiceReport {
+    /// The service's name in the stack file.
     pub service: String,
     pub image: String,
     pub changed: bool,
@@ -306,10 +307,10 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
         .ok_or_else(|| Error::usage(format!("environment {env_name} has no stack file loaded")))?;
     let images = pinned_images(config, stack, &release);
     // Release service → the digest this environment will run: what the records name.
-    let digests: BTreeMap<String, verify::Digest> = release
+    let digests: BTreeMap<ServiceName, verify::Digest> = release
         .services
         .iter()
-        .filter(|(name, _)| images.contains_key(config.stack_name(name)))
+        .filter(|(name, _)| images.contains_key(config.stack_name(name.as_str())))
         .map(|(name, image)| (name.clone(), image.digest.clone()))
         .collect();
     let plan = Plan {
@@ -381,7 +382,7 @@ pub async fn run(s: &Stage<'_>, target: Target, options: &Options<'_>) -> Result
             changes: &changes,
             outcomes: &outcomes,
         }
-        .report(options.env)
+        .report(&env_name)
     };
 
     if failed.is_empty() {
@@ -447,7 +448,7 @@ pub(crate) struct Summary<'a> {
 
 impl Summary<'_> {
     /// The report of a deploy that ended as `self.outcome` says.
-    pub(crate) fn report(self, env: &str) -> Report {
+    pub(crate) fn report(self, env: &EnvName) -> Report {
         let s = self;
         let services: Vec<ServiceReport> = s
             .expected
@@ -479,14 +480,14 @@ impl Summary<'_> {
             })
             .collect();
         Report {
-            env: env.to_owned(),
+            env: env.clone(),
             // A Compose environment reports its project here.
             stack: match s.env.orchestrator {
                 config::Orchestrator::Swarm => s.env.stack.clone(),
                 config::Orchestrator::Compose => s.env.compose_project().to_owned(),
             },
-            version: s.version.to_string(),
-            previous_version: s.previous_version.as_ref().map(ToString::to_string),
+            version: s.version.clone(),
+            previous_version: s.previous_version.clone(),
             outcome: s.outcome,
             rendered_stack: s.stack_path.to_owned(),
             seconds: s.started.elapsed().as_secs_f64(),

@@ -44,7 +44,7 @@ fn history(
     if let Some(service) = &args.service {
         stage::services(config, std::slice::from_ref(service))?;
         for row in &mut rows {
-            row.digests.retain(|name, _| name == service);
+            row.digests.retain(|name, _| name == service.as_str());
         }
     }
     super::show(global, &rows, |rows| render_history(rows))?;
@@ -69,11 +69,11 @@ fn render_history(rows: &[Deployment]) -> String {
             let cell = |s: String| if first { s } else { String::new() };
             table.push(vec![
                 cell(time.clone()),
-                cell(d.env.clone()),
-                cell(d.version.clone()),
+                cell(d.env.to_string()),
+                cell(d.version.to_string()),
                 cell(d.kind.to_string()),
-                service.clone(),
-                digest.clone(),
+                service.to_string(),
+                digest.to_string(),
                 cell(d.actor.clone()),
                 cell(d.approver.clone().unwrap_or_else(|| "-".to_owned())),
                 cell(d.evidence.clone().unwrap_or_else(|| "-".to_owned())),
@@ -117,8 +117,8 @@ async fn live(
                 d.env,
                 d.service,
                 d.problem,
-                d.recorded.as_deref().unwrap_or("-"),
-                d.live.as_deref().unwrap_or("-")
+                d.recorded.as_ref().map_or("-", verify::Digest::as_str),
+                d.live.as_ref().map_or("-", verify::Digest::as_str)
             );
         }
         println!("{} of {compared} services drifted", drift.len());

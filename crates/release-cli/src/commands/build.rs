@@ -14,7 +14,7 @@ use crate::exit::{Code, Failure};
 
 #[derive(Debug, Serialize)]
 struct Built {
-    service: String,
+    service: verify::ServiceName,
     image: String,
     id: String,
 }
@@ -54,8 +54,8 @@ pub async fn run(global: &Global, args: &BuildArgs) -> Result<Code, Failure> {
 
     let mut built = Vec::new();
     for (name, service) in services {
-        let spec = pipeline::build::spec(&config, name, service, &from);
-        let classic = pipeline::build::classic(name, service, &spec, &buildx)?;
+        let spec = pipeline::build::spec(&config, name.as_str(), service, &from);
+        let classic = pipeline::build::classic(name.as_str(), service, &spec, &buildx)?;
         if let Some(notice) = &classic {
             eprintln!("{notice}");
         }
@@ -104,6 +104,10 @@ fn clock() -> String {
 }
 
 /// A failed build or push of `service` ([`pipeline::build::image_error`]).
-pub fn image_failure(config: &config::Config, service: &str, e: engine::ImageError) -> Failure {
+pub fn image_failure(
+    config: &config::Config,
+    service: &verify::ServiceName,
+    e: engine::ImageError,
+) -> Failure {
     pipeline::build::image_error(service, &config.registry.host, e).into()
 }

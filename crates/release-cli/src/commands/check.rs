@@ -1,6 +1,6 @@
 //! `release check --env E`: run the environment's smoke and health checks, write JUnit,
-//! record a `checked` ledger entry. `pipeline::checks` turns `release.toml` into typed
-//! checks, `verify::check` runs and judges them; this module records, signs and prints.
+//! record a `checked` ledger entry ([`pipeline::checks::check`], which also signs the
+//! result); this module wires the keys and prints the report.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +20,7 @@ struct Output<'a> {
     stack: &'a str,
     /// The version recorded for the environment, if any.
     version: Option<&'a str>,
-    digests: BTreeMap<String, String>,
+    digests: BTreeMap<verify::ServiceName, verify::Digest>,
     unreachable: bool,
     slowest: f64,
     junit: Option<&'a Path>,
@@ -43,68 +43,38 @@ pub async fn run(global: &Global, args: &CheckArgs) -> Result<Code, Failure> {
     let state = stage::state_dir(global, &config)?;
     let quiet = |_: engine::Progress<'_>| {};
     let on = stage::of(&config, &state, &quiet);
-    let pipeline::checks::CheckRun {
-        report,
-        junit: xml,
-        junit_sha256,
-        mut event,
-    } = pipeline::checks::run(
-        &on,
-        &args.env,
-        usize::from(args.concurrency),
-        args.junit.as_deref(),
-    )
-    .await?;
-    if let Some(path) = &args.junit {
-        crate::junit::write_xml(path, &xml)?;
-    }
-    // The signed result goes to the registry before the entry is recorded, so the entry
-    // names it; a registry that refuses it still leaves the check recorded (exit 3).
-    let attested = match (&signer, &client) {
-        (Some(signer), Some(client)) => {
-            let attach = pipeline::checks::attest(&on, client, signer, &report, &event, &xml);
-            Some(attach.await)
-        }
-        _ => None,
+    let request = pipeline::checks::Request {
+        env: &args.env,
+        concurrency: usize::from(args.concurrency),
+        junit: args.junit.as_deref(),
     };
-    if let Some(Ok((envelope, _))) = &attested {
-        event.attestation = Some(envelope.clone());
-    }
-    let version = event.version.clone();
-    let digests = event.digests.clone();
-    let seq = pipeline::checks::record(&on, event)?;
-
+    let signing = signer.as_ref().zip(client.as_ref()).map(|(s, c)| (c, s));
+    let recorded = pipeline::checks::check(&on, request, signing).await?;
+    let report = &recorded.report;
     if global.json {
         super::print_json(&Output {
             stack: &env.stack,
-            version: version.as_ref().map(verify::Version::as_str),
-            digests,
+            version: recorded.version.as_ref().map(verify::Version::as_str),
+            digests: recorded.digests.clone(),
             unreachable: report.unreachable(),
             slowest: report.slowest(),
             junit: args.junit.as_deref(),
-            junit_sha256: junit_sha256.as_str(),
-            ledger_seq: seq,
-            report: &report,
+            junit_sha256: recorded.junit_sha256.as_str(),
+            ledger_seq: recorded.seq,
+            report,
         })?;
     } else {
-        print!("{}", table(&report));
-        println!("{}", summary(&report, args.junit.as_deref()));
-    }
-    match attested {
-        Some(Ok((envelope, attached))) if !global.json => {
+        print!("{}", table(report));
+        println!("{}", summary(report, args.junit.as_deref()));
+        if let Some((envelope, attached)) = &recorded.attested {
             println!(
                 "signed test result {envelope} attached to {} image(s)",
                 attached.len()
             );
         }
-        Some(Err(e)) => {
-            let unattached = pipeline::checks::unattached(&args.env, seq, e);
-            return Err(Failure::from(unattached).reported());
-        }
-        _ => {}
     }
-    if let Some(unreachable) = pipeline::checks::unreachable(&args.env, &env.stack, &report) {
-        return Err(Failure::from(unreachable).reported());
+    if let Some(failure) = recorded.failure {
+        return Err(Failure::from(failure).reported());
     }
     Ok(if report.failed == 0 {
         Code::Success
@@ -248,7 +218,10 @@ mod output_tests {
     #[test]
     fn the_json_document_has_the_run_and_the_record() {
         let report = report();
-        let digests = BTreeMap::from([("api".to_owned(), format!("sha256:{}", "a".repeat(64)))]);
+        let digests = BTreeMap::from([(
+            verify::ServiceName::parse("api").unwrap(),
+            verify::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+        )]);
         let output = Output {
             stack: "hestino-dev",
             version: Some("1.4.0"),

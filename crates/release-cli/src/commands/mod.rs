@@ -14,8 +14,6 @@ mod stage;
 mod status;
 mod verify_image;
 
-use std::collections::BTreeMap;
-
 use crate::cli::{Cli, Command};
 use crate::exit::{Code, Failure};
 use config::Config;
@@ -57,7 +55,7 @@ pub fn load_config(global: &crate::cli::Global) -> Result<Config, Failure> {
 ///
 /// A Compose environment is refused here: what reads Swarm services cannot read a Compose
 /// project. Commands that serve both connect with [`connect_compose_env`] or read through
-/// [`live_images`].
+/// `pipeline::live::live_images`.
 pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
     if config
         .environment(env)
@@ -75,21 +73,6 @@ pub async fn connect_env(config: &Config, env: &str) -> Result<engine::Engine, F
 /// ([`pipeline::stage::connect`]).
 pub async fn connect_compose_env(config: &Config, env: &str) -> Result<engine::Engine, Failure> {
     Ok(pipeline::stage::connect(config, env).await?)
-}
-
-/// The Compose project or Swarm stack that serves environment `env`
-/// ([`pipeline::live::live_project`]).
-pub fn live_project(config: &Config, env: &str) -> Result<Option<String>, Failure> {
-    Ok(pipeline::live::live_project(config, env)?)
-}
-
-/// What each release service of environment `env` runs now, and when the Swarm services
-/// last changed ([`pipeline::live::live_images`]).
-pub async fn live_images(
-    config: &Config,
-    env: &str,
-) -> Result<(BTreeMap<String, String>, Option<time::OffsetDateTime>), Failure> {
-    Ok(pipeline::live::live_images(config, env).await?)
 }
 
 /// Connects to the engine of this process's environment (`DOCKER_HOST`, `DOCKER_CONTEXT`,

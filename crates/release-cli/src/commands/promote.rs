@@ -1,10 +1,11 @@
 //! `release promote --version V --to E`: the gate, then a deploy of the same digests.
 //!
-//! [`pipeline::promote`] observes and evaluates the gate, records a refusal and signs the
-//! summary of a passed one; the deploy is the one `release deploy` runs, with the approver
-//! and the gate's evidence. This module renders the verdict (lines or `--json`, and a JUnit
-//! case per condition) and chooses what follows it.
+//! [`pipeline::promote::run`] observes and evaluates the gate, records a refusal, deploys
+//! the gate's digests (the deploy `release deploy` runs, with the approver and the gate's
+//! evidence) and signs the summary of a passed one. This module renders the verdict (lines
+//! or `--json`, and a JUnit case per condition) as soon as it is known, and the outcome.
 
+use pipeline::promote::{Gate, Outcome, Promoted};
 use serde_json::json;
 use verify::gate::Verdict;
 
@@ -25,65 +26,55 @@ pub async fn run(global: &Global, args: &PromoteArgs) -> Result<Code, Failure> {
     // The target's key signs the decision after the deploy: one that cannot be read stops
     // the promotion here, before the gate looks or anything is recorded.
     let signer = keys::signer(&config, &args.to)?;
-    let quiet = |_: engine::Progress<'_>| {};
-    let on = stage::of(&config, &state, &quiet);
-    let request = pipeline::promote::Request {
-        version: &version,
-        to: &args.to,
-        approver: args.approved_by.as_deref(),
-    };
-    let gate = pipeline::promote::evaluate(&on, &client, request, &trust).await?;
-    if let Some(path) = &args.junit {
-        let suite = crate::junit::of_gate(&args.to, version.as_str(), &gate.verdict);
-        crate::junit::write(path, &[suite])?;
-    }
-    // Under `--json` a promotion that deploys prints one document, the verdict with the
-    // deploy's report in it, once the deploy is done; otherwise the verdict comes first.
-    let deploys = gate.passed() && !args.dry_run;
-    let mut document = verdict_json(&gate.verdict, args.dry_run)?;
-    if !(global.json && deploys) {
-        let how = (args.dry_run, !gate.unreachable.is_empty());
-        print_verdict(global, &gate.verdict, &document, how)?;
-    }
-    if args.dry_run {
-        return match gate.dry_run_outage() {
-            Some(outage) => Err(Failure::from(outage).reported()),
-            None if gate.passed() => Ok(Code::Success),
-            None => Ok(Code::Negative),
-        };
-    }
-    if !gate.passed() {
-        return Err(Failure::from(gate.refuse(&on)).reported());
-    }
-    // Until the document is printed, a failure is the command's one document.
-    let announced = |f: Failure| if global.json { f } else { f.reported() };
-    if let Some(artifact) = gate
-        .record_published(&on)
-        .map_err(|e| announced(e.into()))?
-        && !global.quiet
-        && !global.json
-    {
-        eprintln!(
-            "release {} recorded from the registry (artifact {artifact})",
-            version.as_str()
-        );
-    }
     let options = Options {
         env: &args.to,
         timeout: args.timeout.as_deref(),
         lock_timeout: args.lock_timeout.as_deref(),
         junit: None,
     };
-    let deploy_options = super::deploy::deploy_options(&options).map_err(announced)?;
-    let deployed = super::deploy::execute(global, &config, &state, gate.target(), &deploy_options)
-        .await
-        .map_err(announced)?;
-    let summary = match &signer {
-        Some(signer) if deployed.failure.is_none() => {
-            Some(gate.attach_summary(&on, &client, signer).await)
-        }
-        _ => None,
+    let promotion = pipeline::promote::Promotion {
+        request: pipeline::promote::Request {
+            version: &version,
+            to: &args.to,
+            approver: args.approved_by.as_deref(),
+        },
+        trust: &trust,
+        signer: signer.as_ref(),
+        deploy: super::deploy::deploy_options(&options)?,
+        dry_run: args.dry_run,
     };
+    let progress = crate::progress::printer(global.quiet, std::time::Instant::now());
+    let on = stage::of(&config, &state, &progress);
+    // Under `--json` a promotion that deploys prints one document, the verdict with the
+    // deploy's report in it, once the deploy is done; otherwise the verdict comes first.
+    let mut document = serde_json::Value::Null;
+    let judged = |gate: &Gate| {
+        if let Some(path) = &args.junit {
+            let suite = crate::junit::of_gate(&args.to, version.as_str(), &gate.verdict);
+            crate::junit::write(path, &[suite])?;
+        }
+        document = verdict_json(&gate.verdict, args.dry_run)?;
+        let deploys = gate.passed() && !args.dry_run;
+        if !(global.json && deploys) {
+            let how = (args.dry_run, !gate.unreachable.is_empty());
+            print_verdict(global, &gate.verdict, &document, how)?;
+        }
+        Ok::<(), Failure>(())
+    };
+    let promoted = match pipeline::promote::run(&on, &client, &promotion, judged).await? {
+        Outcome::DryRun(gate) => {
+            return match gate.dry_run_outage() {
+                Some(outage) => Err(Failure::from(outage).reported()),
+                None if gate.passed() => Ok(Code::Success),
+                None => Ok(Code::Negative),
+            };
+        }
+        Outcome::Refused(_, refusal) => return Err(Failure::from(refusal).reported()),
+        Outcome::Promoted(promoted) => promoted,
+    };
+    let Promoted {
+        deployed, summary, ..
+    } = *promoted;
     if global.json {
         document["deploy"] = json!(deployed.report);
         if let Some(Ok((envelope, attached))) = &summary {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use verify::{JenkinsBuild, StateDir, Version};
+use verify::{JenkinsBuild, ServiceName, StateDir, Version};
 
 use crate::cli::Global;
 use crate::exit::Failure;
@@ -34,14 +34,14 @@ pub fn of<'a>(
 pub fn services<'c>(
     config: &'c Config,
     selected: &[String],
-) -> Result<Vec<(&'c String, &'c Service)>, pipeline::Error> {
+) -> Result<Vec<(&'c ServiceName, &'c Service)>, pipeline::Error> {
     let unknown: Vec<&str> = selected
         .iter()
-        .filter(|s| !config.services.contains_key(*s))
         .map(String::as_str)
+        .filter(|s| !config.services.contains_key(*s))
         .collect();
     if !unknown.is_empty() {
-        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
+        let known: Vec<&str> = config.services.keys().map(ServiceName::as_str).collect();
         return Err(
             pipeline::Error::usage(format!("unknown service `{}`", unknown.join("`, `")))
                 .with_hint(format!(
@@ -54,7 +54,7 @@ pub fn services<'c>(
     Ok(config
         .services
         .iter()
-        .filter(|(name, _)| selected.is_empty() || selected.contains(name))
+        .filter(|(name, _)| selected.is_empty() || selected.iter().any(|s| *name == s.as_str()))
         .collect())
 }
 

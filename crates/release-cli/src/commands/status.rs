@@ -37,7 +37,8 @@ fn render_swarm(report: &SwarmStatus) -> String {
     for r in &report.services {
         let name = r
             .service
-            .clone()
+            .as_ref()
+            .map(ToString::to_string)
             .or_else(|| r.swarm_service.clone())
             .unwrap_or_default();
         table.push(vec![
@@ -143,7 +144,7 @@ fn hosts(nodes: &[String]) -> String {
 }
 
 fn render_compose(report: &ComposeStatus) -> String {
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
     let mut table = vec![
         [
             "SERVICE",
@@ -159,12 +160,12 @@ fn render_compose(report: &ComposeStatus) -> String {
     ];
     for r in &report.containers {
         table.push(vec![
-            dash(&r.service),
-            dash(&r.container),
-            dash(&r.state),
-            dash(&r.health),
+            dash(r.service.as_ref().map(verify::ServiceName::as_str)),
+            dash(r.container.as_deref()),
+            dash(r.state.as_deref()),
+            dash(r.health.as_deref()),
             if r.pinned { "yes" } else { "no" }.to_owned(),
-            dash(&r.image),
+            dash(r.image.as_deref()),
             r.flags.join("; "),
         ]);
     }
@@ -199,7 +200,7 @@ mod tests {
             leader,
         };
         let row = |service: &str, running, nodes: &[&str], flags: &[&str]| SwarmRow {
-            service: Some(service.to_owned()),
+            service: Some(verify::ServiceName::parse(service).unwrap()),
             swarm_service: Some(format!("hestino-prod_{service}")),
             image: Some(format!("r.example.com/hestino/{service}:1.4.0@sha256:aaaa")),
             pinned: true,
@@ -210,7 +211,7 @@ mod tests {
             flags: flags.iter().map(|f| (*f).to_owned()).collect(),
         };
         SwarmStatus {
-            env: "prod".to_owned(),
+            env: "prod".parse().unwrap(),
             stack: "hestino-prod".to_owned(),
             docker_host: "tcp://198.18.0.11:2376".to_owned(),
             services: vec![

@@ -322,15 +322,7 @@ impl CheckReport {
     pub fn checked_event(&self, on: CheckedOn<'_>) -> crate::ledger::Checked {
         crate::ledger::Checked {
             attestation: None,
-            digests: on
-                .live
-                .map(|p| {
-                    p.digests
-                        .iter()
-                        .map(|(s, d)| (s.clone(), d.as_str().to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            digests: on.live.map(|p| p.digests.clone()).unwrap_or_default(),
             env: on.env.clone(),
             failed: self.failed as u64,
             failed_checks: self
@@ -550,7 +542,7 @@ mod tests {
         let pointer = crate::EnvPointer {
             env: env.clone(),
             version: crate::Version::parse("1.2.0").unwrap(),
-            digests: [("api".to_owned(), digest.clone())].into(),
+            digests: [(crate::ServiceName::parse("api").unwrap(), digest.clone())].into(),
             updated: OffsetDateTime::UNIX_EPOCH,
             actor: "t".to_owned(),
         };
@@ -563,7 +555,7 @@ mod tests {
             junit_sha256: &junit,
             jenkins: None,
         });
-        assert_eq!(event.digests["api"], digest.as_str());
+        assert_eq!(event.digests["api"], digest);
         assert_eq!(
             event.version.as_ref().map(crate::Version::as_str),
             Some("1.2.0")

@@ -200,7 +200,7 @@ impl SwarmProbe {
         }
         if let Some(want) = &self.expected_digest {
             for task in &service.tasks {
-                match crate::drift::of_image(want.as_str(), &task.image) {
+                match crate::drift::of_image(want, &task.image) {
                     None | Some(Drift::NotRunning) => {}
                     Some(Drift::Foreign { live }) => problems.push(format!(
                         "task {} runs foreign digest {}, recorded {}",

@@ -165,7 +165,7 @@ impl fmt::Display for Assessment {
 /// `subject_digest` (`sha256:<hex>`) for `environment`, accepting only attestations checked
 /// at or after `not_before`.
 pub fn evaluate_test_results(
-    envelopes: &[(String, Vec<u8>)],
+    envelopes: &[(impl AsRef<str>, Vec<u8>)],
     subject_digest: &str,
     trust: &TrustStore,
     environment: &str,
@@ -185,6 +185,7 @@ pub fn evaluate_test_results(
         return assessment;
     }
     for (reference, json) in envelopes {
+        let reference = reference.as_ref();
         match assess_one(
             reference,
             json,
@@ -194,7 +195,7 @@ pub fn evaluate_test_results(
             not_before,
         ) {
             Err(reason) => assessment.rejected.push(Rejected {
-                attestation: reference.clone(),
+                attestation: reference.to_owned(),
                 reason,
             }),
             Ok(candidate) => {

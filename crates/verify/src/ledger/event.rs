@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::entry::EntryKind;
 use crate::digest::Digest;
 use crate::manifest::JenkinsBuild;
-use crate::name::{EnvName, Version};
+use crate::name::{EnvName, ServiceName, Version};
 
 /// A ledger entry's payload, typed by its kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,21 +76,22 @@ pub struct Released {
     /// The digest of the release manifest's OCI artifact in the registry (its bytes are
     /// the file's), when it was published there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<String>,
+    pub artifact: Option<Digest>,
     /// sha256 of `releases/<version>.json` as written.
     pub manifest_sha256: Digest,
     /// Service → digest.
-    pub services: BTreeMap<String, Digest>,
+    pub services: BTreeMap<ServiceName, Digest>,
     pub version: Version,
 }
 
 /// `deployed`: `release deploy` converged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployed {
-    /// Services whose spec the deploy changed.
+    /// Services whose spec the deploy changed, named as in the stack file (the
+    /// orchestrator's names, which need not be release services).
     pub changed: Vec<String>,
     /// Service → digest the environment runs from now on.
-    pub digests: BTreeMap<String, Digest>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     pub env: EnvName,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
@@ -108,7 +109,7 @@ pub struct Promoted {
     #[serde(default)]
     pub approved_by: Option<String>,
     pub changed: Vec<String>,
-    pub digests: BTreeMap<String, Digest>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     pub env: EnvName,
     pub evidence: Evidence,
     #[serde(default, with = "jenkins")]
@@ -128,18 +129,18 @@ pub struct Evidence {
     /// sha256 of that check's JUnit XML.
     #[serde(default)]
     pub junit_sha256: Option<String>,
-    pub source_env: String,
+    pub source_env: EnvName,
     /// Service → the signed test result (its referrer's digest in the registry) the gate
     /// accepted, when the target requires signed evidence.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attestations: BTreeMap<String, String>,
+    pub attestations: BTreeMap<ServiceName, Digest>,
 }
 
 /// `deploy-failed`: a deploy did not converge (its rollback, if any, follows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployFailed {
     pub env: EnvName,
-    /// Service → why it failed.
+    /// Service (as the stack file names it) → why it failed.
     pub failures: BTreeMap<String, String>,
     #[serde(default, with = "jenkins")]
     pub jenkins: Option<JenkinsBuild>,
@@ -162,7 +163,7 @@ pub enum RolledBack {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestedRollback {
     pub changed: Vec<String>,
-    pub digests: BTreeMap<String, Digest>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     pub env: EnvName,
     /// The version live before (the same as `previous_version`).
     #[serde(default)]
@@ -184,7 +185,7 @@ pub struct RollbackAfterFailure {
     pub env: EnvName,
     /// The version whose deploy failed.
     pub from_version: Version,
-    /// The services rolled back.
+    /// The services rolled back, as the stack file names them.
     pub services: Vec<String>,
     /// The version live before the failed deploy; `None` if there was none.
     #[serde(default)]
@@ -212,9 +213,9 @@ pub struct Checked {
     /// The sha256 of the signed test-result envelope attached to the checked images in
     /// the registry, when the environment signs its evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attestation: Option<String>,
+    pub attestation: Option<Digest>,
     /// Service → digest recorded for the environment when it was checked.
-    pub digests: BTreeMap<String, String>,
+    pub digests: BTreeMap<ServiceName, Digest>,
     pub env: EnvName,
     pub failed: u64,
     pub failed_checks: Vec<String>,
@@ -243,7 +244,10 @@ pub struct GateRefused {
     pub jenkins: Option<JenkinsBuild>,
     /// `<condition>: <detail>` for every failed condition.
     pub reasons: Vec<String>,
-    pub source_env: String,
+    /// The target's `promote_from`. A refusal of a target without one wrote `""`: it reads
+    /// as `None`, and `None` is written as `""`.
+    #[serde(with = "empty_is_none")]
+    pub source_env: Option<EnvName>,
     pub version: Version,
 }
 
@@ -468,31 +472,34 @@ impl fmt::Display for Event {
     }
 }
 
-/// The Jenkins build as entries carry it: `{build_number, build_url, job_name}`, keys in
-/// byte order (the release manifest writes the same struct in declaration order).
-/// A version written as a string that may be empty: `""` is `None`.
+/// A name written as a string that may be empty: `""` is `None`.
 mod empty_is_none {
+    use std::str::FromStr;
+
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use crate::name::Version;
-
-    pub(super) fn serialize<S: Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_ref().map_or("", Version::as_str).serialize(s)
+    pub(super) fn serialize<T: AsRef<str>, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_ref().map_or("", AsRef::as_ref).serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Version>, D::Error> {
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr<Err: std::fmt::Display>,
+        D: Deserializer<'de>,
+    {
         let text = String::deserialize(d)?;
         if text.is_empty() {
             return Ok(None);
         }
-        Version::parse(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
+        text.parse().map(Some).map_err(serde::de::Error::custom)
     }
 }
 
+/// The Jenkins build as entries carry it: `{build_number, build_url, job_name}`, keys in
+/// byte order (the release manifest writes the same struct in declaration order).
 mod jenkins {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -557,8 +564,11 @@ mod tests {
         })
     }
 
-    fn digests() -> BTreeMap<String, Digest> {
-        BTreeMap::from([("api".to_owned(), d('a')), ("worker".to_owned(), d('b'))])
+    fn digests() -> BTreeMap<ServiceName, Digest> {
+        BTreeMap::from([
+            (ServiceName::parse("api").unwrap(), d('a')),
+            (ServiceName::parse("worker").unwrap(), d('b')),
+        ])
     }
 
     /// Every event next to the `json!` its writer built before the types existed (copied
@@ -652,7 +662,7 @@ mod tests {
         };
         let services: serde_json::Map<String, Value> = digests()
             .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
             .collect();
         let failures: BTreeMap<&str, &str> = BTreeMap::from([("api", "exit 1: \"bad\" é\n")]);
         let failed_checks: Vec<&str> = vec!["api /health"];
@@ -686,7 +696,7 @@ mod tests {
                         attestations: BTreeMap::new(),
                         checked_seq: Some(4),
                         junit_sha256: Some(d('4').as_str().into()),
-                        source_env: "dev".into(),
+                        source_env: crate::EnvName::parse("dev").unwrap(),
                     },
                     jenkins(7),
                     &first,
@@ -701,7 +711,7 @@ mod tests {
                         attestations: BTreeMap::new(),
                         checked_seq: None,
                         junit_sha256: None,
-                        source_env: "dev".into(),
+                        source_env: crate::EnvName::parse("dev").unwrap(),
                     },
                     None,
                     &previous_version,
@@ -765,7 +775,7 @@ mod tests {
             (
                 Checked {
                     attestation: None,
-                    digests: BTreeMap::from([("api".into(), d('a').as_str().into())]),
+                    digests: BTreeMap::from([(ServiceName::parse("api").unwrap(), d('a'))]),
                     env: crate::EnvName::parse("dev").unwrap(),
                     failed: 1,
                     failed_checks: vec!["api /health".into()],
@@ -832,7 +842,7 @@ mod tests {
                     env: crate::EnvName::parse("prod").unwrap(),
                     jenkins: jenkins(8),
                     reasons: vec!["approval given: required".into()],
-                    source_env: "dev".into(),
+                    source_env: Some(crate::EnvName::parse("dev").unwrap()),
                     version: crate::Version::parse("1.1.0").unwrap(),
                 }
                 .into(),
@@ -958,5 +968,28 @@ mod tests {
         assert!(e.to_string().contains("PROD"), "{e}");
         let bad = named.replace(r#""version":"1.0.0""#, r#""version":"1.0 0""#);
         assert!(Event::from_json(EntryKind::Switched, &bad).is_err());
+    }
+
+    #[test]
+    fn a_refusal_of_a_target_without_promote_from_reads_its_empty_source_as_none_and_keeps_its_bytes()
+     {
+        let text = r#"{"approved_by":null,"env":"dev","jenkins":null,"reasons":["source environment runs exactly this release: environment `dev` has no `promote_from`; it is not a promotion target"],"source_env":"","version":"1.0.0"}"#;
+        let event = Event::from_json(EntryKind::GateRefused, text).unwrap();
+        let Event::GateRefused(refused) = &event else {
+            panic!("not a refusal");
+        };
+        assert_eq!(refused.source_env, None);
+        assert_eq!(event.to_json().unwrap(), text);
+        let named = text.replace(r#""source_env":"""#, r#""source_env":"staging""#);
+        let Event::GateRefused(refused) = Event::from_json(EntryKind::GateRefused, &named).unwrap()
+        else {
+            panic!("not a refusal");
+        };
+        assert_eq!(
+            refused.source_env.as_ref().map(EnvName::as_str),
+            Some("staging")
+        );
+        let bad = text.replace(r#""source_env":"""#, r#""source_env":"Dev""#);
+        assert!(Event::from_json(EntryKind::GateRefused, &bad).is_err());
     }
 }

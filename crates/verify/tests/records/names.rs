@@ -1,4 +1,4 @@
-use verify::{EnvName, NameError, Version, VersionPattern};
+use verify::{EnvName, NameError, ServiceName, Version, VersionPattern};
 
 #[test]
 fn versions_outside_the_docker_tag_grammar_are_refused() {
@@ -97,4 +97,30 @@ fn env_names_are_lowercase_identifiers() {
         let err = EnvName::parse(bad).expect_err(bad);
         assert!(matches!(err, NameError::Env { .. }), "{bad:?}: {err:?}");
     }
+}
+
+#[test]
+fn service_names_are_the_config_keys_grammar_and_deserialize_through_validation() {
+    let longest = "a".repeat(63);
+    for good in ["api", "worker-2", "0", "a_b", longest.as_str()] {
+        assert_eq!(ServiceName::parse(good).unwrap().as_str(), good);
+    }
+    let too_long = "a".repeat(64);
+    for bad in [
+        "",
+        "Api",
+        "-api",
+        "api.v2",
+        "../worker",
+        "a/b",
+        too_long.as_str(),
+    ] {
+        let err = ServiceName::parse(bad).expect_err(bad);
+        assert!(matches!(err, NameError::Service { .. }), "{bad:?}: {err:?}");
+        assert!(!err.hint().is_empty());
+    }
+    let name: ServiceName = serde_json::from_str(r#""api""#).unwrap();
+    assert_eq!(serde_json::to_string(&name).unwrap(), r#""api""#);
+    let err = serde_json::from_str::<ServiceName>(r#""../api""#).unwrap_err();
+    assert!(err.to_string().contains("invalid service name"), "{err}");
 }

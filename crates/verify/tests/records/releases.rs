@@ -276,7 +276,7 @@ fn env_pointers_round_trip_atomically_under_their_lock() {
     let pointer = EnvPointer {
         env: dev.clone(),
         version: version("1.2.0"),
-        digests: [("api".to_owned(), digest("api@b1"))].into(),
+        digests: [(verify::ServiceName::parse("api").unwrap(), digest("api@b1"))].into(),
         updated: OffsetDateTime::now_utc(),
         actor: "jenkins".into(),
     };

@@ -48,7 +48,7 @@ pub fn manifest(v: &str, services: &[(&str, &str)]) -> ReleaseManifest {
                     digest: digest(&format!("{name}@{seed}")),
                     platform: Some("linux/amd64".into()),
                 };
-                (name.to_owned(), image)
+                (verify::ServiceName::parse(name).unwrap(), image)
             })
             .collect::<BTreeMap<_, _>>(),
     }
