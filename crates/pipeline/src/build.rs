@@ -133,18 +133,20 @@ pub fn missing_inputs(
             continue;
         }
         for secret in &service.secrets {
-            match (&secret.env, &secret.file) {
-                (Some(var), _) if !is_set(var) => secrets.push(format!(
-                    "service `{name}`: build secret `{}` reads environment variable {var}, which is not set",
-                    secret.id
-                )),
-                (None, Some(file)) if !config.resolve(file).is_file() => secrets.push(format!(
-                    "service `{name}`: build secret `{}` reads {}, which does not exist",
-                    secret.id,
-                    config.resolve(file).display()
-                )),
-                _ => {}
-            }
+            let missing = match (&secret.env, &secret.file) {
+                (Some(var), _) if !is_set(var) => {
+                    format!("reads environment variable {var}, which is not set")
+                }
+                (None, Some(file)) => match config.resolve(file) {
+                    path if path.is_file() => continue,
+                    path => format!("reads {}, which does not exist", path.display()),
+                },
+                _ => continue,
+            };
+            secrets.push(format!(
+                "service `{name}`: build secret `{}` {missing}",
+                secret.id
+            ));
         }
     }
     // The hint speaks of what is missing: a Dockerfile, a secret, or both.
