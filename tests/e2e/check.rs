@@ -285,36 +285,50 @@ retry_interval = "500ms"
     );
 }
 
+/// Asserts that every failing check of `report` gave up at its 4 s deadline, not before
+/// and not much later, after more than one attempt.
+#[track_caller]
+fn assert_failed_at_the_deadline(report: &Value) {
+    for c in report["checks"].as_array().unwrap() {
+        if c["passed"] == false {
+            let s = c["seconds"].as_f64().unwrap();
+            assert!((4.0..6.0).contains(&s), "{} took {s}s", c["name"]);
+            assert!(c["attempts"].as_array().unwrap().len() > 1, "{c:#}");
+        }
+    }
+}
+
+/// A check's failure message, asserting that it failed.
+#[track_caller]
+fn failure_of(report: &Value, name: &str) -> String {
+    let c = check_by_name(report, name);
+    assert_eq!(c["passed"], false, "{c:#}");
+    c["message"].as_str().unwrap().to_owned()
+}
+
 #[test]
-fn each_broken_expectation_fails_as_its_own_case_at_its_deadline() {
+fn each_broken_http_expectation_fails_as_its_own_case_at_its_deadline_side_by_side() {
     let bed = Testbed::up();
-    let stack = bed.unique("check-bad");
+    let stack = bed.unique("check-http");
     let image = bed.push_demo_image("e2e/check-demo", "1.0.0", &[("SERVICE", "web")]);
     let digest = image.split_once('@').unwrap().1.to_owned();
-    let (web, sick, slow, cache) = (free_port(), free_port(), free_port(), free_port());
-    let services = ["web", "sick", "ill", "slow", "drift", "cache"];
-    let live = |cache_port: Option<u16>| {
-        stack_file(&[
+    let (web, sick, slow) = (free_port(), free_port(), free_port());
+    let mut project = Project::new();
+    project.write(
+        "stack.yml",
+        &stack_file(&[
             ("web", service(&image, Some(web), &[])),
             // Answers 503; its healthcheck is off so Swarm leaves it running.
             (
                 "sick",
                 no_healthcheck(service(&image, Some(sick), &[("DEMO_UNHEALTHY", "1")])),
             ),
-            ("ill", service(&image, None, &[("DEMO_UNHEALTHY", "1")])),
             (
                 "slow",
                 service(&image, Some(slow), &[("DEMO_SLOW_MS", "600")]),
             ),
-            ("drift", service(&image, None, &[])),
-            ("cache", service(&image, cache_port, &[])),
-        ])
-    };
-    let mut project = Project::new();
-    // Swarm runs `cache` with a published port; the config's stack file has none (config
-    // validation would refuse it): the check must read the live service.
-    project.write("live.yml", &live(Some(cache)));
-    project.write("stack.yml", &live(None));
+        ]),
+    );
     let checks = format!(
         r#"[[environments.e2e.checks]]
 kind = "http"
@@ -344,34 +358,15 @@ max_latency = "200ms"
 timeout = "2s"
 retry_interval = "500ms"
 deadline = "4s"
-
-[[environments.e2e.checks]]
-kind = "swarm"
-services = ["drift", "cache", "web", "ill"]
-retry_interval = "500ms"
-deadline = "4s"
 "#
     );
     project.write(
         "release.toml",
-        &config(&stack, &services, &["cache"], &checks),
+        &config(&stack, &["web", "sick", "slow"], &[], &checks),
     );
-    let foreign = Digest::of(b"some other build").as_str().to_owned();
-    record_env(
-        &project,
-        &[
-            ("web", &digest),
-            ("ill", &digest),
-            ("drift", &foreign),
-            ("cache", &digest),
-        ],
-    );
-    project.docker_stack_deploy(&stack, "live.yml");
-    wait_running(
-        &stack,
-        &["web", "slow", "drift", "cache"],
-        &[web, sick, slow, cache],
-    );
+    record_env(&project, &[("web", &digest)]);
+    project.docker_stack_deploy(&stack, "stack.yml");
+    wait_running(&stack, &["web", "slow"], &[web, sick, slow]);
 
     let junit = project.dir().join("check.xml");
     let started = Instant::now();
@@ -389,55 +384,19 @@ deadline = "4s"
     let elapsed = started.elapsed();
     run.expect_code(1);
     let report = run.json();
-    assert_eq!(report["failed"], 6, "{report:#}");
-    assert_eq!(report["passed"], 1, "{report:#}");
-
-    let message = |name: &str| {
-        let c = check_by_name(&report, name);
-        assert_eq!(c["passed"], false, "{c:#}");
-        c["message"].as_str().unwrap().to_owned()
-    };
+    assert_eq!(report["failed"], 3, "{report:#}");
+    assert_eq!(report["passed"], 0, "{report:#}");
     let has = |name: &str, needle: &str| {
-        let m = message(name);
+        let m = failure_of(&report, name);
         assert!(m.contains(needle), "{name}: {m:?} does not name {needle:?}");
     };
     has("web says hello", "body does not contain \"no-such-text\"");
     has("sick answers /health", "status 503, expected 200");
     has("slow answers fast", "over the 200ms budget");
-    // Swarm restarts an unhealthy task, so the last attempt sees it unhealthy, in its
-    // start period, or being replaced: each names the cause.
-    let ill = message("ill: desired replicas running, tasks healthy, on the recorded digest");
-    assert!(
-        ill.contains("unhealthy")
-            || ill.contains("health: starting")
-            || ill.contains("replicas running"),
-        "{ill}"
-    );
-    let drift = message("drift: desired replicas running, tasks healthy, on the recorded digest");
-    assert!(drift.contains("runs foreign digest"), "{drift}");
-    assert!(drift.contains(&foreign[..19]), "{drift}");
-    let cache_msg = message(
-        "cache: desired replicas running, tasks healthy, on the recorded digest, no published port",
-    );
-    assert!(
-        cache_msg.contains(&format!("internal service publishes port {cache}/tcp")),
-        "{cache_msg}"
-    );
-    let web_swarm = check_by_name(
-        &report,
-        "web: desired replicas running, tasks healthy, on the recorded digest",
-    );
-    assert_eq!(web_swarm["passed"], true, "{web_swarm:#}");
 
-    // Never passing, each failing check gives up at its 4 s deadline: not before, not
-    // much later; and they ran side by side, so the whole run takes about as long.
-    for c in report["checks"].as_array().unwrap() {
-        if c["passed"] == false {
-            let s = c["seconds"].as_f64().unwrap();
-            assert!((4.0..6.0).contains(&s), "{} took {s}s", c["name"]);
-            assert!(c["attempts"].as_array().unwrap().len() > 1, "{c:#}");
-        }
-    }
+    // Never passing, each gives up at its 4 s deadline; they ran side by side, so the
+    // whole run takes about as long as one.
+    assert_failed_at_the_deadline(&report);
     assert!(
         elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(6),
         "the run took {elapsed:?}"
@@ -465,6 +424,88 @@ deadline = "4s"
         "every attempt is listed: {sick_body}"
     );
     assert!(sick_body.contains("response excerpt"), "{sick_body}");
+}
+
+#[test]
+fn a_swarm_check_fails_each_service_unhealthy_on_a_foreign_digest_or_publishing_while_internal() {
+    let bed = Testbed::up();
+    let stack = bed.unique("check-swarm");
+    let image = bed.push_demo_image("e2e/check-demo", "1.0.0", &[("SERVICE", "web")]);
+    let digest = image.split_once('@').unwrap().1.to_owned();
+    let cache = free_port();
+    let services = ["web", "ill", "drift", "cache"];
+    let live = |cache_port: Option<u16>| {
+        stack_file(&[
+            ("web", service(&image, None, &[])),
+            ("ill", service(&image, None, &[("DEMO_UNHEALTHY", "1")])),
+            ("drift", service(&image, None, &[])),
+            ("cache", service(&image, cache_port, &[])),
+        ])
+    };
+    let mut project = Project::new();
+    // Swarm runs `cache` with a published port; the config's stack file has none (config
+    // validation would refuse it): the check must read the live service.
+    project.write("live.yml", &live(Some(cache)));
+    project.write("stack.yml", &live(None));
+    let checks = r#"[[environments.e2e.checks]]
+kind = "swarm"
+services = ["drift", "cache", "web", "ill"]
+retry_interval = "500ms"
+deadline = "4s"
+"#;
+    project.write(
+        "release.toml",
+        &config(&stack, &services, &["cache"], checks),
+    );
+    let foreign = Digest::of(b"some other build").as_str().to_owned();
+    record_env(
+        &project,
+        &[
+            ("web", &digest),
+            ("ill", &digest),
+            ("drift", &foreign),
+            ("cache", &digest),
+        ],
+    );
+    project.docker_stack_deploy(&stack, "live.yml");
+    wait_running(&stack, &["web", "drift", "cache"], &[cache]);
+
+    let run = bed.release(&project, ["--json", "check", "--env", "e2e"]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report["failed"], 3, "{report:#}");
+    assert_eq!(report["passed"], 1, "{report:#}");
+    let of = |service: &str, what: &str| {
+        failure_of(
+            &report,
+            &format!(
+                "{service}: desired replicas running, tasks healthy, on the recorded digest{what}"
+            ),
+        )
+    };
+    // Swarm restarts an unhealthy task, so the last attempt sees it unhealthy, in its
+    // start period, or being replaced: each names the cause.
+    let ill = of("ill", "");
+    assert!(
+        ill.contains("unhealthy")
+            || ill.contains("health: starting")
+            || ill.contains("replicas running"),
+        "{ill}"
+    );
+    let drift = of("drift", "");
+    assert!(drift.contains("runs foreign digest"), "{drift}");
+    assert!(drift.contains(&foreign[..19]), "{drift}");
+    let cache_msg = of("cache", ", no published port");
+    assert!(
+        cache_msg.contains(&format!("internal service publishes port {cache}/tcp")),
+        "{cache_msg}"
+    );
+    let web = check_by_name(
+        &report,
+        "web: desired replicas running, tasks healthy, on the recorded digest",
+    );
+    assert_eq!(web["passed"], true, "{web:#}");
+    assert_failed_at_the_deadline(&report);
 }
 
 #[test]

@@ -55,13 +55,9 @@ fn render_history(rows: &[Deployment]) -> String {
     if rows.is_empty() {
         return "no deployments recorded\n".to_owned();
     }
-    let mut table = vec![
-        [
-            "TIME", "ENV", "VERSION", "EVENT", "SERVICE", "DIGEST", "ACTOR", "APPROVER", "EVIDENCE",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
+    let mut table = vec![super::header(&[
+        "TIME", "ENV", "VERSION", "EVENT", "SERVICE", "DIGEST", "ACTOR", "APPROVER", "EVIDENCE",
+    ])];
     for d in rows {
         let time = d.time.format(&Rfc3339).unwrap_or_default();
         for (i, (service, digest)) in d.digests.iter().enumerate() {

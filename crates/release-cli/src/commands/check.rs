@@ -104,15 +104,9 @@ fn summary(report: &CheckReport, junit: Option<&Path>) -> String {
 }
 
 fn table(report: &CheckReport) -> String {
-    let mut rows = vec![vec![
-        "KIND".to_owned(),
-        "SERVICE".to_owned(),
-        "CHECK".to_owned(),
-        "RESULT".to_owned(),
-        "TIME".to_owned(),
-        "ATTEMPTS".to_owned(),
-        "DETAIL".to_owned(),
-    ]];
+    let mut rows = vec![super::header(&[
+        "KIND", "SERVICE", "CHECK", "RESULT", "TIME", "ATTEMPTS", "DETAIL",
+    ])];
     for c in &report.checks {
         let detail = match &c.message {
             Some(m) => m.clone(),

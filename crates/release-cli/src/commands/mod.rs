@@ -106,6 +106,11 @@ pub fn show<T: serde::Serialize>(
     Ok(())
 }
 
+/// A table's header row, for [`render_table`].
+pub fn header(columns: &[&str]) -> Vec<String> {
+    columns.iter().map(|c| (*c).to_owned()).collect()
+}
+
 /// Aligns rows into columns separated by two spaces, by display width (a CJK character
 /// takes two columns); the first row is the header.
 pub fn render_table(rows: &[Vec<String>]) -> String {

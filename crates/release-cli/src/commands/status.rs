@@ -29,11 +29,9 @@ pub async fn run(global: &Global, args: &StatusArgs) -> Result<Code, Failure> {
 }
 
 fn render_swarm(report: &SwarmStatus) -> String {
-    let mut table = vec![
-        ["SERVICE", "REPLICAS", "PINNED", "NODES", "IMAGE", "FLAGS"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
+    let mut table = vec![super::header(&[
+        "SERVICE", "REPLICAS", "PINNED", "NODES", "IMAGE", "FLAGS",
+    ])];
     for r in &report.services {
         let name = r
             .service
@@ -64,11 +62,13 @@ fn render_swarm(report: &SwarmStatus) -> String {
         "pinned and converged",
     ));
     out.push('\n');
-    let mut nodes = vec![
-        ["NODE", "STATE", "AVAILABILITY", "ROLE", "ADDRESS"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
+    let mut nodes = vec![super::header(&[
+        "NODE",
+        "STATE",
+        "AVAILABILITY",
+        "ROLE",
+        "ADDRESS",
+    ])];
     for n in &report.nodes {
         let role = if n.leader {
             format!("{} (leader)", n.role.as_str())
@@ -145,19 +145,15 @@ fn hosts(nodes: &[String]) -> String {
 
 fn render_compose(report: &ComposeStatus) -> String {
     let dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
-    let mut table = vec![
-        [
-            "SERVICE",
-            "CONTAINER",
-            "STATE",
-            "HEALTH",
-            "PINNED",
-            "IMAGE",
-            "FLAGS",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
+    let mut table = vec![super::header(&[
+        "SERVICE",
+        "CONTAINER",
+        "STATE",
+        "HEALTH",
+        "PINNED",
+        "IMAGE",
+        "FLAGS",
+    ])];
     for r in &report.containers {
         table.push(vec![
             dash(r.service.as_ref().map(verify::ServiceName::as_str)),
