@@ -1,6 +1,7 @@
 //! A promotion's gate: what it observes, its verdict, what a refusal records, and the
 //! signed verification summary of a passed one; [`run`] is the whole promotion. The deploy
-//! that follows a passed gate is [`crate::deploy::run`] with [`Gate::target`].
+//! that follows a passed gate is [`crate::deploy::run`] of a [`crate::deploy::Target::Promote`]:
+//! the gate's version and digests, with its approver and the evidence it accepted.
 //!
 //! The gate's conditions are decided in `verify::gate` from what is observed here: the
 //! records, the source environment's live services and the registry. Infrastructure

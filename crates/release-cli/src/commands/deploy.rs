@@ -48,7 +48,15 @@ pub async fn run_deploy(
     // The environment is checked before the state directory is opened.
     config.environment(options.env)?;
     let state = stage::state_dir(global, &config)?;
-    let deployed = execute(global, &config, &state, target, &deploy_options).await?;
+    // Progress on stderr, nothing on stdout: an error is a deploy that applied nothing, a
+    // failure after applying something is in the `Deployed`.
+    let progress = crate::progress::printer(global.quiet, Instant::now());
+    let deployed = pipeline::deploy::run(
+        &stage::of(&config, &state, &progress),
+        target,
+        &deploy_options,
+    )
+    .await?;
     write_outputs(global, options, &deployed)?;
     finish(deployed)
 }
@@ -61,21 +69,6 @@ pub fn deploy_options<'a>(options: &Options<'a>) -> Result<pipeline::deploy::Opt
         timeout: duration(options.timeout, "--timeout")?,
         lock_wait: duration(options.lock_timeout, "--lock-timeout")?,
     })
-}
-
-/// The deploy itself, of the config and state directory the command loaded, with progress
-/// on stderr and nothing on stdout: an error is a deploy that applied nothing, a failure
-/// after applying something is in the `Deployed`.
-pub async fn execute(
-    global: &Global,
-    config: &config::Config,
-    state: &verify::StateDir,
-    target: Target,
-    options: &pipeline::deploy::Options<'_>,
-) -> Result<Deployed, Failure> {
-    let progress = crate::progress::printer(global.quiet, Instant::now());
-    let on = stage::of(config, state, &progress);
-    Ok(pipeline::deploy::run(&on, target, options).await?)
 }
 
 /// The exit of a deploy whose report is printed: its failure, marked reported.
